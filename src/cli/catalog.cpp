@@ -1,0 +1,13 @@
+#include "cli/catalog.h"
+
+#include "cli/hello.h"
+
+namespace gantry::cli {
+
+std::vector<core::runtime::RoleInfo> catalog() {
+  std::vector<core::runtime::RoleInfo> roles;
+  roles.push_back(hello_role());
+  return roles;
+}
+
+}  // namespace gantry::cli

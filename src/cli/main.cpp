@@ -1,0 +1,268 @@
+// gantry: one binary, one subcommand per role, plus `up` to run several roles in one process.
+//
+// Exit status: 0 success; 1 a role failed at run time; 2 bad usage or configuration (unknown
+// flag, bad value in a flag, the environment or the TOML file: every problem is listed).
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/catalog.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/runtime.h"
+
+namespace {
+
+using namespace gantry;
+using namespace gantry::core;
+
+constexpr int kUsage = 2;
+
+// Settings every command shares: logging and the shutdown deadline.
+struct Globals {
+  log::Settings log;
+  std::chrono::milliseconds shutdown_timeout{30'000};
+};
+
+void bind_globals(config::Schema& s, Globals* g) {
+  log::bind(s, &g->log);
+  s.add("shutdown_timeout", &g->shutdown_timeout, "time allowed for a graceful stop after SIGTERM")
+      .env("SHUTDOWN_TIMEOUT")
+      .range(0, 3'600'000);
+}
+
+// The raw text of each flag the user gave, by config key, for config::Inputs::flags.
+struct FlagSet {
+  std::vector<std::pair<std::string, CLI::Option*>> options;
+  std::map<std::string, std::string> storage;
+
+  void add_all(CLI::App* app, const config::Schema& schema) {
+    for (auto& f : schema.fields()) {
+      std::string help = f->help();
+      if (!f->envs().empty()) {
+        help += " [env:";
+        for (auto& e : f->envs()) help += " " + e;
+        help += "]";
+      }
+      std::string def = f->is_secret() ? config::mask(f->default_text()) : f->default_text();
+      if (!def.empty()) help += " (default: " + def + ")";
+      std::string& slot = storage[f->key()];
+      CLI::Option* o = app->add_option("--" + f->flag_name(), slot, help)->type_name(std::string(f->type_name()));
+      if (f->is_bool()) o->expected(0, 1);  // `--access-log` alone means true
+      options.emplace_back(f->key(), o);
+    }
+  }
+  std::map<std::string, std::string> given() const {
+    std::map<std::string, std::string> out;
+    for (auto& [key, opt] : options)
+      if (opt->count() > 0) out[key] = storage.at(key).empty() && opt->get_type_name() == "BOOL" ? "true" : storage.at(key);
+    return out;
+  }
+};
+
+int config_errors(std::string_view command, const std::vector<Status>& statuses) {
+  bool any = false;
+  for (auto& s : statuses) {
+    if (s.is_ok()) continue;
+    if (!any) std::fprintf(stderr, "gantry %.*s: invalid configuration:\n", int(command.size()), command.data());
+    any = true;
+    std::string msg(s.message());
+    size_t start = 0;
+    while (start <= msg.size()) {
+      size_t nl = msg.find('\n', start);
+      std::fprintf(stderr, "  - %s\n", msg.substr(start, nl - start).c_str());
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+  }
+  return any ? kUsage : 0;
+}
+
+int run_roles(std::vector<std::unique_ptr<runtime::RoleFactory>>& factories, const Globals& g, bool announce) {
+  if (Status s = log::init(g.log); !s.is_ok()) {
+    std::fprintf(stderr, "gantry: %s\n", s.to_string().c_str());
+    return kUsage;
+  }
+  metrics::register_process_metrics(metrics::Registry::global());
+  runtime::Runtime rt;
+  for (auto& f : factories) {
+    auto role = f->build();
+    if (!role.is_ok()) {
+      std::fprintf(stderr, "gantry: %s\n", role.status().to_string().c_str());
+      return kUsage;
+    }
+    rt.add(std::move(*role));
+  }
+  if (Status s = rt.start(); !s.is_ok()) {
+    std::fprintf(stderr, "gantry: %s\n", s.to_string().c_str());
+    log::shutdown();
+    return 1;
+  }
+  if (announce) {
+    std::printf("gantry up: %zu role(s) running; Ctrl-C stops\n", rt.roles().size());
+    for (auto& r : rt.roles())
+      for (auto& [what, url] : r->endpoints())
+        std::printf("  %-14s %-6s %s\n", std::string(r->name()).c_str(), what.c_str(), url.c_str());
+    std::fflush(stdout);
+  }
+  log::Logger lg("gantry");
+  for (auto& r : rt.roles())
+    for (auto& [what, url] : r->endpoints()) lg.info("listening", {{"role", r->name()}, {"what", what}, {"url", url}});
+  int rc = rt.wait_and_stop(g.shutdown_timeout);
+  log::shutdown();
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  runtime::Runtime::block_signals();
+  auto catalog = cli::catalog();
+
+  CLI::App app{"gantry: one binary running the fleet, orchestrator, telemetry, trades and cluster roles.\n"
+               "Each role is a subcommand; `gantry up --roles a,b` runs several in one process.\n"
+               "Settings: flag > environment > TOML file (--config) > default; --print-config shows them."};
+  app.name("gantry");
+  app.set_version_flag("--version", std::string("gantry ") + GANTRY_VERSION);
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+
+  Globals globals;
+  config::Schema global_schema("");
+  bind_globals(global_schema, &globals);
+
+  // One subcommand per role.
+  struct RoleCmd {
+    const runtime::RoleInfo* info;
+    CLI::App* app;
+    std::unique_ptr<runtime::RoleFactory> factory;
+    std::unique_ptr<config::Schema> schema;
+    FlagSet role_flags, global_flags;
+    std::string file;
+    bool print = false;
+  };
+  std::vector<std::unique_ptr<RoleCmd>> cmds;
+  for (auto& info : catalog) {
+    auto c = std::make_unique<RoleCmd>();
+    c->info = &info;
+    c->app = app.add_subcommand(info.name, info.summary);
+    c->factory = info.factory();
+    c->schema = std::make_unique<config::Schema>(info.name);
+    c->factory->bind(*c->schema);
+    c->app->add_option("--config", c->file, "TOML file; this role reads its [" + info.name + "] table")
+        ->check(CLI::ExistingFile);
+    c->app->add_flag("--print-config", c->print, "print the effective settings and their sources, then exit");
+    c->role_flags.add_all(c->app, *c->schema);
+    c->global_flags.add_all(c->app, global_schema);
+    cmds.push_back(std::move(c));
+  }
+
+  // gantry up
+  std::vector<std::string> up_roles, up_sets;
+  std::string up_file;
+  bool up_print = false;
+  FlagSet up_globals;
+  std::string known;
+  for (auto& info : catalog) known += (known.empty() ? "" : ", ") + info.name;
+  CLI::App* up = app.add_subcommand("up", "run several roles in one process; each gets a free port unless set");
+  up->add_option("--roles", up_roles, "roles to run, comma-separated (" + known + ")")
+      ->required()->delimiter(',');
+  up->add_option("--config", up_file, "TOML file with one [role] table per role")->check(CLI::ExistingFile);
+  up->add_option("--set", up_sets, "override a role setting: role.key=value (repeatable)");
+  up->add_flag("--print-config", up_print, "print the effective settings of every role, then exit");
+  up_globals.add_all(up, global_schema);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kUsage;
+  }
+
+  for (auto& c : cmds) {
+    if (!c->app->parsed()) continue;
+    config::Inputs in;
+    in.file = c->file;
+    in.flags = c->global_flags.given();
+    Status gs = global_schema.load(in);
+    in.flags = c->role_flags.given();
+    Status rs = c->schema->load(in);
+    if (int rc = config_errors(c->info->name, {gs, rs})) return rc;
+    if (c->print) {
+      std::cout << global_schema.print() << "\n" << c->schema->print();
+      return 0;
+    }
+    std::vector<std::unique_ptr<runtime::RoleFactory>> fs;
+    fs.push_back(std::move(c->factory));
+    return run_roles(fs, globals, false);
+  }
+
+  // up
+  std::vector<std::unique_ptr<runtime::RoleFactory>> factories;
+  std::vector<std::unique_ptr<config::Schema>> schemas;
+  std::vector<Status> statuses;
+  config::Inputs gin;
+  gin.file = up_file;
+  gin.flags = up_globals.given();
+  statuses.push_back(global_schema.load(gin));
+  std::set<std::string> seen;
+  for (auto& name : up_roles) {
+    const runtime::RoleInfo* info = nullptr;
+    for (auto& i : catalog)
+      if (i.name == name) info = &i;
+    if (!info) {
+      statuses.push_back(invalid_argument("--roles: unknown role '" + name + "' (known: " + known + ")"));
+      continue;
+    }
+    if (!seen.insert(name).second) {
+      statuses.push_back(invalid_argument("--roles: '" + name + "' given twice"));
+      continue;
+    }
+    auto f = info->factory();
+    auto schema = std::make_unique<config::Schema>(name);
+    f->bind(*schema);
+    config::Inputs in;
+    in.file = up_file;
+    for (auto& s : up_sets) {
+      auto dot = s.find('.'), eq = s.find('=');
+      if (dot == std::string::npos || eq == std::string::npos || eq < dot) {
+        statuses.push_back(invalid_argument("--set '" + s + "': expected role.key=value"));
+        continue;
+      }
+      if (s.substr(0, dot) != name) continue;
+      std::string key = s.substr(dot + 1, eq - dot - 1);
+      if (!schema->find(key)) {
+        statuses.push_back(invalid_argument("--set '" + s + "': role " + name + " has no setting '" + key + "'"));
+        continue;
+      }
+      in.flags[key] = s.substr(eq + 1);
+    }
+    Status st = schema->load(in);
+    // Roles share one host here, and their default ports collide: a port nobody chose becomes
+    // "any free port".
+    if (st.is_ok())
+      if (const config::Field* port = schema->find("port"); port && port->source() == config::Source::kDefault) {
+        in.flags["port"] = "0";
+        st = schema->load(in);
+      }
+    statuses.push_back(std::move(st));
+    factories.push_back(std::move(f));
+    schemas.push_back(std::move(schema));
+  }
+  for (auto& s : up_sets) {
+    auto dot = s.find('.');
+    if (dot != std::string::npos && !seen.count(s.substr(0, dot)) && s.find('=') != std::string::npos)
+      statuses.push_back(invalid_argument("--set '" + s + "': role '" + s.substr(0, dot) + "' is not in --roles"));
+  }
+  if (int rc = config_errors("up", statuses)) return rc;
+  if (up_print) {
+    std::cout << global_schema.print();
+    for (auto& s : schemas) std::cout << "\n" << s->print();
+    return 0;
+  }
+  return run_roles(factories, globals, true);
+}

@@ -1,0 +1,344 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace gantry::core::config {
+
+std::string_view source_name(Source s) {
+  switch (s) {
+    case Source::kDefault: return "default";
+    case Source::kFile: return "file";
+    case Source::kEnv: return "env";
+    case Source::kFlag: return "flag";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+template <class Int>
+std::optional<std::string> parse_int(std::string_view text, Int* out) {
+  text = trim(text);
+  Int v{};
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec == std::errc::result_out_of_range) return "'" + std::string(text) + "' is out of range";
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty())
+    return "'" + std::string(text) + "' is not an integer";
+  *out = v;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> parse(std::string_view text, std::string* out) {
+  *out = std::string(text);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse(std::string_view text, bool* out) {
+  std::string t(trim(text));
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t == "true" || t == "1" || t == "yes" || t == "on") { *out = true; return std::nullopt; }
+  if (t == "false" || t == "0" || t == "no" || t == "off") { *out = false; return std::nullopt; }
+  return "'" + std::string(text) + "' is not a boolean (true/false)";
+}
+
+std::optional<std::string> parse(std::string_view text, int* out) { return parse_int(text, out); }
+std::optional<std::string> parse(std::string_view text, int64_t* out) { return parse_int(text, out); }
+std::optional<std::string> parse(std::string_view text, uint16_t* out) {
+  int64_t v = 0;
+  if (auto e = parse_int(text, &v)) return e;
+  if (v < 0 || v > 65535) return "'" + std::string(trim(text)) + "' is not a port (0..65535)";
+  *out = static_cast<uint16_t>(v);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse(std::string_view text, double* out) {
+  std::string t(trim(text));
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || end != t.c_str() + t.size() || errno == ERANGE || !std::isfinite(v))
+    return "'" + t + "' is not a number";
+  *out = v;
+  return std::nullopt;
+}
+
+std::optional<std::string> parse(std::string_view text, std::chrono::milliseconds* out) {
+  std::string t(trim(text));
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || end == t.c_str() || errno == ERANGE || !std::isfinite(v))
+    return "'" + t + "' is not a duration (e.g. 5, 5s, 250ms, 1m, 2h)";
+  std::string_view unit = trim(std::string_view(end));
+  double ms_per = 0;
+  if (unit.empty() || unit == "s") ms_per = 1000;  // a bare number is seconds, as the originals read it
+  else if (unit == "ms") ms_per = 1;
+  else if (unit == "us" || unit == "µs") ms_per = 0.001;
+  else if (unit == "ns") ms_per = 0.000001;
+  else if (unit == "m" || unit == "min") ms_per = 60'000;
+  else if (unit == "h") ms_per = 3'600'000;
+  else return "'" + t + "' has an unknown duration unit (use ms, s, m or h)";
+  if (v < 0) return "'" + t + "' is negative";
+  double ms = v * ms_per;
+  if (ms > 1e15) return "'" + t + "' is out of range";
+  *out = std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
+  return std::nullopt;
+}
+
+std::optional<std::string> parse(std::string_view text, std::vector<std::string>* out) {
+  std::vector<std::string> items;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  *out = std::move(items);
+  return std::nullopt;
+}
+
+std::string format(const std::string& v) { return v; }
+std::string format(bool v) { return v ? "true" : "false"; }
+std::string format(int v) { return std::to_string(v); }
+std::string format(int64_t v) { return std::to_string(v); }
+std::string format(uint16_t v) { return std::to_string(v); }
+std::string format(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+std::string format(std::chrono::milliseconds v) {
+  int64_t ms = v.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+std::string format(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
+  return s;
+}
+
+std::string mask(std::string_view secret) { return secret.empty() ? std::string() : std::string("****"); }
+
+Field& Field::range(double lo, double hi) {
+  auto numeric = numeric_;
+  rules_.push_back([numeric, lo, hi]() -> std::optional<std::string> {
+    if (!numeric) return std::nullopt;
+    double v = numeric();
+    if (v < lo || v > hi) {
+      std::ostringstream o;
+      o << "must be between " << lo << " and " << hi;
+      return o.str();
+    }
+    return std::nullopt;
+  });
+  return *this;
+}
+
+Field& Field::one_of(std::vector<std::string> allowed) {
+  auto fmt = format_;
+  rules_.push_back([fmt, allowed]() -> std::optional<std::string> {
+    std::string v = fmt();
+    if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return std::nullopt;
+    return "must be one of " + config::format(allowed);
+  });
+  return *this;
+}
+
+Field& Schema::new_field(std::string key, std::string help) {
+  auto f = std::unique_ptr<Field>(new Field());
+  f->flag_ = key;
+  std::replace(f->flag_.begin(), f->flag_.end(), '_', '-');
+  std::replace(f->flag_.begin(), f->flag_.end(), '.', '-');
+  f->key_ = std::move(key);
+  f->help_ = std::move(help);
+  fields_.push_back(std::move(f));
+  return *fields_.back();
+}
+
+const Field* Schema::find(std::string_view key) const {
+  for (auto& f : fields_)
+    if (f->key_ == key) return f.get();
+  return nullptr;
+}
+
+namespace {
+
+// Flattens a TOML table into dotted keys with their values as text.
+void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out,
+             std::vector<std::string>& errors) {
+  for (auto&& [k, node] : t) {
+    std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (auto* sub = node.as_table()) {
+      flatten(*sub, key, out, errors);
+    } else if (auto* arr = node.as_array()) {
+      std::string joined;
+      for (size_t i = 0; i < arr->size(); ++i) {
+        auto& e = (*arr)[i];
+        std::string item;
+        if (auto s = e.value<std::string>()) item = *s;
+        else if (auto n = e.value<int64_t>()) item = std::to_string(*n);
+        else { errors.push_back(key + ": list items must be strings or integers"); continue; }
+        joined += (i ? "," : "") + item;
+      }
+      out[key] = joined;
+    } else if (auto s = node.value_exact<std::string>()) {
+      out[key] = *s;
+    } else if (auto b = node.value_exact<bool>()) {
+      out[key] = *b ? "true" : "false";
+    } else if (auto i = node.value_exact<int64_t>()) {
+      out[key] = std::to_string(*i);
+    } else if (auto d = node.value_exact<double>()) {
+      out[key] = format(*d);
+    } else {
+      errors.push_back(key + ": unsupported TOML value type");
+    }
+  }
+}
+
+}  // namespace
+
+Status Schema::load(const Inputs& in) {
+  std::vector<std::string> errors;
+  std::map<std::string, std::string> file_values;
+  std::string where_file;
+
+  if (!in.file.empty()) {
+    where_file = in.file;
+    toml::table parsed;
+    bool parsed_ok = true;
+    try {
+      parsed = toml::parse_file(in.file);
+    } catch (const toml::parse_error& err) {
+      parsed_ok = false;
+      std::ostringstream o;
+      o << in.file << ":" << err.source().begin.line << ":" << err.source().begin.column << ": "
+        << err.description();
+      errors.push_back(o.str());
+    }
+    if (parsed_ok) {
+      const toml::table& root = parsed;
+      const toml::table* section = &root;
+      if (!section_.empty()) section = root[section_].as_table();
+      if (section) {
+        std::map<std::string, std::string> all;
+        // At the top level only plain values belong to this schema; tables are other sections.
+        if (section_.empty()) {
+          for (auto&& [k, node] : root)
+            if (!node.is_table()) {
+              toml::table single;
+              single.insert(k, node);
+              flatten(single, "", all, errors);
+            }
+        } else {
+          flatten(*section, "", all, errors);
+        }
+        for (auto& [k, v] : all) {
+          if (!find(k)) {
+            errors.push_back(where_file + ": unknown key '" + (section_.empty() ? k : section_ + "." + k) + "'");
+          } else {
+            file_values[k] = v;
+          }
+        }
+      }
+    }
+  }
+
+  auto getenv = in.env ? in.env : [](const std::string& n) -> std::optional<std::string> {
+    const char* v = std::getenv(n.c_str());
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+
+  for (auto& f : fields_) f->save_();
+  for (auto& f : fields_) {
+    std::optional<std::string> text;
+    std::string origin;
+    Source src = Source::kDefault;
+    if (auto it = in.flags.find(f->key_); it != in.flags.end()) {
+      text = it->second, src = Source::kFlag, origin = "flag --" + f->flag_;
+    } else {
+      for (auto& e : f->envs_)
+        if (auto v = getenv(e)) { text = *v, src = Source::kEnv, origin = "env " + e; break; }
+      if (!text) {
+        if (auto it2 = file_values.find(f->key_); it2 != file_values.end())
+          text = it2->second, src = Source::kFile, origin = where_file;
+      }
+    }
+    std::string name = section_.empty() ? f->key_ : section_ + "." + f->key_;
+    if (text) {
+      if (auto err = f->parse_(*text)) {
+        // A secret's text never reaches a message.
+        errors.push_back(name + ": " + (f->secret_ ? std::string("invalid value") : *err) + " (from " + origin + ")");
+        continue;
+      }
+      f->source_ = src;
+    }
+    for (auto& rule : f->rules_) {
+      if (auto err = rule()) {
+        errors.push_back(name + ": " + (f->secret_ ? "****" : f->format_()) + " " + *err +
+                         (origin.empty() ? "" : " (from " + origin + ")"));
+        break;
+      }
+    }
+  }
+
+  if (!errors.empty()) {
+    for (auto& f : fields_) {
+      f->restore_();
+      f->source_ = Source::kDefault;
+    }
+    std::string msg;
+    for (auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
+    return Status(Code::kInvalidArgument, std::move(msg));
+  }
+  return {};
+}
+
+std::string Schema::print() const {
+  std::ostringstream o;
+  if (!section_.empty()) o << "[" << section_ << "]\n";
+  for (auto& f : fields_) {
+    std::string v = f->secret_ ? mask(f->format_()) : f->format_();
+    std::string shown;
+    if (f->numeric_ && !f->format_().empty() && f->format_().find_first_not_of("0123456789.-") == std::string::npos)
+      shown = v;  // plain numbers print bare
+    else if (f->is_bool_)
+      shown = v;
+    else {
+      shown = "\"";
+      for (char c : v) {
+        if (c == '"' || c == '\\') shown += '\\';
+        shown += c;
+      }
+      shown += "\"";
+    }
+    o << f->key_ << " = " << shown << "  # " << source_name(f->source_);
+    if (!f->envs_.empty()) {
+      o << "; env";
+      for (auto& e : f->envs_) o << " " << e;
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace gantry::core::config

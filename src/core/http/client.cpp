@@ -1,0 +1,148 @@
+#include "core/http/client.h"
+
+#include <curl/curl.h>
+#include <strings.h>
+
+#include <mutex>
+#include <vector>
+
+namespace gantry::core::http {
+
+namespace {
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+size_t on_body(char* p, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(p, size * n);
+  return size * n;
+}
+
+size_t on_header(char* p, size_t size, size_t n, void* user) {
+  auto* h = static_cast<Headers*>(user);
+  std::string_view line(p, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    h->clear();  // a new response (after a redirect or 100 Continue) starts over
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) return size * n;
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+    return s;
+  };
+  h->emplace_back(std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+  return size * n;
+}
+
+Code code_for(CURLcode c) {
+  switch (c) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return Code::kInvalidArgument;
+    case CURLE_OPERATION_TIMEDOUT: return Code::kDeadlineExceeded;
+    default: return Code::kUnavailable;
+  }
+}
+
+}  // namespace
+
+std::string_view ClientResponse::header(std::string_view name) const {
+  for (auto& [k, v] : headers)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  return {};
+}
+
+struct Client::Pool {
+  std::mutex mu;
+  std::vector<CURL*> idle;
+  ~Pool() {
+    for (CURL* c : idle) curl_easy_cleanup(c);
+  }
+};
+
+Client::Client(ClientOptions o) : opts_(std::move(o)), pool_(std::make_unique<Pool>()) {
+  static CurlGlobal global;
+}
+
+Client::~Client() = default;
+
+Result<ClientResponse> Client::send(const ClientRequest& r) {
+  CURL* h = nullptr;
+  {
+    std::lock_guard lock(pool_->mu);
+    if (!pool_->idle.empty()) {
+      h = pool_->idle.back();
+      pool_->idle.pop_back();
+    }
+  }
+  if (!h) h = curl_easy_init();
+  if (!h) return Status(Code::kInternal, "curl_easy_init failed", "http.client");
+  curl_easy_reset(h);  // keeps the handle's live connections, clears the options
+
+  ClientResponse resp;
+  curl_slist* hdrs = nullptr;
+  for (auto& [k, v] : r.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  // libcurl would otherwise wait up to a second for "100 Continue" before sending a body.
+  hdrs = curl_slist_append(hdrs, "Expect:");
+
+  curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, opts_.user_agent.c_str());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>((r.timeout ? *r.timeout : opts_.timeout).count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
+  curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());  // "" disables proxies, including env ones
+  switch (r.method) {
+    case Method::kGet: break;
+    case Method::kHead: curl_easy_setopt(h, CURLOPT_NOBODY, 1L); break;
+    case Method::kPost:
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      break;
+    default:
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, std::string(method_name(r.method)).c_str());
+      if (!r.body.empty() || r.method == Method::kPut || r.method == Method::kPatch) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      }
+  }
+
+  CURLcode rc = curl_easy_perform(h);
+  curl_slist_free_all(hdrs);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  {
+    std::lock_guard lock(pool_->mu);
+    if (static_cast<int>(pool_->idle.size()) < opts_.max_pooled_handles) {
+      pool_->idle.push_back(h);
+      h = nullptr;
+    }
+  }
+  if (h) curl_easy_cleanup(h);
+  if (rc != CURLE_OK)
+    return Status(code_for(rc), std::string(curl_easy_strerror(rc)) + " (" + std::string(method_name(r.method)) + " " + r.url + ")",
+                  "http.client");
+  resp.status = static_cast<int>(status);
+  return resp;
+}
+
+Result<ClientResponse> Client::get(std::string url, Headers h) {
+  return send(ClientRequest{Method::kGet, std::move(url), std::move(h), {}, std::nullopt, {}});
+}
+
+Result<ClientResponse> Client::post(std::string url, std::string body, Headers h) {
+  bool has_type = false;
+  for (auto& [k, v] : h)
+    if (strcasecmp(k.c_str(), "Content-Type") == 0) has_type = true;
+  if (!has_type) h.emplace_back("Content-Type", "application/json");
+  return send(ClientRequest{Method::kPost, std::move(url), std::move(h), std::move(body), std::nullopt, {}});
+}
+
+}  // namespace gantry::core::http

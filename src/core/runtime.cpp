@@ -1,0 +1,138 @@
+#include "core/runtime.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace gantry::core::runtime {
+
+namespace {
+const log::Logger lg("runtime");
+}
+
+void add_admin_routes(http::Router& r, std::function<bool()> ready) {
+  if (!r.has(http::Method::kGet, "/health"))
+    r.get("/health", [](const http::Request&, http::Response& resp) { resp.json(200, R"({"status":"healthy"})"); });
+  if (!r.has(http::Method::kGet, "/ready"))
+    r.get("/ready", [ready](const http::Request&, http::Response& resp) {
+      if (!ready || ready()) resp.json(200, R"({"status":"ready"})");
+      else resp.json(503, R"({"status":"not ready"})");
+    });
+  if (!r.has(http::Method::kGet, "/metrics"))
+    r.get("/metrics", [](const http::Request&, http::Response& resp) {
+      resp.status = 200;
+      resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      resp.body = metrics::Registry::global().expose();
+    });
+}
+
+HttpRole::HttpRole(std::string name, http::ServerOptions opts)
+    : name_(std::move(name)), opts_(std::move(opts)), router_(std::make_shared<http::Router>()) {
+  opts_.name = name_;
+}
+
+Status HttpRole::start() {
+  add_admin_routes(*router_, [this] { return ready(); });
+  GANTRY_RETURN_IF_ERROR(on_start());
+  server_ = std::make_unique<http::Server>(opts_, router_);
+  Status s = server_->start();
+  if (!s.is_ok()) {
+    on_stop(std::chrono::milliseconds(1000));
+    server_.reset();
+    return s.within(name_);
+  }
+  return {};
+}
+
+void HttpRole::stop(std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  if (server_) server_->stop(deadline);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  on_stop(std::max(left, std::chrono::milliseconds(0)));
+}
+
+Endpoints HttpRole::endpoints() const {
+  if (!server_) return {};
+  std::string host = opts_.address == "0.0.0.0" ? "127.0.0.1" : opts_.address;
+  return {{"http", "http://" + host + ":" + std::to_string(server_->port())}};
+}
+
+void Runtime::block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write is an error code, not a death
+}
+
+Status Runtime::start() {
+  for (auto& r : roles_) {
+    Status s = r->start();
+    if (!s.is_ok()) {
+      lg.error("role failed to start", {{"failed", r->name()}, {"error", s.to_string()}});
+      stop(std::chrono::milliseconds(5000));
+      return s;
+    }
+    ++started_;
+    lg.info("role started", {{"name", r->name()}});
+  }
+  return {};
+}
+
+void Runtime::stop(std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (started_ > 0) {
+    auto& r = roles_[--started_];
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto t0 = std::chrono::steady_clock::now();
+    r->stop(std::max(left, std::chrono::milliseconds(0)));
+    lg.info("role stopped", {{"name", r->name()},
+                             {"took_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()}});
+  }
+}
+
+int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  while (!stop_requested_) {
+    timespec ts{0, 100'000'000};
+    int s = sigtimedwait(&set, nullptr, &ts);
+    if (s > 0) {
+      sig = s;
+      break;
+    }
+  }
+  lg.info("shutting down", {{"signal", sig ? strsignal(sig) : "requested"},
+                            {"deadline_ms", static_cast<long long>(deadline.count())}});
+
+  // A second signal means "now"; an overrun shutdown is cut short.
+  std::thread([set, deadline] {
+    timespec ts{};
+    auto limit = std::chrono::steady_clock::now() + deadline + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < limit) {
+      ts = {0, 100'000'000};
+      if (sigtimedwait(&set, nullptr, &ts) > 0) {
+        lg.warn("second signal: exiting without finishing shutdown");
+        log::shutdown();
+        _exit(130);
+      }
+    }
+    lg.error("shutdown overran its deadline; exiting");
+    log::shutdown();
+    _exit(1);
+  }).detach();
+
+  stop(deadline);
+  lg.info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace gantry::core::runtime
