@@ -89,6 +89,10 @@ Status init(const Settings& s) {
   return {};
 }
 
+void flush() {
+  if (auto* lg = g_logger.load(std::memory_order_acquire)) lg->flush();
+}
+
 void shutdown() {
   std::lock_guard lock(g_mu);
   if (auto* lg = g_logger.exchange(nullptr)) lg->flush();

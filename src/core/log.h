@@ -34,6 +34,8 @@ void bind(config::Schema& schema, Settings* s);
 // (Re)configures the process logger. Safe to call again; logs before the first call go to
 // stderr in console format at info level.
 Status init(const Settings& s);
+// Writes out everything logged so far.
+void flush();
 // Flushes and stops the background writer (at exit).
 void shutdown();
 

@@ -1,0 +1,125 @@
+// The binary as an operator meets it: help, usage errors, configuration errors, --print-config,
+// `gantry up`, /metrics accepted by promtool, graceful stop on SIGTERM.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <regex>
+
+#include "core/http/client.h"
+#include "process.h"
+
+namespace gantry::testing {
+namespace {
+
+using namespace std::chrono_literals;
+const std::string kBin = GANTRY_BINARY;
+
+TEST(Cli, HelpListsRoles) {
+  auto r = run({kBin, "--help"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("hello"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("up"), std::string::npos);
+  auto up = run({kBin, "up", "--help"});
+  EXPECT_EQ(up.status, 0);
+  EXPECT_NE(up.out.find("--roles"), std::string::npos) << up.out;
+  auto role = run({kBin, "hello", "--help"});
+  EXPECT_EQ(role.status, 0);
+  EXPECT_NE(role.out.find("[env: HELLO_PORT]"), std::string::npos) << role.out;
+}
+
+TEST(Cli, UnknownFlagOrSubcommandExits2) {
+  auto r = run({kBin, "hello", "--no-such-flag"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--no-such-flag"), std::string::npos) << r.err;
+  EXPECT_EQ(run({kBin, "frobnicate"}).status, 2);
+  EXPECT_EQ(run({kBin}).status, 2);
+  EXPECT_EQ(run({kBin, "up", "--roles", "nosuchrole"}).status, 2);
+}
+
+TEST(Cli, BadEnvironmentValuesAreAllReportedWithExit2) {
+  auto r = run({kBin, "hello"}, {{"HELLO_PORT", "http"}, {"LOG_LEVEL", "loud"}, {"HTTP_READ_TIMEOUT", "-5s"}});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("hello.port: 'http' is not an integer (from env HELLO_PORT)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("log_level: loud is not a log level"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hello.http_read_timeout: '-5s' is negative"), std::string::npos) << r.err;
+}
+
+TEST(Cli, PrintConfigShowsSourcesAndPrecedence) {
+  std::string file = ::testing::TempDir() + "/gantry_cli_test_" + std::to_string(::getpid()) + ".toml";
+  std::ofstream(file) << "log_level = \"debug\"\n[hello]\nport = 7001\nbody = \"from file\"\nhttp_threads = 3\n";
+  auto r = run({kBin, "hello", "--config", file, "--port", "7003", "--print-config"}, {{"HELLO_BODY", "from env"}});
+  std::remove(file.c_str());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("port = 7003  # flag"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("body = \"from env\"  # env"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("http_threads = 3  # file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("log_level = \"debug\"  # file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("http_max_body_bytes = 1048576  # default"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UnknownKeyInConfigFileExits2) {
+  std::string file = ::testing::TempDir() + "/gantry_cli_bad_" + std::to_string(::getpid()) + ".toml";
+  std::ofstream(file) << "[hello]\nprot = 7001\n";
+  auto r = run({kBin, "hello", "--config", file});
+  std::remove(file.c_str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("unknown key 'hello.prot'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {
+  Child up({kBin, "up", "--roles", "hello", "--set", "hello.body=demo"}, {{"LOG_FORMAT", "json"}});
+  std::string out = up.wait_for_output("http://", 10s);
+  ASSERT_FALSE(out.empty()) << "stdout: " << up.out() << "\nstderr: " << up.err();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(hello\s+http\s+(http://127\.0\.0\.1:(\d+)))"))) << out;
+  std::string base = m[1];
+  EXPECT_NE(m[2], "8090");  // up chose a free port instead of the default
+
+  core::http::Client c;
+  auto hello = c.get(base + "/");
+  ASSERT_TRUE(hello.is_ok()) << hello.status().to_string();
+  EXPECT_EQ(hello->body, "demo");
+  auto metrics = c.get(base + "/metrics");
+  ASSERT_TRUE(metrics.is_ok());
+  EXPECT_NE(metrics->body.find("http_requests_total{server=\"hello\",code=\"200\"} 1"), std::string::npos);
+  EXPECT_NE(metrics->body.find("process_resident_memory_bytes"), std::string::npos);
+
+  std::string mfile = ::testing::TempDir() + "/gantry_metrics_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(mfile) << metrics->body;
+  auto lint = run({"sh", "-c", "promtool check metrics < " + mfile});
+  std::remove(mfile.c_str());
+  EXPECT_EQ(lint.status, 0) << lint.out << lint.err;
+
+  up.signal(SIGTERM);
+  EXPECT_EQ(up.wait(10s), 0) << up.err();
+  EXPECT_NE(up.out().find("\"msg\":\"stopped cleanly\""), std::string::npos) << up.out();
+  EXPECT_NE(up.out().find("\"msg\":\"request\""), std::string::npos);  // JSON access log line
+}
+
+TEST(Cli, PortInUseOrBadAddressFailsAtStartWithClearMessage) {
+  // A port held by a socket without SO_REUSEPORT cannot be shared.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::string port = std::to_string(ntohs(a.sin_port));
+  auto r = run({kBin, "hello", "--address", "127.0.0.1", "--port", port});
+  ::close(fd);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + port + ": Address already in use"), std::string::npos) << r.err;
+
+  auto bad = run({kBin, "hello", "--address", "256.0.0.1"});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("bad listen address '256.0.0.1'"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace gantry::testing

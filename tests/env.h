@@ -1,0 +1,36 @@
+// Where the integration tests find the servers scripts/servers started.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace gantry::testing {
+
+// The value of a GANTRY_*_URL variable. Missing means the tests were run without servers,
+// which is a failure (never a skip): run them with `make test`, or after
+// `eval "$(scripts/servers start)"`.
+inline std::string server_url(const char* var) {
+  const char* v = std::getenv(var);
+  if (!v || !*v) {
+    ADD_FAILURE() << var << " is not set: start the servers with `eval \"$(scripts/servers start)\"` or run `make test`";
+    return {};
+  }
+  return v;
+}
+
+// host and port of scheme://[user[:pass]@]host:port[/...]
+inline std::pair<std::string, int> host_port(const std::string& url) {
+  auto start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  auto at = url.find('@', start);
+  auto slash = url.find('/', start);
+  if (at != std::string::npos && (slash == std::string::npos || at < slash)) start = at + 1;
+  auto end = url.find('/', start);
+  std::string hp = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  auto colon = hp.rfind(':');
+  return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
+}
+
+}  // namespace gantry::testing
