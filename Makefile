@@ -1,0 +1,29 @@
+# Thin wrappers over CMake presets and scripts/. See README.md.
+.PHONY: build test demo bench deps servers-start servers-stop clean asan tsan
+
+build:
+	bash scripts/install-deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+
+test:
+	bash scripts/test
+
+demo:
+	bash scripts/demo
+
+bench:
+	bash bench/run all
+
+deps:
+	bash scripts/install-deps
+
+asan:
+	cmake --preset asan >/dev/null && cmake --build --preset asan && ctest --preset asan -j2
+
+tsan:
+	cmake --preset tsan >/dev/null && cmake --build --preset tsan && ctest --preset tsan -j2
+
+clean:
+	bash scripts/servers clean || true
+	rm -rf build
