@@ -205,13 +205,40 @@ Family<Histogram>& Registry::histogram(std::string name, std::string help, std::
   return family<Histogram>(std::move(name), std::move(help), Type::kHistogram, std::move(labels), std::move(bounds));
 }
 
-void Registry::gauge_callback(std::string name, std::string help, std::function<double()> fn) {
+void Registry::add_callback(std::string name, std::string help, Type type, std::vector<std::string> labels,
+                            std::vector<std::string> values, std::function<double()> fn) {
+  if (labels.size() != values.size()) throw std::logic_error("metric " + name + ": label values do not match labels");
   std::lock_guard lock(mu_);
-  callbacks_[std::move(name)] = Callback{std::move(help), Type::kGauge, std::move(fn)};
+  if (families_.count(name)) throw std::logic_error("metric " + name + " is already a family");
+  auto& cb = callbacks_[name];
+  if (!cb.series.empty() && (cb.type != type || cb.labels != labels))
+    throw std::logic_error("metric " + name + " registered twice with different type or labels");
+  cb.help = std::move(help);
+  cb.type = type;
+  cb.labels = std::move(labels);
+  cb.series[std::move(values)] = std::move(fn);
+}
+
+void Registry::gauge_callback(std::string name, std::string help, std::function<double()> fn) {
+  add_callback(std::move(name), std::move(help), Type::kGauge, {}, {}, std::move(fn));
 }
 void Registry::counter_callback(std::string name, std::string help, std::function<double()> fn) {
+  add_callback(std::move(name), std::move(help), Type::kCounter, {}, {}, std::move(fn));
+}
+void Registry::gauge_callback(std::string name, std::string help, std::vector<std::string> labels,
+                              std::vector<std::string> values, std::function<double()> fn) {
+  add_callback(std::move(name), std::move(help), Type::kGauge, std::move(labels), std::move(values), std::move(fn));
+}
+void Registry::counter_callback(std::string name, std::string help, std::vector<std::string> labels,
+                                std::vector<std::string> values, std::function<double()> fn) {
+  add_callback(std::move(name), std::move(help), Type::kCounter, std::move(labels), std::move(values), std::move(fn));
+}
+void Registry::remove_callback(const std::string& name, const std::vector<std::string>& values) {
   std::lock_guard lock(mu_);
-  callbacks_[std::move(name)] = Callback{std::move(help), Type::kCounter, std::move(fn)};
+  auto it = callbacks_.find(name);
+  if (it == callbacks_.end()) return;
+  it->second.series.erase(values);
+  if (it->second.series.empty()) callbacks_.erase(it);
 }
 
 std::string Registry::expose() const {
@@ -227,10 +254,13 @@ std::string Registry::expose() const {
       ++fi;
     } else {
       append_help(ci->first, ci->second.help, type_name(ci->second.type), out);
-      out += ci->first;
-      out += ' ';
-      append_number(ci->second.fn(), out);
-      out += '\n';
+      for (auto& [values, fn] : ci->second.series) {
+        out += ci->first;
+        append_labels(ci->second.labels, values, {}, {}, out);
+        out += ' ';
+        append_number(fn(), out);
+        out += '\n';
+      }
       ++ci;
     }
   }

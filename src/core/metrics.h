@@ -125,9 +125,16 @@ class Registry {
   Family<Gauge>& gauge(std::string name, std::string help, std::vector<std::string> labels = {});
   Family<Histogram>& histogram(std::string name, std::string help, std::vector<std::string> labels = {},
                                std::vector<double> bounds = default_seconds_buckets());
-  // A value read at scrape time (queue depth, memory). Replaces an earlier callback of that name.
+  // A value read at scrape time (queue depth, memory). Replaces an earlier callback of that
+  // name and label values. The labelled form lets several objects (one per store, one per
+  // breaker) report under one name; remove_callback() before such an object dies.
   void gauge_callback(std::string name, std::string help, std::function<double()> fn);
   void counter_callback(std::string name, std::string help, std::function<double()> fn);
+  void gauge_callback(std::string name, std::string help, std::vector<std::string> labels,
+                      std::vector<std::string> values, std::function<double()> fn);
+  void counter_callback(std::string name, std::string help, std::vector<std::string> labels,
+                        std::vector<std::string> values, std::function<double()> fn);
+  void remove_callback(const std::string& name, const std::vector<std::string>& values = {});
 
   // The text exposition of every family, sorted by name.
   std::string expose() const;
@@ -140,8 +147,11 @@ class Registry {
   struct Callback {
     std::string help;
     Type type;
-    std::function<double()> fn;
+    std::vector<std::string> labels;
+    std::map<std::vector<std::string>, std::function<double()>> series;
   };
+  void add_callback(std::string name, std::string help, Type type, std::vector<std::string> labels,
+                    std::vector<std::string> values, std::function<double()> fn);
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<FamilyBase>> families_;
   std::map<std::string, Callback> callbacks_;

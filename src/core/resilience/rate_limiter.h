@@ -1,0 +1,68 @@
+// Token-bucket rate limiting per key (a client id, an API token): `rate` tokens a second up
+// to `burst`. O(1) per decision, sharded by key so threads rarely share a lock.
+//
+// Memory stays bounded under any number of keys: a bucket that has refilled to `burst` is
+// indistinguishable from a new one, so sweep() drops such idle keys without changing any
+// future answer; and a shard that reaches its share of `max_keys` sweeps itself, then, if
+// still full, evicts its least recently used key.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/clock.h"
+
+namespace gantry::core::metrics {
+class Counter;
+}
+
+namespace gantry::core::resilience {
+
+struct RateDecision {
+  bool allowed;
+  Duration retry_after;  // zero when allowed; else the wait until enough tokens (Retry-After)
+};
+
+class RateLimiter {
+ public:
+  RateLimiter(std::string name, double rate_per_second, double burst, const Clock& clock = Clock::real(),
+              size_t max_keys = 100'000);
+  ~RateLimiter();
+
+  RateDecision take(std::string_view key, double tokens = 1.0);
+  // Drops keys whose bucket is full again; returns how many.
+  size_t sweep();
+  size_t size() const;
+  double rate() const { return rate_; }
+  double burst() const { return burst_; }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Bucket {
+    double tokens;
+    int64_t last_ns;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  struct alignas(64) Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
+  };
+  size_t sweep_locked(Shard& s, int64_t now);
+
+  const std::string name_;
+  const double rate_, burst_;
+  const Clock& clock_;
+  const size_t max_per_shard_;
+  std::unique_ptr<Shard[]> shards_;
+  metrics::Counter* allowed_;
+  metrics::Counter* limited_;
+};
+
+}  // namespace gantry::core::resilience
