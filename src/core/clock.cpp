@@ -1,9 +1,18 @@
 #include "core/clock.h"
 
+#include <time.h>
+
 #include <ctime>
 #include <string>
 
 namespace gantry::core {
+
+MonoTime SystemClock::now_coarse() const noexcept {
+  // steady_clock is CLOCK_MONOTONIC on Linux; the coarse variant shares its epoch.
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return MonoTime(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
 
 Clock& Clock::real() {
   static SystemClock clock;

@@ -20,6 +20,9 @@ class Clock {
   virtual ~Clock() = default;
   virtual MonoTime now() const noexcept = 0;       // for intervals and deadlines
   virtual WallTime wall_now() const noexcept = 0;  // for timestamps shown to people
+  // The same clock as now(), read cheaply with a resolution of a few milliseconds (it may lag
+  // now() by that much): for budgets, TTLs and timeouts checked on hot paths.
+  virtual MonoTime now_coarse() const noexcept { return now(); }
   // The process-wide real clock.
   static Clock& real();
 };
@@ -27,6 +30,7 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   MonoTime now() const noexcept override { return std::chrono::steady_clock::now(); }
+  MonoTime now_coarse() const noexcept override;
   WallTime wall_now() const noexcept override { return std::chrono::system_clock::now(); }
 };
 

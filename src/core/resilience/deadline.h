@@ -21,7 +21,9 @@ class Deadline {
   static Deadline after(const Clock& c, Duration d) { return Deadline(saturating_add(c.now(), d)); }
 
   // The earlier of this deadline and `d` from now.
-  Deadline child(const Clock& c, Duration d) const { return Deadline(std::min(at_, saturating_add(c.now(), d))); }
+  Deadline child(const Clock& c, Duration d) const { return child_at(c.now(), d); }
+  // The earlier of this deadline and `d` from `now` (a time the caller has already read).
+  Deadline child_at(MonoTime now, Duration d) const { return Deadline(std::min(at_, saturating_add(now, d))); }
   Deadline earliest(Deadline o) const { return Deadline(std::min(at_, o.at_)); }
 
   bool is_infinite() const { return at_ == MonoTime::max(); }

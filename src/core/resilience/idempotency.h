@@ -249,7 +249,8 @@ class IdempotencyStore {
   };
 
   Shard& shard(const IdempotencyKey& k) const { return shards_[k[8] % kShards]; }
-  int64_t now_ns() const { return clock_.now().time_since_epoch().count(); }
+  // TTLs are minutes to hours: the coarse clock is precise enough and several times cheaper.
+  int64_t now_ns() const { return clock_.now_coarse().time_since_epoch().count(); }
   size_t per_shard_max() const { return std::max<size_t>(1, o_.max_entries / kShards); }
 
   static void unlink(Shard& s, Entry* e) {

@@ -74,9 +74,13 @@ class Backoff {
  public:
   Backoff(const RetryPolicy& p, const Clock& c, Random& r, Deadline parent = Deadline::infinite(),
           const std::function<bool(const Status&)>* retryable = nullptr)
-      : p_(p), clock_(c), random_(r), deadline_(parent.child(c, p.timeout)), retryable_(retryable) {}
+      : p_(p), clock_(c), random_(r), start_(c.now_coarse()), deadline_(parent.child_at(start_, p.timeout)),
+        retryable_(retryable) {}
 
   const Deadline& deadline() const { return deadline_; }
+  // Whether no time is left for another attempt (the first is judged by the start time, so
+  // a call that succeeds at once reads the clock only once).
+  bool out_of_time() const { return attempts_ == 0 ? deadline_.time() <= start_ : deadline_.expired(clock_); }
   int attempts() const { return attempts_; }
   Attempt current() const { return {attempts_ + 1, deadline_}; }
 
@@ -89,6 +93,7 @@ class Backoff {
   const RetryPolicy& p_;
   const Clock& clock_;
   Random& random_;
+  MonoTime start_;
   Deadline deadline_;
   const std::function<bool(const Status&)>* retryable_;
   int attempts_ = 0;
@@ -127,7 +132,7 @@ auto retry(const RetryPolicy& p, F&& fn, const RetryOptions& o = {}) {
   using R = decltype(call(std::declval<const Attempt&>()));
   Backoff b(p, *o.clock, *o.random, o.parent, o.retryable ? &o.retryable : nullptr);
   for (;;) {
-    if (b.deadline().expired(*o.clock)) {
+    if (b.out_of_time()) {
       Status s(Code::kDeadlineExceeded, "no time left for attempt " + std::to_string(b.attempts() + 1), o.operation);
       detail::note_give_up(p.name, o.operation, b.attempts(), s);
       return R(std::move(s));
