@@ -96,8 +96,10 @@ void flush() {
 void shutdown() {
   std::lock_guard lock(g_mu);
   if (auto* lg = g_logger.exchange(nullptr)) lg->flush();
-  g_owned.clear();
+  // Join the writer thread (it finishes the queue) before the loggers and sinks it writes to
+  // are destroyed.
   spdlog::shutdown();
+  g_owned.clear();
 }
 
 bool enabled(Level l) noexcept { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }

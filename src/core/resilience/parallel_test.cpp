@@ -52,28 +52,34 @@ TEST(Parallel, NeverExceedsTheLimitUnderLoad) {
 TEST(Parallel, LimitChangesWhileRunning) {
   ParallelManager pm({"t", 2, 10min});
   InFlight f;
-  std::atomic<bool> lowered{false};
+  std::atomic<bool> gate{false}, lowered{false};
   std::atomic<int> above_after_lower{0};
-  std::atomic<int> started{0};
   std::vector<Operation> ops;
-  for (int i = 0; i < 60; ++i)
+  for (int i = 0; i < 40; ++i)
     ops.push_back({"op", [&](const OpContext&) {
                      f.enter();
                      if (lowered && f.now.load() > 1) ++above_after_lower;
-                     ++started;
-                     std::this_thread::sleep_for(2ms);
+                     while (!gate) std::this_thread::sleep_for(1ms);  // hold until released
                      f.leave();
                      return Status();
                    }});
   std::thread runner([&] { (void)pm.run(std::move(ops)); });
-  std::this_thread::sleep_for(5ms);
-  pm.set_concurrency(5);  // raised: up to 5 now
-  while (started.load() < 5) std::this_thread::sleep_for(1ms);
-  for (int spins = 0; spins < 2000 && f.most.load() < 5; ++spins) std::this_thread::sleep_for(1ms);
+  auto wait_in_flight = [&](int n) {
+    for (int spins = 0; spins < 5000 && pm.in_flight() != n; ++spins) std::this_thread::sleep_for(1ms);
+    return pm.in_flight();
+  };
+  EXPECT_EQ(wait_in_flight(2), 2);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(f.most.load(), 2);  // held at the limit
+  pm.set_concurrency(5);        // raised: three more start at once
+  EXPECT_EQ(wait_in_flight(5), 5);
+  std::this_thread::sleep_for(20ms);
   EXPECT_EQ(f.most.load(), 5);
-  pm.set_concurrency(1);  // lowered: in-flight ones finish, then one at a time
-  for (int spins = 0; spins < 2000 && pm.in_flight() > 1; ++spins) std::this_thread::sleep_for(1ms);
-  lowered = true;
+  pm.set_concurrency(1);  // lowered: nothing new starts until in flight < 1
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(pm.in_flight(), 5);
+  lowered = true;  // from here on, every operation that starts must be alone
+  gate = true;
   runner.join();
   EXPECT_EQ(above_after_lower.load(), 0);
 }
@@ -90,9 +96,15 @@ TEST(Parallel, TimeoutCancelsTheOperation) {
                    saw_stop = true;
                    return Status();  // ignored: it already timed out
                  }});
-  ops.push_back({"quick", [](const OpContext&) { return Status(); }});
+  std::atomic<bool> quick_done{false};
+  ops.push_back({"quick", [&](const OpContext&) {
+                   quick_done = true;
+                   return Status();
+                 }});
   std::thread mover([&] {
     running.wait();
+    while (!quick_done) std::this_thread::sleep_for(1ms);
+    while (pm.in_flight() > 1) std::this_thread::sleep_for(1ms);  // quick has returned
     clock.advance(11s);
     pm.wake();
   });
