@@ -13,7 +13,7 @@
 //   auto r = breaker.call([&] { return provider.describe(id); });
 //
 // Thread-safe. The closed-state success path is a few relaxed atomic operations on the
-// calling thread's own statistics slot: no lock, no allocation. Transitions (rare) take a
+// statistics slot of the CPU it runs on: no lock, no allocation, no line shared across CPUs. Transitions (rare) take a
 // mutex, are logged with the tag [CIRCUIT] and exported as metrics.
 #pragma once
 
@@ -51,7 +51,7 @@ std::string_view state_name(BreakerState s);
 
 struct BreakerStats {
   BreakerState state;
-  // Over the most recent calls (up to 1000 per calling thread's slot).
+  // Over the most recent calls (the last 1000 made on each CPU).
   uint64_t window_successes = 0, window_failures = 0, window_rejections = 0;
   // Since the breaker was made.
   uint64_t successes = 0, failures = 0, rejections = 0;
@@ -122,7 +122,6 @@ class CircuitBreaker {
   static bool counts_as_failure(const Status& s);
 
  private:
-  static constexpr int kSlots = 4;
   static constexpr int kWindow = 1000;
   enum Outcome : uint8_t { kNone = 0, kSuccess = 1, kFailure = 2, kRejected = 3 };
   struct alignas(64) Slot {
@@ -147,6 +146,7 @@ class CircuitBreaker {
   std::atomic<int64_t> opened_at_ns_{0};
   std::atomic<int> half_open_admitted_{0};
   alignas(64) std::atomic<int> in_flight_{0};
+  const unsigned n_slots_;  // one per CPU
   std::unique_ptr<Slot[]> slots_;
   mutable std::mutex mu_;  // transitions and their history
   std::deque<BreakerStats::Change> changes_;

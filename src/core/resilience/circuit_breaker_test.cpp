@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <thread>
 
 namespace gantry::core::resilience {
@@ -132,6 +134,12 @@ TEST(CircuitBreaker, MaxConcurrentHoldsUnderThreads) {
 }
 
 TEST(CircuitBreaker, WindowStatistics) {
+  // The window is kept per CPU: pin this thread to one so all calls land in one window.
+  cpu_set_t old, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof old, &old), 0);
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
   ManualClock clock;
   CircuitBreaker b("t9", {100000, 10s, 1, 0}, clock);
   for (int i = 0; i < 1500; ++i) (void)b.call([] { return Status(); });
@@ -141,6 +149,7 @@ TEST(CircuitBreaker, WindowStatistics) {
   EXPECT_EQ(st.failures, 10u);
   EXPECT_EQ(st.window_successes + st.window_failures, 1000u);  // the last 1000 calls
   EXPECT_EQ(st.window_failures, 10u);
+  sched_setaffinity(0, sizeof old, &old);
 }
 
 TEST(BreakerRegistry, PresetsAndOverrides) {
