@@ -2,14 +2,11 @@
 // `gantry up`, /metrics accepted by promtool, graceful stop on SIGTERM.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <fstream>
 #include <regex>
 
 #include "core/http/client.h"
+#include "core/http/test_socket.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -101,18 +98,9 @@ TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {
 }
 
 TEST(Cli, PortInUseOrBadAddressFailsAtStartWithClearMessage) {
-  // A port held by a socket without SO_REUSEPORT cannot be shared.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  std::string port = std::to_string(ntohs(a.sin_port));
+  core::http::testing::HeldPort held;
+  std::string port = std::to_string(held.port());
   auto r = run({kBin, "hello", "--address", "127.0.0.1", "--port", port});
-  ::close(fd);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + port + ": Address already in use"), std::string::npos) << r.err;
 

@@ -253,25 +253,13 @@ TEST_F(ServerTest, StopDeadlineCutsStuckRequests) {
 }
 
 TEST_F(ServerTest, PortInUseIsAClearError) {
-  start();
+  testing::HeldPort held;
   ServerOptions o;
   o.address = "127.0.0.1";
-  o.port = server->port();
+  o.port = held.port();
   o.threads = 1;
-  // A second server cannot share the port unless it also asks for SO_REUSEPORT, which ours
-  // does; so take a port held by a plain socket instead.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  o.port = ntohs(a.sin_port);
   Server other(o, router);
   Status st = other.start();
-  ::close(fd);
   EXPECT_EQ(st.code(), Code::kUnavailable);
   EXPECT_NE(st.to_string().find("cannot listen on 127.0.0.1:" + std::to_string(o.port)), std::string::npos) << st.to_string();
 }

@@ -98,6 +98,30 @@ class TestSocket {
   std::string pending_;
 };
 
+// A listening socket on 127.0.0.1 without SO_REUSEPORT: the port it holds cannot be bound
+// by anyone else, including a gantry server (whose acceptors ask for SO_REUSEPORT).
+class HeldPort {
+ public:
+  HeldPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 1) != 0)
+      throw std::runtime_error("HeldPort: bind/listen failed");
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~HeldPort() { ::close(fd_); }
+  HeldPort(const HeldPort&) = delete;
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 // "HTTP/1.1 431 ..." -> 431; 0 when there is no status line.
 inline int status_of(std::string_view response) {
   if (response.size() < 12 || response.substr(0, 5) != "HTTP/") return 0;

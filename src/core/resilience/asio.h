@@ -23,23 +23,13 @@ auto co_retry(const RetryPolicy& p, F fn, RetryOptions o = {})
   using R = typename decltype(fn(std::declval<const Attempt&>()))::value_type;
   Backoff b(p, *o.clock, *o.random, o.parent, o.retryable ? &o.retryable : nullptr);
   for (;;) {
-    if (b.out_of_time()) {
-      Status s(Code::kDeadlineExceeded, "no time left for attempt " + std::to_string(b.attempts() + 1), o.operation);
-      detail::note_give_up(p.name, o.operation, b.attempts(), s);
-      co_return R(std::move(s));
-    }
+    if (b.out_of_time()) co_return R(detail::out_of_time(b, p, o));
     R r = co_await fn(b.current());
     if (detail::ok_of(r)) co_return r;
-    Status failure = detail::status_of(r);
-    Result<Duration> wait = b.next(failure);
-    if (!wait.is_ok()) {
-      detail::note_give_up(p.name, o.operation, b.attempts(), wait.status());
-      if (wait.status().code() == failure.code() && wait.status().message() == failure.message()) co_return r;
-      co_return R(wait.status());
-    }
-    detail::note_retry(p.name, o.operation, b.attempts(), *wait, failure);
+    detail::Step step = detail::after_failure(b, p, o, detail::status_of(r));
+    if (step.give_up) co_return step.return_failure ? r : R(std::move(step.status));
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
-                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(*wait));
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(step.wait));
     co_await t.async_wait(boost::asio::use_awaitable);
   }
 }

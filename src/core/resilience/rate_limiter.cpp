@@ -14,13 +14,31 @@ RateLimiter::RateLimiter(std::string name, double rate, double burst, const Cloc
       clock_(clock),
       max_per_shard_(std::max<size_t>(1, max_keys / kShards)),
       shards_(new Shard[kShards]) {
-  auto& f = metrics::Registry::global().counter("resilience_rate_limit_decisions_total",
-                                                "Rate limiter decisions, by limiter and result.", {"limiter", "result"});
-  allowed_ = &f.with({name_, "allowed"});
-  limited_ = &f.with({name_, "limited"});
+  auto& r = metrics::Registry::global();
+  const char* help = "Rate limiter decisions, by limiter and result.";
+  r.counter_callback("resilience_rate_limit_decisions_total", help, {"limiter", "result"}, {name_, "allowed"},
+                     [this] { return static_cast<double>(total(&Shard::allowed)); });
+  r.counter_callback("resilience_rate_limit_decisions_total", help, {"limiter", "result"}, {name_, "limited"},
+                     [this] { return static_cast<double>(total(&Shard::limited)); });
+  r.gauge_callback("resilience_rate_limit_keys", "Keys the rate limiter tracks.", {"limiter"}, {name_},
+                   [this] { return static_cast<double>(size()); });
 }
 
-RateLimiter::~RateLimiter() = default;
+RateLimiter::~RateLimiter() {
+  auto& r = metrics::Registry::global();
+  r.remove_callback("resilience_rate_limit_decisions_total", {name_, "allowed"});
+  r.remove_callback("resilience_rate_limit_decisions_total", {name_, "limited"});
+  r.remove_callback("resilience_rate_limit_keys", {name_});
+}
+
+uint64_t RateLimiter::total(uint64_t Shard::*field) const {
+  uint64_t n = 0;
+  for (size_t i = 0; i < kShards; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    n += shards_[i].*field;
+  }
+  return n;
+}
 
 size_t RateLimiter::sweep_locked(Shard& s, int64_t now) {
   size_t n = 0;
@@ -54,10 +72,10 @@ RateDecision RateLimiter::take(std::string_view key, double tokens) {
   b.last_ns = now;
   if (b.tokens >= tokens) {
     b.tokens -= tokens;
-    allowed_->inc();
+    ++s.allowed;
     return {true, Duration::zero()};
   }
-  limited_->inc();
+  ++s.limited;
   double wait_s = rate_ > 0 ? (tokens - b.tokens) / rate_ : 1e9;
   return {false, std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait_s))};
 }

@@ -4,7 +4,9 @@
 // Memory stays bounded under any number of keys: a bucket that has refilled to `burst` is
 // indistinguishable from a new one, so sweep() drops such idle keys without changing any
 // future answer; and a shard that reaches its share of `max_keys` sweeps itself, then, if
-// still full, evicts its least recently used key.
+// still full, evicts its least recently used key. Decisions are counted per shard and exported
+// at scrape time (resilience_rate_limit_decisions_total, resilience_rate_limit_keys), so the
+// decision path shares no cache line between threads.
 #pragma once
 
 #include <array>
@@ -15,10 +17,6 @@
 #include <unordered_map>
 
 #include "core/clock.h"
-
-namespace gantry::core::metrics {
-class Counter;
-}
 
 namespace gantry::core::resilience {
 
@@ -53,7 +51,9 @@ class RateLimiter {
   struct alignas(64) Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
+    uint64_t allowed = 0, limited = 0;  // counted under mu, read at scrape time
   };
+  uint64_t total(uint64_t Shard::*field) const;
   size_t sweep_locked(Shard& s, int64_t now);
 
   const std::string name_;
@@ -61,8 +61,6 @@ class RateLimiter {
   const Clock& clock_;
   const size_t max_per_shard_;
   std::unique_ptr<Shard[]> shards_;
-  metrics::Counter* allowed_;
-  metrics::Counter* limited_;
 };
 
 }  // namespace gantry::core::resilience

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/metrics.h"
+
 namespace gantry::core::resilience {
 namespace {
 
@@ -24,6 +26,18 @@ TEST(RateLimiter, BurstThenRefillAtRate) {
   clock.advance(10s);  // refills only up to the burst
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(rl.take("client").allowed);
   EXPECT_FALSE(rl.take("client").allowed);
+}
+
+TEST(RateLimiter, DecisionsExportedAsMetrics) {
+  ManualClock clock;
+  RateLimiter rl("metrics-test", 1, 2, clock);
+  for (int i = 0; i < 5; ++i) rl.take("c");
+  std::string text = metrics::Registry::global().expose();
+  EXPECT_NE(text.find("resilience_rate_limit_decisions_total{limiter=\"metrics-test\",result=\"allowed\"} 2"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("resilience_rate_limit_decisions_total{limiter=\"metrics-test\",result=\"limited\"} 3"),
+            std::string::npos);
+  EXPECT_NE(text.find("resilience_rate_limit_keys{limiter=\"metrics-test\"} 1"), std::string::npos);
 }
 
 TEST(RateLimiter, KeysAreIndependent) {

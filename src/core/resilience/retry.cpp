@@ -111,16 +111,29 @@ metrics::Family<metrics::Counter>& give_ups() {
 }
 }  // namespace
 
-void note_retry(std::string_view policy, std::string_view operation, int attempt, Duration wait, const Status& s) {
-  retries().with({policy}).inc();
+Step after_failure(Backoff& b, const RetryPolicy& p, const RetryOptions& o, const Status& failure) {
+  Result<Duration> wait = b.next(failure);
+  if (!wait.is_ok()) {
+    give_ups().with({p.name}).inc();
+    lg.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
+                                  {"error", wait.status().to_string()}});
+    // next() answers the failure itself when it is not worth retrying; keep the caller's result.
+    bool same = wait.status().code() == failure.code() && wait.status().message() == failure.message();
+    return {true, same, Duration::zero(), same ? Status() : wait.status()};
+  }
+  retries().with({p.name}).inc();
   lg.info("[RETRY] attempt failed; retrying",
-          {{"policy", policy}, {"operation", operation}, {"attempt", attempt},
-           {"wait_ms", std::chrono::duration<double, std::milli>(wait).count()}, {"error", s.to_string()}});
+          {{"policy", p.name}, {"operation", o.operation}, {"attempt", b.attempts()},
+           {"wait_ms", std::chrono::duration<double, std::milli>(*wait).count()}, {"error", failure.to_string()}});
+  return {false, false, *wait, Status()};
 }
 
-void note_give_up(std::string_view policy, std::string_view operation, int attempts, const Status& s) {
-  give_ups().with({policy}).inc();
-  lg.warn("[RETRY] giving up", {{"policy", policy}, {"operation", operation}, {"attempts", attempts}, {"error", s.to_string()}});
+Status out_of_time(const Backoff& b, const RetryPolicy& p, const RetryOptions& o) {
+  Status s(Code::kDeadlineExceeded, "no time left for attempt " + std::to_string(b.attempts() + 1), o.operation);
+  give_ups().with({p.name}).inc();
+  lg.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
+                                {"error", s.to_string()}});
+  return s;
 }
 
 }  // namespace detail

@@ -116,9 +116,18 @@ Status status_of(const R& r) {
 }
 template <class R>
 bool ok_of(const R& r) { return r.is_ok(); }
-// Counts a retry and logs it (the failure path only).
-void note_retry(std::string_view policy, std::string_view operation, int attempt, Duration wait, const Status& s);
-void note_give_up(std::string_view policy, std::string_view operation, int attempts, const Status& s);
+
+// What a retry loop does after a failed attempt; shared by retry() and co_retry().
+struct Step {
+  bool give_up;
+  bool return_failure;  // give up with the attempt's own result (else with `status`)
+  Duration wait;
+  Status status;
+};
+// Records the failure on the schedule; logs and counts the retry or the giving up.
+Step after_failure(Backoff& b, const RetryPolicy& p, const RetryOptions& o, const Status& failure);
+// The Status to give up with when no time is left for another attempt (logged and counted).
+Status out_of_time(const Backoff& b, const RetryPolicy& p, const RetryOptions& o);
 }  // namespace detail
 
 // Runs fn until it succeeds or the policy gives up. fn takes `const Attempt&` (or nothing)
@@ -132,22 +141,12 @@ auto retry(const RetryPolicy& p, F&& fn, const RetryOptions& o = {}) {
   using R = decltype(call(std::declval<const Attempt&>()));
   Backoff b(p, *o.clock, *o.random, o.parent, o.retryable ? &o.retryable : nullptr);
   for (;;) {
-    if (b.out_of_time()) {
-      Status s(Code::kDeadlineExceeded, "no time left for attempt " + std::to_string(b.attempts() + 1), o.operation);
-      detail::note_give_up(p.name, o.operation, b.attempts(), s);
-      return R(std::move(s));
-    }
+    if (b.out_of_time()) return R(detail::out_of_time(b, p, o));
     R r = call(b.current());
     if (detail::ok_of(r)) return r;
-    Status failure = detail::status_of(r);
-    Result<Duration> wait = b.next(failure);
-    if (!wait.is_ok()) {
-      detail::note_give_up(p.name, o.operation, b.attempts(), wait.status());
-      if (wait.status().code() == failure.code() && wait.status().message() == failure.message()) return r;
-      return R(wait.status());
-    }
-    detail::note_retry(p.name, o.operation, b.attempts(), *wait, failure);
-    o.sleeper->sleep_for(*wait);
+    detail::Step step = detail::after_failure(b, p, o, detail::status_of(r));
+    if (step.give_up) return step.return_failure ? r : R(std::move(step.status));
+    o.sleeper->sleep_for(step.wait);
   }
 }
 
