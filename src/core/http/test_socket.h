@@ -122,6 +122,10 @@ class HeldPort {
   uint16_t port_ = 0;
 };
 
+// A loopback port free right now (bound, read, released), for a server a test starts itself.
+// Another process could take it in between; on a test machine that is rare enough.
+inline uint16_t free_loopback_port() { return HeldPort().port(); }
+
 // "HTTP/1.1 431 ..." -> 431; 0 when there is no status line.
 inline int status_of(std::string_view response) {
   if (response.size() < 12 || response.substr(0, 5) != "HTTP/") return 0;

@@ -1,0 +1,102 @@
+// Redis over hiredis: a command connection and a pub/sub subscriber.
+//
+// Connection is blocking and not thread-safe (one per thread, or behind a mutex); after a
+// failure it reconnects on the next command. Subscriber runs its own thread: it subscribes,
+// hands each message to a callback, and when the connection drops it reconnects with backoff
+// and subscribes again, calling on_connected each time so the owner can catch up on what it
+// may have missed while disconnected (messages published meanwhile are not replayed: that is
+// pub/sub).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/resilience/retry.h"
+#include "core/status.h"
+
+struct redisContext;
+
+namespace gantry::bus::redis {
+
+using core::Result;
+using core::Status;
+
+struct Endpoint {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;
+  int db = 0;
+  std::chrono::milliseconds timeout{2000};
+  // redis://[[user]:password@]host[:port][/db]
+  static Result<Endpoint> parse_url(std::string_view url);
+  std::string describe() const;  // host:port/db, never the password
+};
+
+struct Reply {
+  enum Type { kNil, kString, kStatus, kInteger, kArray, kError } type = kNil;
+  std::string str;  // string, status or error text
+  int64_t integer = 0;
+  std::vector<Reply> elements;
+};
+
+class Connection {
+ public:
+  explicit Connection(Endpoint e) : ep_(std::move(e)) {}
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // One command in argv form (binary-safe). A Redis error reply is a Reply of type kError,
+  // not a failed Status; kUnavailable means the server could not be reached.
+  Result<Reply> command(std::initializer_list<std::string_view> args);
+  Status ping();
+  // The number of subscribers that received it.
+  Result<int64_t> publish(std::string_view channel, std::string_view message);
+
+ private:
+  Status ensure_connected();
+  Endpoint ep_;
+  redisContext* c_ = nullptr;
+};
+
+class Subscriber {
+ public:
+  struct Handlers {
+    std::function<void(std::string_view channel, std::string_view message)> on_message;
+    std::function<void()> on_connected;                  // after every (re)subscription
+    std::function<void(const Status&)> on_disconnected;  // when a live connection is lost
+  };
+  Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h,
+             core::resilience::RetryPolicy backoff = reconnect_policy());
+  ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+
+  void start();
+  void stop();
+  bool connected() const { return connected_.load(); }
+  uint64_t reconnects() const { return reconnects_.load(); }
+
+  // Unlimited retries, 100 ms doubling to 5 s.
+  static core::resilience::RetryPolicy reconnect_policy();
+
+ private:
+  void loop();
+  Status session();  // one connection's life
+
+  Endpoint ep_;
+  std::vector<std::string> channels_;
+  Handlers h_;
+  core::resilience::RetryPolicy backoff_;
+  std::atomic<bool> stop_{false}, connected_{false};
+  std::atomic<uint64_t> reconnects_{0};
+  std::thread thread_;
+};
+
+}  // namespace gantry::bus::redis

@@ -1,0 +1,115 @@
+// The Redis client against real servers: commands and pub/sub on the shared test server, and
+// reconnection against a private redis-server this test kills and restarts.
+#include "bus/redis/redis.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+
+#include "core/http/test_socket.h"
+#include "env.h"
+#include "process.h"
+
+namespace gantry::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using bus::redis::Connection;
+using bus::redis::Endpoint;
+using bus::redis::Reply;
+using bus::redis::Subscriber;
+
+struct Inbox {
+  std::mutex mu;
+  std::vector<std::string> got;
+  std::atomic<int> connects{0}, disconnects{0};
+  Subscriber::Handlers handlers() {
+    return {[this](std::string_view, std::string_view m) {
+              std::lock_guard l(mu);
+              got.emplace_back(m);
+            },
+            [this] { ++connects; }, [this](const core::Status&) { ++disconnects; }};
+  }
+  size_t size() {
+    std::lock_guard l(mu);
+    return got.size();
+  }
+};
+
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+TEST(Redis, CommandsAndPubSub) {
+  std::string url = server_url("GANTRY_REDIS_URL");
+  ASSERT_FALSE(url.empty());
+  auto ep = Endpoint::parse_url(url);
+  ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
+  Connection c(*ep);
+  ASSERT_TRUE(c.ping().is_ok());
+  std::string key = "gantry-test-" + std::to_string(::getpid());
+  auto set = c.command({"SET", key, std::string("bin\0ary", 7)});
+  ASSERT_TRUE(set.is_ok());
+  EXPECT_EQ(set->type, Reply::kStatus);
+  auto get = c.command({"GET", key});
+  EXPECT_EQ(get->str, std::string("bin\0ary", 7));
+  auto err = c.command({"INCR", key});  // not an integer: an error reply, not a failed call
+  ASSERT_TRUE(err.is_ok());
+  EXPECT_EQ(err->type, Reply::kError);
+  (void)c.command({"DEL", key});
+
+  Inbox in;
+  std::string channel = "config-updates-" + std::to_string(::getpid());
+  Subscriber sub(*ep, {channel}, in.handlers());
+  sub.start();
+  ASSERT_TRUE(eventually([&] { return sub.connected(); }));
+  EXPECT_EQ(in.connects.load(), 1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(*c.publish(channel, "etag-" + std::to_string(i)), 1);
+  ASSERT_TRUE(eventually([&] { return in.size() == 3; }));
+  EXPECT_EQ(in.got[2], "etag-2");
+  sub.stop();
+  EXPECT_FALSE(sub.connected());
+}
+
+TEST(Redis, SubscriberReconnectsWhenTheServerComesBack) {
+  int port = core::http::testing::free_loopback_port();
+  std::vector<std::string> argv{"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"};
+  auto redis = std::make_unique<Child>(argv);
+  Endpoint ep;
+  ep.port = port;
+  ASSERT_TRUE(eventually([&] { return Connection(ep).ping().is_ok(); }));
+
+  Inbox in;
+  Subscriber sub(ep, {"config-updates"}, in.handlers());
+  sub.start();
+  ASSERT_TRUE(eventually([&] { return sub.connected(); }));
+  Connection pub(ep);
+  ASSERT_EQ(*pub.publish("config-updates", "v1"), 1);
+  ASSERT_TRUE(eventually([&] { return in.size() == 1; }));
+
+  redis->signal(SIGKILL);
+  redis->wait(5s);
+  ASSERT_TRUE(eventually([&] { return !sub.connected(); }));
+  EXPECT_EQ(in.disconnects.load(), 1);
+  EXPECT_FALSE(pub.publish("config-updates", "lost").is_ok());  // no server: a clear failure
+
+  redis = std::make_unique<Child>(argv);
+  ASSERT_TRUE(eventually([&] { return sub.connected(); }, 15s)) << "subscriber did not come back";
+  EXPECT_EQ(in.connects.load(), 2);  // the owner hears of the reconnection (to catch up)
+  ASSERT_TRUE(eventually([&] { return pub.publish("config-updates", "v2").value_or(0) == 1; }));
+  ASSERT_TRUE(eventually([&] { return in.size() == 2; }));
+  EXPECT_EQ(in.got[1], "v2");
+  EXPECT_GE(sub.reconnects(), 1u);
+  sub.stop();
+}
+
+}  // namespace
+}  // namespace gantry::testing
