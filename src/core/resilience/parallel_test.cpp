@@ -31,6 +31,10 @@ TEST(Parallel, NeverExceedsTheLimitUnderLoad) {
     ops.push_back({"op" + std::to_string(i), [&, i](const OpContext& ctx) {
                      EXPECT_EQ(ctx.index, static_cast<size_t>(i));
                      f.enter();
+                     if (i < 3) {  // the first three meet: the manager must run three at once
+                       auto until = std::chrono::steady_clock::now() + 5s;
+                       while (f.now.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+                     }
                      std::this_thread::sleep_for(std::chrono::microseconds(200 + (i % 7) * 100));
                      f.leave();
                      return i % 10 == 0 ? unavailable("flaky") : Status();
