@@ -113,24 +113,29 @@ int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
   lg.info("shutting down", {{"signal", sig ? strsignal(sig) : "requested"},
                             {"deadline_ms", static_cast<long long>(deadline.count())}});
 
-  // A second signal means "now"; an overrun shutdown is cut short.
-  std::thread([set, deadline] {
-    timespec ts{};
+  // During the shutdown, a second signal means "now", and an overrun is cut short. The
+  // watchdog ends as soon as the shutdown does.
+  std::atomic<bool> finished{false};
+  std::thread watchdog([set, deadline, &finished] {
     auto limit = std::chrono::steady_clock::now() + deadline + std::chrono::seconds(5);
-    while (std::chrono::steady_clock::now() < limit) {
-      ts = {0, 100'000'000};
+    while (!finished.load()) {
+      timespec ts{0, 100'000'000};
       if (sigtimedwait(&set, nullptr, &ts) > 0) {
         lg.warn("second signal: exiting without finishing shutdown");
         log::shutdown();
         _exit(130);
       }
+      if (std::chrono::steady_clock::now() >= limit) {
+        lg.error("shutdown overran its deadline; exiting");
+        log::shutdown();
+        _exit(1);
+      }
     }
-    lg.error("shutdown overran its deadline; exiting");
-    log::shutdown();
-    _exit(1);
-  }).detach();
+  });
 
   stop(deadline);
+  finished = true;
+  watchdog.join();
   lg.info("stopped cleanly");
   return 0;
 }

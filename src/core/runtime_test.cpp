@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/http/client.h"
 
 namespace gantry::core::runtime {
@@ -37,6 +39,19 @@ TEST(Runtime, StartsInOrderStopsInReverse) {
   rt.request_stop();
   EXPECT_EQ(rt.wait_and_stop(std::chrono::seconds(5)), 0);
   EXPECT_EQ(rec.events, (std::vector<std::string>{"start a", "start b", "stop b", "stop a"}));
+}
+
+TEST(Runtime, ShutdownWatchdogEndsWithACleanStop) {
+  // The watchdog cuts an overrunning shutdown short at deadline + 5 s. After a clean stop it
+  // must be gone, or it would kill a process that simply lives on.
+  Recorder rec;
+  Runtime rt;
+  rt.add(std::make_unique<FakeRole>("a", &rec));
+  ASSERT_TRUE(rt.start().is_ok());
+  rt.request_stop();
+  EXPECT_EQ(rt.wait_and_stop(std::chrono::milliseconds(0)), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5500));
+  SUCCEED() << "still alive past the watchdog's limit";
 }
 
 TEST(Runtime, FailedStartStopsTheStartedOnes) {
