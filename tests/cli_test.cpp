@@ -58,13 +58,17 @@ TEST(Cli, PrintConfigShowsSourcesAndPrecedence) {
   EXPECT_NE(r.out.find("http_max_body_bytes = 1048576  # default"), std::string::npos) << r.out;
 }
 
-TEST(Cli, UnknownKeyInConfigFileExits2) {
+TEST(Cli, UnknownKeyOrTableInConfigFileExits2) {
   std::string file = ::testing::TempDir() + "/gantry_cli_bad_" + std::to_string(::getpid()) + ".toml";
-  std::ofstream(file) << "[hello]\nprot = 7001\n";
+  std::ofstream(file) << "[hello]\nprot = 7001\n[helo]\nport = 1\n";
   auto r = run({kBin, "hello", "--config", file});
+  auto up = run({kBin, "up", "--roles", "hello", "--config", file});
   std::remove(file.c_str());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("unknown key 'hello.prot'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown table [helo]"), std::string::npos) << r.err;
+  EXPECT_EQ(up.status, 2);
+  EXPECT_NE(up.err.find("unknown table [helo]"), std::string::npos) << up.err;
 }
 
 TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {

@@ -82,6 +82,19 @@ int config_errors(std::string_view command, const std::vector<Status>& statuses)
   return any ? kUsage : 0;
 }
 
+// Every table of the file must be a role's: a misspelled [contoller] would otherwise be
+// silently ignored.
+Status check_sections(const std::string& file, const std::vector<runtime::RoleInfo>& catalog, const std::string& known) {
+  if (file.empty()) return {};
+  std::string bad;
+  for (auto& sec : config::file_sections(file)) {
+    bool ok = false;
+    for (auto& i : catalog) ok |= i.name == sec;
+    if (!ok) bad += (bad.empty() ? "" : "\n") + file + ": unknown table [" + sec + "] (roles: " + known + ")";
+  }
+  return bad.empty() ? Status() : invalid_argument(bad);
+}
+
 int run_roles(std::vector<std::unique_ptr<runtime::RoleFactory>>& factories, const Globals& g, bool announce) {
   if (Status s = log::init(g.log); !s.is_ok()) {
     std::fprintf(stderr, "gantry: %s\n", s.to_string().c_str());
@@ -185,13 +198,14 @@ int main(int argc, char** argv) {
 
   for (auto& c : cmds) {
     if (!c->app->parsed()) continue;
+    Status sections = check_sections(c->file, catalog, known);
     config::Inputs in;
     in.file = c->file;
     in.flags = c->global_flags.given();
     Status gs = global_schema.load(in);
     in.flags = c->role_flags.given();
     Status rs = c->schema->load(in);
-    if (int rc = config_errors(c->info->name, {gs, rs})) return rc;
+    if (int rc = config_errors(c->info->name, {sections, gs, rs})) return rc;
     if (c->print) {
       std::cout << global_schema.print() << "\n" << c->schema->print();
       return 0;
@@ -209,6 +223,7 @@ int main(int argc, char** argv) {
   gin.file = up_file;
   gin.flags = up_globals.given();
   statuses.push_back(global_schema.load(gin));
+  statuses.push_back(check_sections(up_file, catalog, known));
   std::set<std::string> seen;
   for (auto& name : up_roles) {
     const runtime::RoleInfo* info = nullptr;

@@ -137,6 +137,17 @@ std::string format(const std::vector<std::string>& v) {
   return s;
 }
 
+std::vector<std::string> file_sections(const std::string& path) {
+  std::vector<std::string> out;
+  try {
+    toml::table t = toml::parse_file(path);
+    for (auto&& [k, node] : t)
+      if (node.is_table()) out.emplace_back(k.str());
+  } catch (const toml::parse_error&) {
+  }
+  return out;
+}
+
 std::string mask(std::string_view secret) { return secret.empty() ? std::string() : std::string("****"); }
 
 Field& Field::range(double lo, double hi) {

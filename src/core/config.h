@@ -158,6 +158,11 @@ class Schema {
   std::vector<std::unique_ptr<Field>> fields_;
 };
 
+// The names of the top-level tables of a TOML file, so a caller can reject sections nobody
+// reads (a misspelled role). A file that does not parse is reported by Schema::load instead,
+// and gives an empty list here.
+std::vector<std::string> file_sections(const std::string& path);
+
 // Masks a secret for display: "" stays "", anything else becomes "****".
 std::string mask(std::string_view secret);
 
