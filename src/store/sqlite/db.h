@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "store/migration.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -70,11 +71,7 @@ class Statement {
   Status bind_error_;
 };
 
-struct Migration {
-  int version;
-  std::string_view description;
-  std::string_view sql;  // one or more statements
-};
+using store::Migration;
 
 struct Options {
   bool create_dirs = true;  // make the file's directory if missing
