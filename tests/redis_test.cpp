@@ -111,5 +111,27 @@ TEST(Redis, SubscriberReconnectsWhenTheServerComesBack) {
   sub.stop();
 }
 
+TEST(Redis, SubscriberNoticesASilentServer) {
+  int port = core::http::testing::free_loopback_port();
+  Child redis({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
+  Endpoint ep;
+  ep.port = port;
+  ep.timeout = std::chrono::milliseconds(300);
+  ASSERT_TRUE(eventually([&] { return Connection(ep).ping().is_ok(); }));
+  Inbox in;
+  Subscriber sub(ep, {"c"}, in.handlers(), Subscriber::reconnect_policy(), std::chrono::milliseconds(200));
+  sub.start();
+  ASSERT_TRUE(eventually([&] { return sub.connected(); }));
+  std::this_thread::sleep_for(600ms);  // several PING rounds answered: still connected
+  EXPECT_TRUE(sub.connected());
+  EXPECT_EQ(in.disconnects.load(), 0);
+  redis.signal(SIGSTOP);  // the socket stays open, the server says nothing
+  EXPECT_TRUE(eventually([&] { return !sub.connected(); }, 5s));
+  EXPECT_EQ(in.disconnects.load(), 1);
+  redis.signal(SIGCONT);
+  EXPECT_TRUE(eventually([&] { return sub.connected(); }, 15s));
+  sub.stop();
+}
+
 }  // namespace
 }  // namespace gantry::testing

@@ -159,8 +159,13 @@ core::resilience::RetryPolicy Subscriber::reconnect_policy() {
   return p;
 }
 
-Subscriber::Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h, core::resilience::RetryPolicy backoff)
-    : ep_(std::move(e)), channels_(std::move(channels)), h_(std::move(h)), backoff_(std::move(backoff)) {}
+Subscriber::Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h, core::resilience::RetryPolicy backoff,
+                       std::chrono::milliseconds ping_every)
+    : ep_(std::move(e)),
+      channels_(std::move(channels)),
+      h_(std::move(h)),
+      backoff_(std::move(backoff)),
+      ping_every_(ping_every) {}
 
 Subscriber::~Subscriber() { stop(); }
 
@@ -212,20 +217,42 @@ Status Subscriber::session() {
     if (redisBufferWrite(c.get(), &done) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
   }
   size_t confirmed = 0;
+  using clock = std::chrono::steady_clock;
+  auto last_heard = clock::now();
+  std::optional<clock::time_point> ping_sent;
   while (!stop_) {
     void* raw = nullptr;
     if (redisGetReplyFromReader(c.get(), &raw) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
     if (!raw) {
+      auto now = clock::now();
+      if (ping_sent && now - *ping_sent > ep_.timeout)
+        return Status(Code::kUnavailable, "no answer to PING within " + std::to_string(ep_.timeout.count()) + " ms",
+                      "redis.subscribe");
+      if (!ping_sent && now - last_heard > ping_every_) {
+        const char* ping[] = {"PING"};
+        size_t len[] = {4};
+        int sent = 0;
+        if (redisAppendCommandArgv(c.get(), 1, ping, len) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
+        while (!sent)
+          if (redisBufferWrite(c.get(), &sent) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
+        ping_sent = now;
+      }
       // Nothing buffered: wait for data in short slices so stop() is noticed.
       pollfd p{c->fd, POLLIN, 0};
-      int n = ::poll(&p, 1, 200);
+      int n = ::poll(&p, 1, 50);
       if (n < 0 && errno != EINTR) return Status(Code::kUnavailable, std::strerror(errno), "redis.subscribe");
       if (n > 0 && redisBufferRead(c.get()) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
       continue;
     }
+    last_heard = clock::now();
     std::unique_ptr<redisReply, decltype(&freeReplyObject)> r(static_cast<redisReply*>(raw), &freeReplyObject);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) continue;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) continue;
     std::string_view kind(r->element[0]->str, r->element[0]->len);
+    if (kind == "pong") {  // in subscribed mode PING answers ["pong", ""]
+      ping_sent.reset();
+      continue;
+    }
+    if (r->elements < 3) continue;
     if (kind == "subscribe") {
       if (++confirmed == channels_.size()) {
         connected_ = true;

@@ -5,7 +5,8 @@
 // hands each message to a callback, and when the connection drops it reconnects with backoff
 // and subscribes again, calling on_connected each time so the owner can catch up on what it
 // may have missed while disconnected (messages published meanwhile are not replayed: that is
-// pub/sub).
+// pub/sub). A connection that goes quiet is probed with PING, so a peer that vanished without
+// closing the socket is noticed too.
 #pragma once
 
 #include <atomic>
@@ -73,8 +74,11 @@ class Subscriber {
     std::function<void()> on_connected;                  // after every (re)subscription
     std::function<void(const Status&)> on_disconnected;  // when a live connection is lost
   };
+  // A quiet connection is probed with PING every `ping_every`; no answer within the
+  // endpoint's timeout counts as a lost connection (a peer that died without closing it).
   Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h,
-             core::resilience::RetryPolicy backoff = reconnect_policy());
+             core::resilience::RetryPolicy backoff = reconnect_policy(),
+             std::chrono::milliseconds ping_every = std::chrono::seconds(15));
   ~Subscriber();
   Subscriber(const Subscriber&) = delete;
 
@@ -94,6 +98,7 @@ class Subscriber {
   std::vector<std::string> channels_;
   Handlers h_;
   core::resilience::RetryPolicy backoff_;
+  std::chrono::milliseconds ping_every_;
   std::atomic<bool> stop_{false}, connected_{false};
   std::atomic<uint64_t> reconnects_{0};
   std::thread thread_;

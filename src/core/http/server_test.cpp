@@ -185,7 +185,7 @@ TEST_F(ServerTest, RequestIdEchoedOrGenerated) {
   r = s.read_response();
   EXPECT_EQ(r.find("bad id"), std::string::npos);
   auto body = r.substr(r.find("\r\n\r\n") + 4);
-  EXPECT_EQ(body.size(), 16u);
+  EXPECT_EQ(body.size(), 15u);
 }
 
 TEST_F(ServerTest, ExpectContinueAndHead) {
