@@ -2,12 +2,21 @@
 //
 // co_retry is retry() for an operation that is itself a coroutine; its waits are timers on
 // the coroutine's executor, so a backing-off operation holds no thread. The breaker, the rate
-// limiter and an idempotency hit never block and are called from coroutines directly; an
-// idempotency *join* (a second caller of a running key) blocks its thread, so coroutines
-// should run idempotent operations on a thread pool or key them so they do not overlap.
+// limiter and an idempotency hit never block and are called from coroutines directly. What
+// does block - ParallelManager::run, run_batches, an idempotency store run that may join a
+// running key - goes through co_offload, which runs it on a helper thread and resumes the
+// coroutine on its own executor with the result:
+//
+//   ParallelReport rep = co_await co_offload([&] { return manager.run(std::move(ops)); });
 #pragma once
 
+#include <thread>
+#include <type_traits>
+
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -32,6 +41,26 @@ auto co_retry(const RetryPolicy& p, F fn, RetryOptions o = {})
                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(step.wait));
     co_await t.async_wait(boost::asio::use_awaitable);
   }
+}
+
+// Runs fn() on a new thread and completes with its result on the awaiting coroutine's
+// executor; the executor's io_context keeps running meanwhile (a work guard keeps run() from
+// returning early). The io_context must outlive the call.
+template <class F>
+auto co_offload(F fn) -> boost::asio::awaitable<std::invoke_result_t<F&>> {
+  using T = std::invoke_result_t<F&>;
+  auto ex = co_await boost::asio::this_coro::executor;
+  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(T)>(
+      [ex, fn = std::move(fn)](auto handler) mutable {
+        std::thread([ex, fn = std::move(fn), handler = std::move(handler),
+                     guard = boost::asio::make_work_guard(ex)]() mutable {
+          T result = fn();
+          boost::asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        }).detach();
+      },
+      boost::asio::use_awaitable);
 }
 
 }  // namespace gantry::core::resilience

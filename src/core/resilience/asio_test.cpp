@@ -7,6 +7,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/resilience/circuit_breaker.h"
+#include "core/resilience/idempotency.h"
+#include "core/resilience/parallel.h"
 
 namespace gantry::core::resilience {
 namespace {
@@ -66,6 +68,47 @@ TEST(CoRetry, GivesUpOnNonRetryableAndThroughABreaker) {
   ASSERT_TRUE(first);
   EXPECT_EQ(first->code(), Code::kCircuitOpen);
   EXPECT_EQ(second->code(), Code::kInvalidArgument);
+}
+
+TEST(CoOffload, BlockingManagersRunWithoutBlockingTheIoContext) {
+  asio::io_context ioc;  // one thread: if the parallel run blocked it, no tick could happen
+  std::atomic<int> ticks{0};
+  std::atomic<bool> done{false};
+  std::optional<ParallelReport> rep;
+  std::optional<Result<int>> joined;
+  IdempotencyStore<int> store({"co-offload"});
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        while (!done) {
+          asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
+          co_await t.async_wait(asio::use_awaitable);
+          ++ticks;
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        ParallelManager pm({"co", 2, 10min});
+        std::vector<Operation> ops;
+        for (int i = 0; i < 6; ++i)
+          ops.push_back({"op", [](const OpContext&) {
+                           std::this_thread::sleep_for(20ms);
+                           return Status();
+                         }});
+        int before = ticks.load();
+        rep = co_await co_offload([&] { return pm.run(std::move(ops)); });
+        EXPECT_GT(ticks.load() - before, 5);  // the io_context kept serving while it ran
+        joined = co_await co_offload([&] { return store.run(idempotency_key("op", "1"), []() -> Result<int> { return 7; }); });
+        done = true;
+      },
+      asio::detached);
+  ioc.run();
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->succeeded, 6);
+  ASSERT_TRUE(joined && joined->is_ok());
+  EXPECT_EQ(**joined, 7);
 }
 
 }  // namespace
