@@ -4,7 +4,13 @@
 // silently running something else.
 #pragma once
 
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
 #include <string_view>
+
+#include "core/status.h"
 
 namespace gantry::store {
 
@@ -13,5 +19,12 @@ struct Migration {
   std::string_view description;
   std::string_view sql;  // one or more statements
 };
+
+// The rules every store follows; the store supplies how to read back an applied migration's
+// description (nullopt when that version is absent) and how to apply one (in a transaction,
+// recording it). `current` is the highest applied version; `where` names the store in errors.
+core::Status apply_migrations(std::span<const Migration> migrations, int current,
+                              const std::function<core::Result<std::optional<std::string>>(int)>& applied_description,
+                              const std::function<core::Status(const Migration&)>& apply, std::string_view where);
 
 }  // namespace gantry::store

@@ -147,48 +147,31 @@ Result<int> Connection::schema_version() {
 Status Connection::migrate(std::span<const Migration> migrations) {
   auto locked = query("SELECT pg_advisory_lock($1::bigint)", {std::to_string(kMigrationLock)});
   if (!locked.is_ok()) return locked.status();
-  auto release = [&] { (void)unlock(kMigrationLock); };
+  Status s;
   auto current = schema_version();
   if (!current.is_ok()) {
-    release();
-    return current.status();
+    s = current.status();
+  } else {
+    s = apply_migrations(
+        migrations, *current,
+        [this](int version) -> Result<std::optional<std::string>> {
+          auto r = query("SELECT description FROM schema_migrations WHERE version = $1", {std::to_string(version)});
+          if (!r.is_ok()) return r.status();
+          if (r->size() == 0) return std::optional<std::string>();
+          return std::optional<std::string>(std::string(r->get(0, 0)));
+        },
+        [this](const Migration& m) {
+          return transaction([&]() -> Status {
+            GANTRY_RETURN_IF_ERROR(exec(m.sql));
+            auto ins = query("INSERT INTO schema_migrations(version, description) VALUES ($1, $2)",
+                             {std::to_string(m.version), m.description});
+            return ins.is_ok() ? Status() : ins.status();
+          });
+        },
+        "postgres.migrate");
   }
-  int last = 0;
-  for (const Migration& m : migrations) {
-    if (m.version <= last) {
-      release();
-      return Status(Code::kInternal, "migration versions must increase (" + std::to_string(m.version) + ")",
-                    "postgres.migrate");
-    }
-    last = m.version;
-    if (m.version <= *current) {
-      auto r = query("SELECT description FROM schema_migrations WHERE version = $1", {std::to_string(m.version)});
-      if (!r.is_ok()) {
-        release();
-        return r.status();
-      }
-      if (r->size() == 1 && r->get(0, 0) != m.description) {
-        release();
-        return Status(Code::kFailedPrecondition,
-                      "migration " + std::to_string(m.version) + " was applied as '" + std::string(r->get(0, 0)) +
-                          "' but is now '" + std::string(m.description) + "'",
-                      "postgres.migrate");
-      }
-      continue;
-    }
-    Status s = transaction([&]() -> Status {
-      GANTRY_RETURN_IF_ERROR(exec(m.sql));
-      auto ins = query("INSERT INTO schema_migrations(version, description) VALUES ($1, $2)",
-                       {std::to_string(m.version), m.description});
-      return ins.is_ok() ? Status() : ins.status();
-    });
-    if (!s.is_ok()) {
-      release();
-      return s.within("postgres.migrate " + std::to_string(m.version));
-    }
-  }
-  release();
-  return {};
+  (void)unlock(kMigrationLock);
+  return s;
 }
 
 }  // namespace gantry::store::postgres

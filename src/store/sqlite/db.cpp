@@ -83,34 +83,27 @@ Result<int> Db::schema_version() {
 Status Db::migrate(std::span<const Migration> migrations) {
   auto current = schema_version();
   if (!current.is_ok()) return current.status();
-  int last = 0;
-  for (const Migration& m : migrations) {
-    if (m.version <= last)
-      return Status(Code::kInternal, "migration versions must increase (" + std::to_string(m.version) + ")", "sqlite.migrate");
-    last = m.version;
-    if (m.version <= *current) {
-      auto st = prepare("SELECT description FROM schema_migrations WHERE version = ?");
-      if (!st.is_ok()) return st.status();
-      st->bind(1, m.version);
-      auto row = st->step();
-      if (!row.is_ok()) return row.status();
-      if (*row && st->text(0) != m.description)
-        return Status(Code::kFailedPrecondition,
-                      "migration " + std::to_string(m.version) + " was applied as '" + std::string(st->text(0)) +
-                          "' but is now '" + std::string(m.description) + "'",
-                      "sqlite.migrate");
-      continue;
-    }
-    Status s = transaction([&]() -> Status {
-      GANTRY_RETURN_IF_ERROR(exec(m.sql));
-      auto ins = prepare("INSERT INTO schema_migrations(version, description) VALUES (?, ?)");
-      if (!ins.is_ok()) return ins.status();
-      ins->bind(1, m.version).bind(2, m.description);
-      return ins->run();
-    });
-    if (!s.is_ok()) return s.within("sqlite.migrate " + std::to_string(m.version));
-  }
-  return {};
+  return apply_migrations(
+      migrations, *current,
+      [this](int version) -> Result<std::optional<std::string>> {
+        auto st = prepare("SELECT description FROM schema_migrations WHERE version = ?");
+        if (!st.is_ok()) return st.status();
+        st->bind(1, version);
+        auto row = st->step();
+        if (!row.is_ok()) return row.status();
+        if (!*row) return std::optional<std::string>();
+        return std::optional<std::string>(std::string(st->text(0)));
+      },
+      [this](const Migration& m) {
+        return transaction([&]() -> Status {
+          GANTRY_RETURN_IF_ERROR(exec(m.sql));
+          auto ins = prepare("INSERT INTO schema_migrations(version, description) VALUES (?, ?)");
+          if (!ins.is_ok()) return ins.status();
+          ins->bind(1, m.version).bind(2, m.description);
+          return ins->run();
+        });
+      },
+      "sqlite.migrate");
 }
 
 Statement::~Statement() {
