@@ -1,0 +1,269 @@
+#include "bus/nats/jetstream.h"
+
+#include <nats/nats.h>
+
+#include "core/log.h"
+
+namespace gantry::bus::nats {
+
+using core::Code;
+
+namespace {
+const core::log::Logger lg("nats");
+
+Status from(natsStatus s, std::string_view where, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  if (s == NATS_OK) return {};
+  Code c = Code::kIoError;
+  switch (s) {
+    case NATS_TIMEOUT: c = Code::kDeadlineExceeded; break;
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_NO_RESPONDERS:
+    case NATS_STALE_CONNECTION:
+    case NATS_INSUFFICIENT_BUFFER:  // publishing while reconnecting, with no reconnect buffer
+      c = Code::kUnavailable;
+      break;
+    case NATS_NOT_FOUND: c = Code::kNotFound; break;
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT: c = Code::kInvalidArgument; break;
+    default: break;
+  }
+  std::string msg = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last && *last) msg = last;
+  if (jerr) msg += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  return Status(c, msg, where);
+}
+
+int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+}  // namespace
+
+Message::~Message() {
+  if (m_) natsMsg_Destroy(m_);
+}
+std::string_view Message::subject() const { return natsMsg_GetSubject(m_); }
+std::string_view Message::data() const {
+  return {natsMsg_GetData(m_), static_cast<size_t>(natsMsg_GetDataLength(m_))};
+}
+std::string_view Message::header(const char* name) const {
+  const char* v = nullptr;
+  return natsMsgHeader_Get(m_, name, &v) == NATS_OK && v ? std::string_view(v) : std::string_view();
+}
+uint64_t Message::delivered() const {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, m_) != NATS_OK) return 0;
+  uint64_t n = meta->NumDelivered;
+  jsMsgMetaData_Destroy(meta);
+  return n;
+}
+uint64_t Message::stream_sequence() const {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, m_) != NATS_OK) return 0;
+  uint64_t n = meta->Sequence.Stream;
+  jsMsgMetaData_Destroy(meta);
+  return n;
+}
+Status Message::ack() { return from(natsMsg_AckSync(m_, nullptr, nullptr), "nats.ack"); }
+Status Message::nak(std::chrono::milliseconds delay) {
+  return from(delay.count() > 0 ? natsMsg_NakWithDelay(m_, delay.count(), nullptr) : natsMsg_Nak(m_, nullptr), "nats.nak");
+}
+Status Message::term() { return from(natsMsg_Term(m_, nullptr), "nats.term"); }
+
+PullConsumer::~PullConsumer() {
+  if (sub_) natsSubscription_Destroy(sub_);
+}
+
+Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::milliseconds timeout) {
+  natsMsgList list{};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = natsSubscription_Fetch(&list, sub_, batch, ms(timeout), &jerr);
+  std::vector<Message> out;
+  if (s == NATS_TIMEOUT) return out;  // nothing arrived: an outcome, not an error
+  if (s != NATS_OK) return from(s, "nats.fetch", jerr);
+  out.reserve(static_cast<size_t>(list.Count));
+  for (int i = 0; i < list.Count; ++i) {
+    out.emplace_back(list.Msgs[i]);
+    list.Msgs[i] = nullptr;  // ownership moved to Message
+  }
+  natsMsgList_Destroy(&list);
+  return out;
+}
+
+void JetStream::on_reconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<JetStream*>(closure);
+  ++self->reconnects_;
+  lg.info("reconnected", {{"reconnects", static_cast<long long>(self->reconnects_.load())}});
+}
+
+void JetStream::on_ack(jsCtx*, natsMsg* msg, ::jsPubAck* pa, ::jsPubAckErr* pae, void* closure) {
+  auto* self = static_cast<JetStream*>(closure);
+  AckCallback cb;
+  {
+    std::lock_guard lock(self->mu_);
+    auto it = self->pending_.find(msg);
+    if (it != self->pending_.end()) {
+      cb = std::move(it->second);
+      self->pending_.erase(it);
+    }
+  }
+  if (!cb) return;
+  if (pae) {
+    Status s = from(pae->Err, "nats.publish_async", pae->ErrCode);
+    if (pae->ErrText && *pae->ErrText) s = Status(s.code(), pae->ErrText, "nats.publish_async");
+    cb(s);
+  } else if (pa) {
+    cb(PubAck{pa->Stream ? pa->Stream : "", pa->Sequence, pa->Duplicate});
+  } else {
+    cb(Status(Code::kInternal, "ack without result", "nats.publish_async"));
+  }
+}
+
+Result<std::unique_ptr<JetStream>> JetStream::connect(const std::string& url, Options o) {
+  std::unique_ptr<JetStream> j(new JetStream());
+  j->o_ = o;
+  natsOptions* opts = nullptr;
+  if (natsOptions_Create(&opts) != NATS_OK) return Status(Code::kInternal, "natsOptions_Create", "nats.connect");
+  natsOptions_SetURL(opts, url.c_str());
+  natsOptions_SetName(opts, o.name.c_str());
+  natsOptions_SetTimeout(opts, ms(o.timeout));
+  natsOptions_SetMaxReconnect(opts, -1);  // forever
+  natsOptions_SetReconnectWait(opts, ms(o.reconnect_wait));
+  natsOptions_SetRetryOnFailedConnect(opts, false, nullptr, nullptr);
+  // No reconnect buffer: a publish made while disconnected fails at once instead of being
+  // queued and sent after the reconnection, when its caller has already been told it failed.
+  natsOptions_SetReconnectBufSize(opts, 0);
+  natsOptions_SetReconnectedCB(opts, &JetStream::on_reconnected, j.get());
+  natsStatus s = natsConnection_Connect(&j->nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) return from(s, "nats.connect");
+
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = ms(o.timeout);
+  jo.PublishAsync.MaxPending = o.max_pending_async;
+  jo.PublishAsync.AckHandler = &JetStream::on_ack;
+  jo.PublishAsync.AckHandlerClosure = j.get();
+  s = natsConnection_JetStream(&j->js_, j->nc_, &jo);
+  if (s != NATS_OK) return from(s, "nats.jetstream");
+  return j;
+}
+
+JetStream::~JetStream() {
+  if (js_) {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = ms(o_.timeout);
+    (void)js_PublishAsyncComplete(js_, &po);
+  }
+  if (nc_) natsConnection_Close(nc_);  // stops callbacks before the context goes
+  if (js_) jsCtx_Destroy(js_);
+  if (nc_) natsConnection_Destroy(nc_);
+  // Whatever never got an answer is answered now, so no caller waits forever.
+  std::unordered_map<natsMsg*, AckCallback> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(pending_);
+  }
+  for (auto& [m, cb] : left) cb(Status(Code::kUnavailable, "connection closed before the ack", "nats.publish_async"));
+}
+
+bool JetStream::connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+Status JetStream::ensure_stream(const StreamSpec& spec) {
+  std::vector<const char*> subjects;
+  for (auto& s : spec.subjects) subjects.push_back(s.c_str());
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = spec.name.c_str();
+  cfg.Subjects = subjects.data();
+  cfg.SubjectsLen = static_cast<int>(subjects.size());
+  cfg.Retention = spec.work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
+  cfg.Storage = spec.memory ? js_MemoryStorage : js_FileStorage;
+  cfg.MaxAge = std::chrono::nanoseconds(spec.max_age).count();
+  cfg.Duplicates = std::chrono::nanoseconds(spec.duplicate_window).count();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* si = nullptr;
+  natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
+  if (s == NATS_OK) {
+    jsStreamInfo_Destroy(si);
+    lg.info("stream created", {{"stream", spec.name}});
+    return {};
+  }
+  if (jerr != JSStreamNameExistErr) return from(s, "nats.ensure_stream " + spec.name, jerr);
+  s = js_UpdateStream(&si, js_, &cfg, nullptr, &jerr);
+  if (s != NATS_OK) return from(s, "nats.ensure_stream " + spec.name, jerr);
+  jsStreamInfo_Destroy(si);
+  return {};
+}
+
+Result<PubAck> JetStream::publish(std::string_view subject, std::string_view data, std::string_view msg_id) {
+  std::string subj(subject), id(msg_id);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = ms(o_.timeout);
+  if (!id.empty()) po.MsgId = id.c_str();
+  jsPubAck* pa = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_Publish(&pa, js_, subj.c_str(), data.data(), static_cast<int>(data.size()), &po, &jerr);
+  if (s != NATS_OK) return from(s, "nats.publish " + subj, jerr);
+  PubAck out{pa->Stream ? pa->Stream : "", pa->Sequence, pa->Duplicate};
+  jsPubAck_Destroy(pa);
+  return out;
+}
+
+Status JetStream::publish_async(std::string_view subject, std::string_view data, std::string_view msg_id,
+                                AckCallback done) {
+  if (!connected()) return Status(Code::kUnavailable, "not connected", "nats.publish_async");
+  std::string subj(subject);
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_Create(&msg, subj.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) return from(s, "nats.publish_async");
+  if (!msg_id.empty()) {
+    std::string id(msg_id);
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+  }
+  {
+    std::lock_guard lock(mu_);  // registered first: the ack may arrive before the call returns
+    pending_.emplace(msg, std::move(done));
+  }
+  natsMsg* handed = msg;
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = ms(o_.timeout);  // an ack not received in time is reported to `done` as a timeout
+  s = js_PublishMsgAsync(js_, &handed, &po);
+  if (s != NATS_OK) {
+    {
+      std::lock_guard lock(mu_);
+      pending_.erase(msg);
+    }
+    natsMsg_Destroy(msg);
+    return from(s, "nats.publish_async " + subj);
+  }
+  return {};
+}
+
+Status JetStream::wait_async(std::chrono::milliseconds timeout) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = ms(timeout);
+  return from(js_PublishAsyncComplete(js_, &po), "nats.wait_async");
+}
+
+Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string& stream, const std::string& subject,
+                                                               const ConsumerSpec& c) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Config.Durable = c.durable.c_str();
+  so.Config.AckPolicy = js_AckExplicit;
+  so.Config.MaxDeliver = c.max_deliver;
+  so.Config.AckWait = std::chrono::nanoseconds(c.ack_wait).count();
+  so.Config.MaxAckPending = c.max_ack_pending;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_PullSubscribe(&sub, js_, subject.c_str(), c.durable.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) return from(s, "nats.pull_consumer " + c.durable, jerr);
+  return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
+}
+
+}  // namespace gantry::bus::nats

@@ -1,0 +1,139 @@
+// NATS JetStream over cnats: streams, publishing with acknowledgements, pull consumers.
+//
+// A publish counts only once JetStream has acknowledged it (stored it). publish() waits for
+// the ack; publish_async() returns at once and reports the ack or the failure to a callback,
+// so a caller (an HTTP handler holding a Responder) can answer only after the event is
+// durable. A message id (Nats-Msg-Id) makes JetStream drop a resent message within the
+// stream's duplicate window: the ack then says duplicate.
+//
+// The connection reconnects by itself, forever; while it is down, publishes fail fast with
+// kUnavailable and are not queued for later (no reconnect buffer), so a publish reported as
+// failed was not sent. A publish that times out waiting for its ack (kDeadlineExceeded) may
+// still have been stored: resend it with the same message id and JetStream drops the copy.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+
+// cnats types (C library): natsConnection, jsCtx, natsMsg, natsSubscription.
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+typedef struct __natsMsg natsMsg;
+typedef struct __natsSubscription natsSubscription;
+struct jsPubAck;
+struct jsPubAckErr;
+
+namespace gantry::bus::nats {
+
+using core::Result;
+using core::Status;
+
+struct PubAck {
+  std::string stream;
+  uint64_t sequence = 0;
+  bool duplicate = false;
+};
+
+struct StreamSpec {
+  std::string name;
+  std::vector<std::string> subjects;
+  bool work_queue = false;  // WorkQueue retention (else Limits)
+  std::chrono::milliseconds max_age{0};  // 0 = unlimited
+  std::chrono::milliseconds duplicate_window{120'000};
+  bool memory = false;  // file storage unless set
+};
+
+struct ConsumerSpec {
+  std::string durable;
+  int max_deliver = 5;
+  std::chrono::milliseconds ack_wait{30'000};
+  int max_ack_pending = 1000;
+};
+
+struct Options {
+  std::string name = "gantry";
+  std::chrono::milliseconds reconnect_wait{250};
+  std::chrono::milliseconds timeout{5000};  // connect, API requests, synchronous publish
+  int max_pending_async = 4096;             // async publishes in flight before publish_async blocks
+};
+
+// One received message; ack, nak or term it (or let ack_wait pass and it is redelivered).
+class Message {
+ public:
+  explicit Message(natsMsg* m) : m_(m) {}
+  Message(Message&& o) noexcept : m_(o.m_) { o.m_ = nullptr; }
+  Message& operator=(Message&&) = delete;
+  ~Message();
+  std::string_view subject() const;
+  std::string_view data() const;
+  std::string_view header(const char* name) const;  // "" when absent
+  uint64_t delivered() const;                       // 1 on first delivery
+  uint64_t stream_sequence() const;
+  Status ack();                                     // waits for the server's confirmation
+  Status nak(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  Status term();                                    // never redeliver
+
+ private:
+  natsMsg* m_;
+};
+
+class PullConsumer {
+ public:
+  ~PullConsumer();
+  // Up to `batch` messages, waiting at most `timeout` for the first; an empty vector when none.
+  Result<std::vector<Message>> fetch(int batch, std::chrono::milliseconds timeout);
+
+ private:
+  friend class JetStream;
+  explicit PullConsumer(natsSubscription* s) : sub_(s) {}
+  natsSubscription* sub_;
+};
+
+class JetStream {
+ public:
+  using AckCallback = std::function<void(Result<PubAck>)>;
+
+  static Result<std::unique_ptr<JetStream>> connect(const std::string& url, Options o = {});
+  // Waits (up to the timeout) for outstanding async acks, then closes.
+  ~JetStream();
+  JetStream(const JetStream&) = delete;
+  JetStream& operator=(const JetStream&) = delete;
+
+  // Creates the stream, or updates it to this spec when it exists.
+  Status ensure_stream(const StreamSpec& s);
+  Result<PubAck> publish(std::string_view subject, std::string_view data, std::string_view msg_id = {});
+  // Returns once the message is handed to the connection; `done` runs later, on a cnats
+  // thread, with the ack or the failure. If this returns a failure, `done` is never called.
+  Status publish_async(std::string_view subject, std::string_view data, std::string_view msg_id, AckCallback done);
+  // Waits until every async publish has its answer.
+  Status wait_async(std::chrono::milliseconds timeout);
+  Result<std::unique_ptr<PullConsumer>> pull_consumer(const std::string& stream, const std::string& subject,
+                                                      const ConsumerSpec& c);
+
+  bool connected() const;
+  uint64_t reconnects() const { return reconnects_.load(); }
+
+ private:
+  JetStream() = default;
+  static void on_ack(jsCtx*, natsMsg* msg, ::jsPubAck* pa, ::jsPubAckErr* pae, void* closure);
+  static void on_reconnected(natsConnection*, void* closure);
+
+  Options o_;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+  std::mutex mu_;
+  std::unordered_map<natsMsg*, AckCallback> pending_;
+  std::atomic<uint64_t> reconnects_{0};
+};
+
+}  // namespace gantry::bus::nats

@@ -1,0 +1,154 @@
+// The JetStream client against real NATS servers.
+#include "bus/nats/jetstream.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "core/http/test_socket.h"
+#include "env.h"
+#include "process.h"
+
+namespace gantry::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using bus::nats::ConsumerSpec;
+using bus::nats::JetStream;
+using bus::nats::PubAck;
+using bus::nats::StreamSpec;
+using core::Code;
+using core::Status;
+
+std::string unique(const std::string& p) { return p + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000); }
+
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+TEST(JetStream, PublishAckDedupAndPullConsumer) {
+  std::string url = server_url("GANTRY_NATS_URL");
+  ASSERT_FALSE(url.empty());
+  auto js = JetStream::connect(url);
+  ASSERT_TRUE(js.is_ok()) << js.status().to_string();
+  std::string stream = unique("EVENTS");
+  std::string subject = stream + ".events";
+  StreamSpec spec{stream, {subject}, /*work_queue=*/true, 7 * 24h};
+  ASSERT_TRUE((*js)->ensure_stream(spec).is_ok());
+  spec.max_age = 24h;
+  ASSERT_TRUE((*js)->ensure_stream(spec).is_ok());  // exists: updated, not an error
+
+  auto a1 = (*js)->publish(subject, R"({"n":1})", "event-1");
+  ASSERT_TRUE(a1.is_ok()) << a1.status().to_string();
+  EXPECT_EQ(a1->stream, stream);
+  EXPECT_EQ(a1->sequence, 1u);
+  EXPECT_FALSE(a1->duplicate);
+  auto again = (*js)->publish(subject, R"({"n":1})", "event-1");
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->duplicate);  // dropped at the source
+
+  // Async: 500 messages, every one acknowledged through its callback.
+  std::atomic<int> acked{0}, failed{0};
+  for (int i = 2; i <= 501; ++i) {
+    Status s = (*js)->publish_async(subject, "{\"n\":" + std::to_string(i) + "}", "event-" + std::to_string(i),
+                                    [&](core::Result<PubAck> r) { (r.is_ok() ? acked : failed)++; });
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+  }
+  ASSERT_TRUE((*js)->wait_async(10s).is_ok());
+  EXPECT_TRUE(eventually([&] { return acked.load() == 500; })) << acked.load();
+  EXPECT_EQ(failed.load(), 0);
+
+  auto consumer = (*js)->pull_consumer(stream, subject, ConsumerSpec{"aggregator", 3, 1s, 1000});
+  ASSERT_TRUE(consumer.is_ok()) << consumer.status().to_string();
+  size_t seen = 0;
+  while (seen < 501) {
+    auto batch = (*consumer)->fetch(100, 2s);
+    ASSERT_TRUE(batch.is_ok()) << batch.status().to_string();
+    ASSERT_FALSE(batch->empty()) << "after " << seen;
+    for (auto& m : *batch) {
+      if (seen == 0) {
+        EXPECT_EQ(m.data(), R"({"n":1})");
+        EXPECT_EQ(m.header("Nats-Msg-Id"), "event-1");
+        EXPECT_EQ(m.delivered(), 1u);
+      }
+      ASSERT_TRUE(m.ack().is_ok());
+      ++seen;
+    }
+  }
+  auto none = (*consumer)->fetch(10, 300ms);
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_TRUE(none->empty());  // acked messages are gone (work queue)
+}
+
+TEST(JetStream, NakRedeliversTermDoesNot) {
+  std::string url = server_url("GANTRY_NATS_URL");
+  ASSERT_FALSE(url.empty());
+  auto js = JetStream::connect(url);
+  ASSERT_TRUE(js.is_ok());
+  std::string stream = unique("NAK");
+  std::string subject = stream + ".x";
+  ASSERT_TRUE((*js)->ensure_stream({stream, {subject}, true}).is_ok());
+  ASSERT_TRUE((*js)->publish(subject, "a").is_ok());
+  ASSERT_TRUE((*js)->publish(subject, "b").is_ok());
+  auto c = (*js)->pull_consumer(stream, subject, ConsumerSpec{"c", 5, 30s, 100});
+  ASSERT_TRUE(c.is_ok());
+  auto first = (*c)->fetch(2, 2s);
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_EQ(first->size(), 2u);
+  ASSERT_TRUE((*first)[0].nak().is_ok());   // "a": try again
+  ASSERT_TRUE((*first)[1].term().is_ok());  // "b": poison, never again
+  auto second = (*c)->fetch(2, 2s);
+  ASSERT_TRUE(second.is_ok());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].data(), "a");
+  EXPECT_EQ((*second)[0].delivered(), 2u);
+  ASSERT_TRUE((*second)[0].ack().is_ok());
+}
+
+TEST(JetStream, ServerDownFailsLoudlyAndRecoversWithDataIntact) {
+  namespace fs = std::filesystem;
+  std::string dir = ::testing::TempDir() + "/" + unique("gantry_nats_");
+  fs::create_directories(dir);
+  int port = core::http::testing::free_loopback_port();
+  std::vector<std::string> argv{"nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port), "--store_dir", dir};
+  auto server = std::make_unique<Child>(argv);
+  std::string url = "nats://127.0.0.1:" + std::to_string(port);
+  std::unique_ptr<JetStream> js;
+  ASSERT_TRUE(eventually([&] {
+    auto j = JetStream::connect(url);
+    if (j.is_ok()) js = std::move(*j);
+    return js != nullptr;
+  }));
+  ASSERT_TRUE(js->ensure_stream({"DUR", {"dur.>"}}).is_ok());
+  ASSERT_TRUE(js->publish("dur.a", "kept").is_ok());
+
+  server->signal(SIGKILL);
+  server->wait(5s);
+  ASSERT_TRUE(eventually([&] { return !js->connected(); }));
+  auto down = js->publish("dur.a", "lost?");
+  EXPECT_FALSE(down.is_ok());  // never an ack for something not stored
+  EXPECT_TRUE(down.status().code() == Code::kUnavailable || down.status().code() == Code::kDeadlineExceeded)
+      << down.status().to_string();
+  EXPECT_EQ(js->publish_async("dur.a", "x", "", [](core::Result<PubAck>) {}).code(), Code::kUnavailable);
+
+  server = std::make_unique<Child>(argv);  // same store directory
+  ASSERT_TRUE(eventually([&] { return js->connected(); }, 15s)) << "did not reconnect";
+  EXPECT_GE(js->reconnects(), 1u);
+  core::Result<PubAck> after = core::Status(Code::kUnavailable, "not yet");
+  ASSERT_TRUE(eventually([&] { after = js->publish("dur.a", "after"); return after.is_ok(); }));
+  EXPECT_EQ(after->sequence, 2u);  // the message acked before the crash survived it
+  js.reset();
+  server.reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gantry::testing
