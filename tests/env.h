@@ -6,7 +6,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/status.h"
+
 namespace gantry::testing {
+
+using core::Status;
 
 // The value of a GANTRY_*_URL variable. Missing means the tests were run without servers,
 // which is a failure (never a skip): run them with `make test`, or after

@@ -20,7 +20,6 @@ using bus::nats::JetStream;
 using bus::nats::PubAck;
 using bus::nats::StreamSpec;
 using core::Code;
-using core::Status;
 
 std::string unique(const std::string& p) { return p + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000); }
 

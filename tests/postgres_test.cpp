@@ -14,7 +14,6 @@ namespace gantry::testing {
 namespace {
 
 using core::Code;
-using core::Status;
 using store::Migration;
 using store::postgres::Connection;
 

@@ -1,0 +1,233 @@
+#include "bus/amqp/amqp.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <sys/time.h>
+
+namespace gantry::bus::amqp {
+
+using core::Code;
+
+struct Channel::State {
+  amqp_connection_state_t conn = nullptr;
+  static constexpr amqp_channel_t kChannel = 1;
+};
+
+namespace {
+
+amqp_bytes_t bytes(std::string_view s) { return {s.size(), const_cast<char*>(s.data())}; }
+
+timeval to_tv(std::chrono::milliseconds d) {
+  return {static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
+
+// The broker's reason for closing the channel or connection, when that is what happened.
+std::string server_reason(const amqp_rpc_reply_t& r, int* code) {
+  *code = 0;
+  if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION) return {};
+  if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
+    *code = m->reply_code;
+    return std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len);
+  }
+  if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
+    *code = m->reply_code;
+    return std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len);
+  }
+  return "server exception";
+}
+
+}  // namespace
+
+Status Channel::check_rpc(std::string_view what) {
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(s_->conn);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) return {};
+  alive_ = false;  // a channel or connection exception ends this channel
+  int code = 0;
+  std::string reason = server_reason(r, &code);
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+    return Status(Code::kUnavailable, amqp_error_string2(r.library_error), "amqp " + std::string(what));
+  Code c = code == 406 || code == 405 ? Code::kFailedPrecondition
+           : code == 404              ? Code::kNotFound
+           : code == 403              ? Code::kPermissionDenied
+                                      : Code::kUnavailable;
+  return Status(c, reason + " (" + std::to_string(code) + ")", "amqp " + std::string(what));
+}
+
+Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, std::chrono::milliseconds timeout) {
+  std::unique_ptr<Channel> ch(new Channel());
+  ch->s_ = std::make_unique<State>();
+  ch->timeout_ = timeout;
+  std::string mutable_url = url;
+  amqp_connection_info info;
+  if (amqp_parse_url(mutable_url.data(), &info) != AMQP_STATUS_OK)
+    return Status(Code::kInvalidArgument, "not an AMQP URL (amqp://user:pass@host:port/vhost)", "amqp.connect");
+  ch->s_->conn = amqp_new_connection();
+  amqp_socket_t* sock = amqp_tcp_socket_new(ch->s_->conn);
+  if (!sock) return Status(Code::kInternal, "cannot create socket", "amqp.connect");
+  timeval tv = to_tv(timeout);
+  int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+  std::string where = std::string("amqp.connect ") + info.host + ":" + std::to_string(info.port);
+  if (rc != AMQP_STATUS_OK) return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+  amqp_set_rpc_timeout(ch->s_->conn, &tv);
+  amqp_rpc_reply_t login =
+      amqp_login(ch->s_->conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+  if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+    int code = 0;
+    std::string reason = server_reason(login, &code);
+    if (reason.empty()) reason = login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(login.library_error) : "login failed";
+    return Status(code == 403 || code == 530 ? Code::kPermissionDenied : Code::kUnavailable, reason, where);
+  }
+  amqp_channel_open(ch->s_->conn, State::kChannel);
+  ch->alive_ = true;
+  GANTRY_RETURN_IF_ERROR(ch->check_rpc("channel.open"));
+  return ch;
+}
+
+Channel::~Channel() {
+  if (!s_ || !s_->conn) return;
+  if (alive_) {
+    amqp_channel_close(s_->conn, State::kChannel, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(s_->conn, AMQP_REPLY_SUCCESS);
+  }
+  amqp_destroy_connection(s_->conn);
+}
+
+Status Channel::declare_exchange(const std::string& name, const std::string& type, bool durable) {
+  amqp_exchange_declare(s_->conn, State::kChannel, bytes(name), bytes(type), /*passive=*/0, durable,
+                        /*auto_delete=*/0, /*internal=*/0, amqp_empty_table);
+  return check_rpc("exchange.declare " + name);
+}
+
+Status Channel::declare_queue(const std::string& name, bool durable, const QueueArgs& args) {
+  std::vector<amqp_table_entry_t> entries;
+  if (args.max_length) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes("x-max-length");
+    e.value.kind = AMQP_FIELD_KIND_I64;
+    e.value.value.i64 = *args.max_length;
+    entries.push_back(e);
+  }
+  if (!args.overflow.empty()) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes("x-overflow");
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = bytes(args.overflow);
+    entries.push_back(e);
+  }
+  amqp_table_t table{static_cast<int>(entries.size()), entries.data()};
+  amqp_queue_declare(s_->conn, State::kChannel, bytes(name), 0, durable, 0, 0, table);
+  return check_rpc("queue.declare " + name);
+}
+
+Status Channel::bind(const std::string& queue, const std::string& exchange, const std::string& key) {
+  amqp_queue_bind(s_->conn, State::kChannel, bytes(queue), bytes(exchange), bytes(key), amqp_empty_table);
+  return check_rpc("queue.bind " + queue);
+}
+
+Status Channel::delete_queue(const std::string& name) {
+  amqp_queue_delete(s_->conn, State::kChannel, bytes(name), 0, 0);
+  return check_rpc("queue.delete " + name);
+}
+
+Status Channel::delete_exchange(const std::string& name) {
+  amqp_exchange_delete(s_->conn, State::kChannel, bytes(name), 0);
+  return check_rpc("exchange.delete " + name);
+}
+
+Status Channel::publish(const std::string& exchange, const std::string& key, std::string_view body,
+                        const std::string& content_type) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.publish");
+  if (!confirms_) {
+    amqp_confirm_select(s_->conn, State::kChannel);
+    GANTRY_RETURN_IF_ERROR(check_rpc("confirm.select"));
+    confirms_ = true;
+  }
+  amqp_basic_properties_t props;
+  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+  props.delivery_mode = 2;  // persistent
+  props.content_type = bytes(content_type);
+  int rc = amqp_basic_publish(s_->conn, State::kChannel, bytes(exchange), bytes(key), 0, 0, &props, bytes(body));
+  std::string where = "amqp.publish " + exchange + " " + key;
+  if (rc != AMQP_STATUS_OK) {
+    alive_ = false;
+    return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+  }
+  uint64_t tag = next_publish_tag_++;
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status(Code::kDeadlineExceeded, "no confirm from the broker", where);
+    timeval tv = to_tv(left);
+    amqp_frame_t frame;
+    rc = amqp_simple_wait_frame_noblock(s_->conn, &frame, &tv);
+    if (rc == AMQP_STATUS_TIMEOUT) continue;
+    if (rc != AMQP_STATUS_OK) {
+      alive_ = false;
+      return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    auto id = frame.payload.method.id;
+    if (id == AMQP_BASIC_ACK_METHOD) {
+      auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+      if (ack->delivery_tag >= tag || ack->multiple) return {};
+    } else if (id == AMQP_BASIC_NACK_METHOD) {
+      return Status(Code::kResourceExhausted, "the broker refused the message (queue full: already pending)", where);
+    } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
+      alive_ = false;
+      auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+      return Status(Code::kUnavailable,
+                    std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len), where);
+    }
+  }
+}
+
+Status Channel::consume(const std::string& queue, uint16_t prefetch, const std::string& consumer_tag) {
+  amqp_basic_qos(s_->conn, State::kChannel, 0, prefetch, 0);
+  GANTRY_RETURN_IF_ERROR(check_rpc("basic.qos"));
+  amqp_basic_consume(s_->conn, State::kChannel, bytes(queue), bytes(consumer_tag), 0, /*no_ack=*/0, 0,
+                     amqp_empty_table);
+  return check_rpc("basic.consume " + queue);
+}
+
+Result<std::optional<Delivery>> Channel::next(std::chrono::milliseconds timeout) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.next");
+  amqp_maybe_release_buffers(s_->conn);
+  amqp_envelope_t env;
+  timeval tv = to_tv(timeout);
+  amqp_rpc_reply_t r = amqp_consume_message(s_->conn, &env, &tv, 0);
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    return std::optional<Delivery>();
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    alive_ = false;
+    int code = 0;
+    std::string reason = server_reason(r, &code);
+    if (reason.empty()) reason = amqp_error_string2(r.library_error);
+    return Status(Code::kUnavailable, reason, "amqp.next");
+  }
+  Delivery d;
+  d.tag = env.delivery_tag;
+  d.redelivered = env.redelivered;
+  d.exchange.assign(static_cast<char*>(env.exchange.bytes), env.exchange.len);
+  d.routing_key.assign(static_cast<char*>(env.routing_key.bytes), env.routing_key.len);
+  d.consumer_tag.assign(static_cast<char*>(env.consumer_tag.bytes), env.consumer_tag.len);
+  d.body.assign(static_cast<char*>(env.message.body.bytes), env.message.body.len);
+  if (env.message.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+    d.content_type.assign(static_cast<char*>(env.message.properties.content_type.bytes),
+                          env.message.properties.content_type.len);
+  amqp_destroy_envelope(&env);
+  return std::optional<Delivery>(std::move(d));
+}
+
+Status Channel::ack(uint64_t tag) {
+  int rc = amqp_basic_ack(s_->conn, State::kChannel, tag, 0);
+  return rc == AMQP_STATUS_OK ? Status() : Status(Code::kUnavailable, amqp_error_string2(rc), "amqp.ack");
+}
+
+Status Channel::nack(uint64_t tag, bool requeue) {
+  int rc = amqp_basic_nack(s_->conn, State::kChannel, tag, 0, requeue);
+  return rc == AMQP_STATUS_OK ? Status() : Status(Code::kUnavailable, amqp_error_string2(rc), "amqp.nack");
+}
+
+}  // namespace gantry::bus::amqp
