@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "core/status.h"
 
@@ -35,6 +37,18 @@ inline std::pair<std::string, int> host_port(const std::string& url) {
   std::string hp = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
   auto colon = hp.rfind(':');
   return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
+}
+
+// Polls pred every 10 ms until it holds or `limit` passes; returns its last answer. For
+// waiting on something another thread or process does (a reconnect, a delivery).
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
 }
 
 }  // namespace gantry::testing

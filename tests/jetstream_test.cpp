@@ -23,16 +23,6 @@ using core::Code;
 
 std::string unique(const std::string& p) { return p + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000); }
 
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
-
 TEST(JetStream, PublishAckDedupAndPullConsumer) {
   std::string url = server_url("GANTRY_NATS_URL");
   ASSERT_FALSE(url.empty());

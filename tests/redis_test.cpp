@@ -37,16 +37,6 @@ struct Inbox {
   }
 };
 
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
-
 TEST(Redis, CommandsAndPubSub) {
   std::string url = server_url("GANTRY_REDIS_URL");
   ASSERT_FALSE(url.empty());
