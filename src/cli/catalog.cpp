@@ -1,12 +1,14 @@
 #include "cli/catalog.h"
 
 #include "cli/hello.h"
+#include "fleet/roles.h"
 
 namespace gantry::cli {
 
 std::vector<core::runtime::RoleInfo> catalog() {
   std::vector<core::runtime::RoleInfo> roles;
   roles.push_back(hello_role());
+  roles.push_back(fleet::controller_role());
   return roles;
 }
 

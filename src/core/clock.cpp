@@ -45,4 +45,60 @@ std::string rfc3339(WallTime t) {
   return buf;
 }
 
+std::optional<WallTime> parse_rfc3339(std::string_view t) {
+  auto digits = [&](size_t at, size_t n, int* out) {
+    if (at + n > t.size()) return false;
+    int v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      v = v * 10 + (t[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int y, mo, d, h, mi, sec;
+  if (!digits(0, 4, &y) || t.size() < 20 || t[4] != '-' || !digits(5, 2, &mo) || t[7] != '-' || !digits(8, 2, &d) ||
+      (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !digits(11, 2, &h) || t[13] != ':' || !digits(14, 2, &mi) ||
+      t[16] != ':' || !digits(17, 2, &sec))
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  size_t i = 19;
+  int64_t nanos = 0;
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    int n = 0;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+      if (n < 9) nanos = nanos * 10 + (t[i] - '0');
+      ++n;
+      ++i;
+    }
+    if (n == 0) return std::nullopt;
+    for (int k = std::min(n, 9); k < 9; ++k) nanos *= 10;
+  }
+  int offset_min = 0;
+  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) {
+    ++i;
+  } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
+    int oh, om;
+    if (!digits(i + 1, 2, &oh) || i + 3 >= t.size() || t[i + 3] != ':' || !digits(i + 4, 2, &om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_min = (t[i] == '+' ? 1 : -1) * (oh * 60 + om);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != t.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  std::time_t secs = timegm(&tm);
+  if (tm.tm_mday != d) return std::nullopt;  // 31 February and the like were normalised
+  secs -= static_cast<std::time_t>(offset_min) * 60;
+  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
+}
+
 }  // namespace gantry::core

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <string_view>
 #include <cstdint>
 #include <mutex>
 #include <random>
@@ -89,5 +91,8 @@ inline double to_unix_seconds(WallTime t) {
 }
 // RFC 3339 with milliseconds in UTC: 2026-11-22T10:00:00.123Z
 std::string rfc3339(WallTime t);
+// Parses RFC 3339 (2026-11-22T10:00:00Z, fractional seconds, a numeric offset or Z, 't'/' '
+// as separator). nullopt when malformed or out of range.
+std::optional<WallTime> parse_rfc3339(std::string_view text);
 
 }  // namespace gantry::core

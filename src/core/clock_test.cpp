@@ -31,4 +31,21 @@ TEST(Random, FixedAndSeeded) {
 }
 
 }  // namespace
+TEST(Rfc3339, ParsesWhatItFormatsAndOffsets) {
+  WallTime t = WallTime(std::chrono::milliseconds(1795000000123));
+  EXPECT_EQ(parse_rfc3339(rfc3339(t)), t);
+  auto a = parse_rfc3339("2026-11-22T10:00:00Z");
+  auto b = parse_rfc3339("2026-11-22T12:30:00+02:30");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, *b);
+  EXPECT_TRUE(parse_rfc3339("2026-11-22 10:00:00.123456789-05:00"));
+}
+
+TEST(Rfc3339, RejectsMalformed) {
+  for (const char* bad : {"", "yesterday", "2026-11-22", "2026-11-22T10:00:00", "2026-02-31T10:00:00Z",
+                          "2026-13-01T10:00:00Z", "2026-11-22T10:00:00.Z", "2026-11-22T10:00:00Zjunk",
+                          "2026-11-22T25:00:00Z"})
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+}
+
 }  // namespace gantry::core

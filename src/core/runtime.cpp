@@ -50,6 +50,7 @@ Status HttpRole::start() {
 
 void HttpRole::stop(std::chrono::milliseconds deadline) {
   auto until = std::chrono::steady_clock::now() + deadline;
+  before_drain();
   if (server_) server_->stop(deadline);
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
   on_stop(std::max(left, std::chrono::milliseconds(0)));

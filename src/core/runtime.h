@@ -61,6 +61,9 @@ class HttpRole : public Role {
   http::Router& router() { return *router_; }
   // Runs before the server accepts connections; a failure aborts start().
   virtual Status on_start() { return {}; }
+  // Runs when stop begins, before the server drains: answer requests the role holds open
+  // (long polls), so the drain does not wait for them to time out.
+  virtual void before_drain() {}
   // Runs after the server has drained.
   virtual void on_stop(std::chrono::milliseconds deadline) {}
 

@@ -115,3 +115,12 @@ class [[nodiscard]] Result {
     ::gantry::core::Status gantry_status_ = (expr);  \
     if (!gantry_status_.is_ok()) return gantry_status_; \
   } while (0)
+
+// `GANTRY_ASSIGN(x, expr);` declares x as the value of a Result-valued expression, or returns
+// its failure from the enclosing function (which returns a Status or a Result).
+#define GANTRY_CONCAT_INNER_(a, b) a##b
+#define GANTRY_CONCAT_(a, b) GANTRY_CONCAT_INNER_(a, b)
+#define GANTRY_ASSIGN(name, expr)                                                                          \
+  auto GANTRY_CONCAT_(gantry_result_, __LINE__) = (expr);                                                  \
+  if (!GANTRY_CONCAT_(gantry_result_, __LINE__).is_ok()) return GANTRY_CONCAT_(gantry_result_, __LINE__).status(); \
+  auto name = std::move(*GANTRY_CONCAT_(gantry_result_, __LINE__))

@@ -64,6 +64,12 @@ Router& Router::add_async(Method m, std::string pattern, AsyncHandler h) {
   return *this;
 }
 
+Router& Router::add_deferrable(Method m, std::string pattern, DeferrableHandler h) {
+  add(m, std::move(pattern), nullptr);
+  const_cast<Route*>(routes_.back().get())->deferrable = std::move(h);
+  return *this;
+}
+
 bool Router::has(Method m, std::string_view pattern) const {
   for (auto& r : routes_)
     if (r->method == m && r->pattern == pattern) return true;
@@ -142,6 +148,7 @@ bool Router::dispatch(Request& req, Response& out, const std::function<Responder
     r->async(req, make_responder());
     return false;
   }
+  if (r->deferrable) return r->deferrable(req, out, make_responder);
   r->sync(req, out);
   return true;
 }

@@ -37,11 +37,15 @@ class Responder {
 
 using Handler = std::function<void(const Request&, Response&)>;
 using AsyncHandler = std::function<void(const Request&, Responder)>;
+// Answers in `out` and returns true (the cheap, common case), or takes a Responder from
+// `defer()` and returns false to answer later (a long poll that has to wait).
+using DeferrableHandler = std::function<bool(const Request&, Response& out, const std::function<Responder()>& defer)>;
 
 class Router {
  public:
   Router& add(Method m, std::string pattern, Handler h);
   Router& add_async(Method m, std::string pattern, AsyncHandler h);
+  Router& add_deferrable(Method m, std::string pattern, DeferrableHandler h);
   Router& get(std::string p, Handler h) { return add(Method::kGet, std::move(p), std::move(h)); }
   Router& post(std::string p, Handler h) { return add(Method::kPost, std::move(p), std::move(h)); }
   Router& put(std::string p, Handler h) { return add(Method::kPut, std::move(p), std::move(h)); }
@@ -62,6 +66,7 @@ class Router {
     bool rest = false;                  // last segment is {name...}
     Handler sync;
     AsyncHandler async;
+    DeferrableHandler deferrable;
   };
   const Route* find(Request& req, std::string* allow) const;
   static bool match(const Route& r, std::string_view path,

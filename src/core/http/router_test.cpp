@@ -72,6 +72,39 @@ TEST(Router, AsyncHandlerGetsResponderAndDroppedResponderAnswers500) {
   EXPECT_EQ(async_out->status, 500);
 }
 
+TEST(Router, DeferrableHandlerAnswersNowOrLater) {
+  Router r;
+  Responder kept;
+  int made = 0;
+  r.add_deferrable(Method::kGet, "/poll", [&](const Request& q, Response& out, const std::function<Responder()>& defer) {
+    if (q.query_param("wait")) {
+      kept = defer();
+      return false;
+    }
+    out.text(304, "");
+    return true;
+  });
+  Response sync_out;
+  std::optional<Response> async_out;
+  auto make = [&] {
+    ++made;
+    return Responder([&](Response&& x) { async_out = std::move(x); });
+  };
+  auto now = Request::make(Method::kGet, "/poll");
+  EXPECT_TRUE(r.dispatch(*now, sync_out, make));
+  EXPECT_EQ(sync_out.status, 304);
+  EXPECT_EQ(made, 0);  // the common case builds no responder
+  auto later = Request::make(Method::kGet, "/poll?wait=5");
+  EXPECT_FALSE(r.dispatch(*later, sync_out, make));
+  EXPECT_EQ(made, 1);
+  EXPECT_FALSE(async_out);
+  Response answer;
+  answer.text(200, "new");
+  kept.send(std::move(answer));
+  ASSERT_TRUE(async_out);
+  EXPECT_EQ(async_out->status, 200);
+}
+
 TEST(Request, QueryParamsDecoded) {
   auto req = Request::make(Method::kGet, "/p?wait=30&name=a%20b+c&empty=&flag");
   EXPECT_EQ(req->query_param("wait"), "30");

@@ -1,0 +1,882 @@
+// `gantry controller`: the versioned configuration and the registered agents.
+//
+// Reads never touch the database: the latest configuration is an immutable snapshot swapped
+// atomically, and agents are found by the SHA-256 of their token in an in-memory map. Writes
+// go to the store first and to memory after they committed, so a failed write changes
+// nothing. Heartbeats are group-committed (group_commit.h) and answered once durable.
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "bus/redis/redis.h"
+#include "core/clock.h"
+#include "core/http/auth.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/runtime.h"
+#include "core/thread_pool.h"
+#include "fleet/controller/group_commit.h"
+#include "fleet/controller/long_poll.h"
+#include "fleet/controller/store.h"
+#include "fleet/protocol.h"
+#include "fleet/roles.h"
+
+namespace gantry::fleet::controller {
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace http = core::http;
+namespace json = boost::json;
+using core::Status;
+
+const core::log::Logger lg("controller");
+
+struct Settings {
+  std::string address = "0.0.0.0";
+  uint16_t port = 8080;
+  std::string addr;  // CONTROLLER_ADDR, "[host]:port" as the original took it
+  std::string database_path = "./data/data.db";
+  std::string database_url;
+  std::string admin_user = "admin";
+  std::string admin_password = "password";
+  std::string agent_user = "agent";
+  std::string agent_password = "agentpass";
+  int poll_interval = 30;
+  bool redis_enabled = false;
+  std::string redis_host = "localhost";
+  int redis_port = 6379;
+  std::string redis_password;
+  int redis_db = 0;
+  std::chrono::milliseconds long_poll_max{300'000};
+  std::chrono::milliseconds stale_after{90'000};
+  std::chrono::milliseconds offline_after{300'000};
+  std::chrono::milliseconds refresh_interval{1'000};
+  int heartbeat_batch = 4096;
+  http::ServerOptions http;
+};
+
+constexpr int kMaxInterval = 86400;
+
+// The latest configuration and the parts of its answers that never change.
+struct Snapshot {
+  ConfigRecord rec;
+  std::string body_head;  // {"id":…,"etag":…,"config":…,"poll_interval_seconds":
+};
+
+std::shared_ptr<const Snapshot> make_snapshot(ConfigRecord rec) {
+  auto s = std::make_shared<Snapshot>();
+  s->body_head = "{\"id\":" + std::to_string(rec.id) + ",\"etag\":";
+  http::append_json_string(rec.etag, s->body_head);
+  s->body_head += ",\"config\":" + rec.config_data + ",\"poll_interval_seconds\":";
+  s->rec = std::move(rec);
+  return s;
+}
+
+// One registered agent. Identity is fixed at registration; the rest changes under mu.
+struct Agent {
+  std::string id, name, hostname, version, start_time, created_at;
+  std::atomic<int> interval{0};  // 0 = the global default
+  mutable std::mutex mu;
+  std::string token_hash, reported_status, last_heartbeat, last_config_version, updated_at;
+  core::WallTime last_contact{};
+};
+
+class Controller final : public core::runtime::HttpRole {
+ public:
+  explicit Controller(Settings s)
+      : HttpRole("controller", s.http),
+        st_(std::move(s)),
+        polls_(core::metrics::Registry::global().counter("fleet_config_polls_total",
+                                                         "GET /config answers by status", {"status"})),
+        polls_200_(polls_.with({"200"})),
+        polls_304_(polls_.with({"304"})),
+        polls_401_(polls_.with({"401"})),
+        heartbeats_(core::metrics::Registry::global().counter("fleet_heartbeats_total", "heartbeats persisted").with({})),
+        batch_size_(core::metrics::Registry::global()
+                        .histogram("fleet_heartbeat_batch_rows", "heartbeats per group commit", {},
+                                   {1, 4, 16, 64, 256, 1024, 4096})
+                        .with({})),
+        pushes_(core::metrics::Registry::global().counter("fleet_push_total", "Redis push publications by result",
+                                                          {"result"})) {
+    routes();
+  }
+
+  ~Controller() override {
+    auto& reg = core::metrics::Registry::global();
+    reg.remove_callback("fleet_agents_registered");
+    reg.remove_callback("fleet_long_polls_held");
+  }
+
+  bool ready() const override { return store_ != nullptr; }
+
+ protected:
+  Status on_start() override {
+    if (!st_.database_url.empty()) {
+      GANTRY_ASSIGN(s, open_postgres_store(st_.database_url));
+      store_ = std::move(s);
+      shared_store_ = true;
+    } else {
+      GANTRY_ASSIGN(s, open_sqlite_store(st_.database_path));
+      store_ = std::move(s);
+    }
+    GANTRY_RETURN_IF_ERROR(store_->migrate().within("migrating " + store_->describe()));
+    GANTRY_ASSIGN(latest, store_->latest_config());
+    if (!latest) {
+      ConfigRecord seed{0, new_etag("{}"), "{}", "system", core::rfc3339(std::chrono::system_clock::now())};
+      GANTRY_RETURN_IF_ERROR(store_->insert_config(seed));
+      latest = seed;
+    }
+    latest_.store(make_snapshot(std::move(*latest)));
+    GANTRY_ASSIGN(agents, store_->load_agents());
+    for (AgentRecord& a : agents) remember(a);
+
+    hub_ = std::make_unique<LongPollHub>();
+    commit_ = std::make_unique<GroupCommit<HeartbeatRow>>(
+        [this](std::span<const HeartbeatRow> rows) {
+          std::lock_guard lk(store_mu_);
+          return store_->write_heartbeats(rows);
+        },
+        static_cast<size_t>(st_.heartbeat_batch), [this](size_t n) { batch_size_.observe(static_cast<double>(n)); });
+    if (st_.redis_enabled) {
+      bus::redis::Endpoint ep;
+      ep.host = st_.redis_host;
+      ep.port = st_.redis_port;
+      ep.password = st_.redis_password;
+      ep.db = st_.redis_db;
+      redis_ = std::make_unique<bus::redis::Connection>(ep);
+      publisher_ = std::make_unique<core::ThreadPool>(1, "redis-push");
+      lg.info("redis push enabled", {{"redis", ep.describe()}});
+    }
+    if (shared_store_) refresher_ = std::thread([this] { refresh_loop(); });
+
+    auto& reg = core::metrics::Registry::global();
+    reg.gauge_callback("fleet_agents_registered", "agents with a valid token", [this] {
+      std::shared_lock lk(agents_mu_);
+      return static_cast<double>(by_id_.size());
+    });
+    reg.gauge_callback("fleet_long_polls_held", "GET /config?wait= requests being held",
+                       [this] { return hub_ ? static_cast<double>(hub_->holding()) : 0.0; });
+    lg.info("controller ready", {{"store", store_->describe()},
+                                 {"agents", static_cast<int64_t>(agents.size())},
+                                 {"etag", latest_.load()->rec.etag}});
+    return {};
+  }
+
+  void before_drain() override {
+    if (hub_) hub_->close();
+  }
+
+  void on_stop(std::chrono::milliseconds) override {
+    {
+      std::lock_guard lk(refresh_mu_);
+      stopping_ = true;
+    }
+    refresh_cv_.notify_all();
+    if (refresher_.joinable()) refresher_.join();
+    if (commit_) commit_->stop();  // what was acknowledged is already durable; this writes the rest
+    if (publisher_) publisher_->stop();
+    std::lock_guard lk(store_mu_);
+    store_.reset();
+  }
+
+ private:
+  // ---- routes -------------------------------------------------------------------------
+
+  void routes() {
+    auto& r = router();
+    r.get("/health", [](const http::Request&, http::Response& out) { out.json(200, R"({"status":"healthy"})"); });
+    r.post("/register", [this](const http::Request& q, http::Response& out) { do_register(q, out); });
+    for (const char* p : {"/config", "/controller/config"}) {
+      r.post(p, [this](const http::Request& q, http::Response& out) { post_config(q, out); });
+      r.add_deferrable(http::Method::kGet, p,
+                       [this](const http::Request& q, http::Response& out, const std::function<http::Responder()>& d) {
+                         return get_config(q, out, d);
+                       });
+    }
+    r.get("/config/history", [this](const http::Request& q, http::Response& out) { history(q, out); });
+    r.post("/config/rollback/{etag}", [this](const http::Request& q, http::Response& out) { rollback(q, out); });
+    r.add_async(http::Method::kPost, "/heartbeat",
+                [this](const http::Request& q, http::Responder resp) { heartbeat(q, std::move(resp)); });
+    r.get("/agents", [this](const http::Request& q, http::Response& out) { list_agents(q, out); });
+    r.get("/agents/{id}", [this](const http::Request& q, http::Response& out) { get_agent(q, out); });
+    for (const char* p : {"/agents/{id}/interval", "/agents/{id}/poll-interval"})
+      r.put(p, [this](const http::Request& q, http::Response& out) { set_interval(q, out); });
+    r.post("/agents/{id}/token/rotate", [this](const http::Request& q, http::Response& out) { rotate(q, out); });
+    r.del("/agents/{id}", [this](const http::Request& q, http::Response& out) { delete_agent(q, out); });
+  }
+
+  // ---- auth ---------------------------------------------------------------------------
+
+  bool basic(const http::Request& q, http::Response& out, const std::string& user, const std::string& pass,
+             std::string* who = nullptr) {
+    if (http::check_basic(q, user, pass)) {
+      if (who) *who = user;
+      return true;
+    }
+    http::basic_challenge(out, "Restricted", R"({"message":"Invalid auth"})");
+    return false;
+  }
+  bool admin(const http::Request& q, http::Response& out, std::string* who = nullptr) {
+    return basic(q, out, st_.admin_user, st_.admin_password, who);
+  }
+
+  static void bearer_error(http::Response& out, std::string_view message) {
+    std::string body = R"({"success":false,"message":)";
+    http::append_json_string(message, body);
+    body += R"(,"data":null})";
+    out.json(401, std::move(body));
+  }
+
+  // The agent presenting the request's token, or nullptr after answering 401.
+  std::shared_ptr<Agent> bearer(const http::Request& q, http::Response& out) {
+    http::Bearer b = http::parse_bearer(q);
+    if (b.error != http::BearerError::kNone) {
+      bearer_error(out, http::describe(b.error));
+      return nullptr;
+    }
+    std::string hash = token_hash(b.token);
+    {
+      std::shared_lock lk(agents_mu_);
+      if (auto it = by_token_.find(hash); it != by_token_.end()) return it->second;
+    }
+    if (shared_store_) {  // registered through another controller sharing the database
+      std::optional<AgentRecord> rec;
+      {
+        std::lock_guard lk(store_mu_);
+        auto r = store_->agent_by_token_hash(hash);
+        if (r.is_ok()) rec = std::move(*r);
+      }
+      if (rec) return remember(*rec);
+    }
+    bearer_error(out, "invalid api token");
+    return nullptr;
+  }
+
+  // ---- registration -------------------------------------------------------------------
+
+  void do_register(const http::Request& q, http::Response& out) {
+    if (!basic(q, out, st_.agent_user, st_.agent_password)) return;
+    auto body = parse_object(q, out);
+    if (!body) return;
+    std::string hostname, start_time, version;
+    if (!string_field(*body, "hostname", true, &hostname, out) ||
+        !string_field(*body, "start_time", true, &start_time, out) ||
+        !string_field(*body, "version", false, &version, out))
+      return;
+    if (hostname.empty()) return out.error(400, "hostname must not be empty");
+    if (!core::parse_rfc3339(start_time)) return out.error(400, "start_time must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z");
+
+    std::string token = random_hex(32);
+    AgentRecord a;
+    a.agent_id = uuid4();
+    a.agent_name = "agent-" + a.agent_id.substr(0, 8);
+    a.token_hash = token_hash(token);
+    a.status = "registered";
+    a.hostname = hostname;
+    a.version = version;
+    a.start_time = start_time;
+    a.created_at = a.updated_at = core::rfc3339(std::chrono::system_clock::now());
+    {
+      std::lock_guard lk(store_mu_);
+      if (Status s = store_->insert_agent(a); !s.is_ok()) return store_failure(out, "registering agent", s);
+    }
+    remember(a);
+    lg.info("agent registered", {{"agent_id", a.agent_id}, {"hostname", hostname}, {"version", version}});
+    std::string res = "{\"agent_id\":";
+    http::append_json_string(a.agent_id, res);
+    res += ",\"agent_name\":";
+    http::append_json_string(a.agent_name, res);
+    res += ",\"api_token\":\"" + token + "\",\"poll_url\":\"/config\",\"poll_interval_seconds\":" +
+           std::to_string(st_.poll_interval) + "}";
+    out.json(200, std::move(res));
+  }
+
+  // ---- configuration ------------------------------------------------------------------
+
+  void post_config(const http::Request& q, http::Response& out) {
+    std::string who;
+    if (!admin(q, out, &who)) return;
+    auto body = parse_object(q, out);
+    if (!body) return;
+    std::string url, proxy;
+    if (!string_field(*body, "url", true, &url, out) || !string_field(*body, "proxy", false, &proxy, out)) return;
+    if (auto e = check_target_url(url)) return out.error(400, *e);
+    if (auto e = check_proxy(proxy)) return out.error(400, *e);
+    std::string data = "{\"url\":";
+    http::append_json_string(url, data);
+    data += ",\"proxy\":";
+    http::append_json_string(proxy, data);
+    data += '}';
+    auto snap = publish(std::move(data), who, out);
+    if (!snap) return;
+    out.json_string(200, "Config updated successfully");
+    out.set_header("ETag", snap->rec.etag);
+  }
+
+  // Stores a new version and tells everyone; answers the failure in `out` and returns null
+  // when the store refused it.
+  std::shared_ptr<const Snapshot> publish(std::string data, const std::string& who, http::Response& out) {
+    ConfigRecord rec{0, new_etag(data), std::move(data), who, core::rfc3339(std::chrono::system_clock::now())};
+    {
+      std::lock_guard lk(store_mu_);
+      if (Status s = store_->insert_config(rec); !s.is_ok()) {
+        store_failure(out, "storing configuration", s);
+        return nullptr;
+      }
+    }
+    auto snap = make_snapshot(std::move(rec));
+    adopt(snap, /*push=*/true);
+    lg.info("configuration published", {{"etag", snap->rec.etag}, {"by", who}});
+    return snap;
+  }
+
+  // Makes `snap` the latest and wakes everyone waiting for it.
+  void adopt(std::shared_ptr<const Snapshot> snap, bool push) {
+    latest_.store(snap);
+    hub_->publish();
+    if (push && publisher_) {
+      PushMessage m{"", snap->rec.etag, uuid4()};
+      publisher_->post([this, msg = to_json(m)] {
+        auto r = redis_->publish(kPushChannel, msg);
+        if (r.is_ok()) {
+          pushes_.with({"ok"}).inc();
+        } else {
+          pushes_.with({"failed"}).inc();
+          lg.warn("redis push failed; agents will learn by polling", {{"error", r.status().to_string()}});
+        }
+      });
+    }
+  }
+
+  bool get_config(const http::Request& q, http::Response& out, const std::function<http::Responder()>& defer) {
+    auto agent = bearer(q, out);
+    if (!agent) {
+      polls_401_.inc();
+      return true;
+    }
+    int interval = agent->interval.load(std::memory_order_relaxed);
+    if (interval == 0) interval = st_.poll_interval;
+    auto snap = latest_.load();
+    std::string_view inm = q.header("If-None-Match");
+    if (!etag_matches(inm, snap->rec.etag)) {
+      answer_config(*snap, interval, out);
+      return true;
+    }
+    int64_t wait_s = 0;
+    if (auto w = q.query_param("wait")) {
+      auto [p, ec] = std::from_chars(w->data(), w->data() + w->size(), wait_s);
+      if (ec != std::errc() || p != w->data() + w->size() || wait_s < 0) {
+        out.error(400, "wait must be a whole number of seconds");
+        return true;
+      }
+    }
+    if (wait_s > 0) {
+      auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_s), st_.long_poll_max);
+      std::string etag(inm);
+      auto answer = [this, agent, etag](bool) {
+        http::Response r;
+        int iv = agent->interval.load(std::memory_order_relaxed);
+        if (iv == 0) iv = st_.poll_interval;
+        auto now = latest_.load();
+        if (etag_matches(etag, now->rec.etag)) {
+          not_modified(iv, r);
+        } else {
+          answer_config(*now, iv, r);
+        }
+        return r;
+      };
+      // Registered first, then re-checked: a version published in between is not missed.
+      if (hub_->hold(std::chrono::steady_clock::now() + wait, defer(), answer)) {
+        if (!etag_matches(inm, latest_.load()->rec.etag)) hub_->publish();
+        return false;
+      }
+    }
+    not_modified(interval, out);
+    return true;
+  }
+
+  static bool etag_matches(std::string_view given, std::string_view etag) {
+    if (given == etag) return true;
+    // Clients that follow RFC 9110 quote it.
+    return given.size() == etag.size() + 2 && given.front() == '"' && given.back() == '"' &&
+           given.substr(1, etag.size()) == etag;
+  }
+
+  void answer_config(const Snapshot& s, int interval, http::Response& out) {
+    std::string iv = std::to_string(interval);
+    out.json(200, s.body_head + iv + "}");
+    out.set_header("ETag", s.rec.etag);
+    out.set_header("X-Poll-Interval-Seconds", std::move(iv));
+    polls_200_.inc();
+  }
+
+  void not_modified(int interval, http::Response& out) {
+    out.status = 304;
+    out.body.clear();
+    out.set_header("X-Poll-Interval-Seconds", std::to_string(interval));
+    polls_304_.inc();
+  }
+
+  void history(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    int limit = 100;
+    if (auto l = q.query_param("limit")) {
+      auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), limit);
+      if (ec != std::errc() || p != l->data() + l->size() || limit < 1 || limit > 10000)
+        return out.error(400, "limit must be a number 1..10000");
+    }
+    core::Result<std::vector<ConfigRecord>> h = [&] {
+      std::lock_guard lk(store_mu_);
+      return store_->history(limit);
+    }();
+    if (!h.is_ok()) return store_failure(out, "reading history", h.status());
+    std::string latest = latest_.load()->rec.etag;
+    std::string body = "{\"configurations\":[";
+    for (size_t i = 0; i < h->size(); ++i) {
+      const ConfigRecord& c = (*h)[i];
+      if (i) body += ',';
+      body += "{\"id\":" + std::to_string(c.id) + ",\"etag\":";
+      http::append_json_string(c.etag, body);
+      body += ",\"config\":" + c.config_data + ",\"created_by\":";
+      http::append_json_string(c.created_by, body);
+      body += ",\"created_at\":";
+      http::append_json_string(c.created_at, body);
+      body += c.etag == latest ? ",\"latest\":true}" : ",\"latest\":false}";
+    }
+    body += "],\"total\":" + std::to_string(h->size()) + "}";
+    out.json(200, std::move(body));
+  }
+
+  // A rollback is a new version carrying an earlier one's data: history stays append-only and
+  // every agent sees a new etag, so it applies like any change.
+  void rollback(const http::Request& q, http::Response& out) {
+    std::string who;
+    if (!admin(q, out, &who)) return;
+    std::string etag(q.param("etag"));
+    core::Result<std::optional<ConfigRecord>> old = [&] {
+      std::lock_guard lk(store_mu_);
+      return store_->config_by_etag(etag);
+    }();
+    if (!old.is_ok()) return store_failure(out, "reading history", old.status());
+    if (!*old) return out.error(404, "no configuration with etag " + etag);
+    auto snap = publish((*old)->config_data, who + " (rollback to " + etag + ")", out);
+    if (!snap) return;
+    std::string body = "{\"message\":\"rolled back\",\"etag\":";
+    http::append_json_string(snap->rec.etag, body);
+    body += ",\"rolled_back_to\":";
+    http::append_json_string(etag, body);
+    body += '}';
+    out.json(200, std::move(body));
+    out.set_header("ETag", snap->rec.etag);
+  }
+
+  // ---- heartbeats ---------------------------------------------------------------------
+
+  void heartbeat(const http::Request& q, http::Responder resp) {
+    http::Response out;
+    auto agent = bearer(q, out);
+    if (!agent) return resp.send(std::move(out));
+    auto body = parse_object(q, out);
+    if (!body) return resp.send(std::move(out));
+    std::string version, status = "online";
+    if (!string_field(*body, "config_version", true, &version, out) ||
+        !string_field(*body, "status", false, &status, out))
+      return resp.send(std::move(out));
+    if (status.empty()) status = "online";
+    auto now = std::chrono::system_clock::now();
+    HeartbeatRow row{agent->id, core::rfc3339(now), version, status};
+    std::string latest = latest_.load()->rec.etag;
+    auto done = [this, agent, row, latest, resp](const Status& s) {
+      http::Response r;
+      if (!s.is_ok()) {
+        lg.error("heartbeat not persisted", {{"agent_id", agent->id}, {"error", s.to_string()}});
+        r.error(503, "heartbeat not persisted: " + s.to_string());
+        return resp.send(std::move(r));
+      }
+      heartbeats_.inc();
+      {
+        std::lock_guard lk(agent->mu);
+        agent->reported_status = row.status;
+        agent->last_heartbeat = row.at;
+        agent->last_config_version = row.config_version;
+        agent->updated_at = row.at;
+        agent->last_contact = core::parse_rfc3339(row.at).value_or(std::chrono::system_clock::now());
+      }
+      std::string b = "{\"latest_config_version\":";
+      http::append_json_string(latest, b);
+      b += ",\"received_at\":";
+      http::append_json_string(row.at, b);
+      b += '}';
+      r.json(200, std::move(b));
+      resp.send(std::move(r));
+    };
+    if (!commit_->submit(row, done)) {
+      out.error(503, "shutting down");
+      resp.send(std::move(out));
+    }
+  }
+
+  // ---- agents -------------------------------------------------------------------------
+
+  std::string_view derived_status(const Agent& a, core::WallTime now) const {
+    auto age = now - a.last_contact;
+    if (age < st_.stale_after) return "online";
+    if (age < st_.offline_after) return "stale";
+    return "offline";
+  }
+
+  void agent_json(const Agent& a, const std::string& latest, core::WallTime now, std::string& out) const {
+    std::lock_guard lk(a.mu);
+    auto field = [&](std::string_view k, std::string_view v, bool first = false) {
+      if (!first) out += ',';
+      out += '"';
+      out += k;
+      out += "\":";
+      http::append_json_string(v, out);
+    };
+    out += '{';
+    field("agent_id", a.id, true);
+    field("agent_name", a.name);
+    field("hostname", a.hostname);
+    field("version", a.version);
+    field("start_time", a.start_time);
+    field("status", derived_status(a, now));
+    field("reported_status", a.reported_status);
+    if (a.last_heartbeat.empty()) {
+      out += ",\"last_heartbeat\":null";
+    } else {
+      field("last_heartbeat", a.last_heartbeat);
+    }
+    field("last_config_version", a.last_config_version);
+    out += a.last_config_version == latest ? ",\"config_up_to_date\":true" : ",\"config_up_to_date\":false";
+    int iv = a.interval.load();
+    out += ",\"poll_interval_seconds\":" + (iv ? std::to_string(iv) : std::string("null"));
+    out += ",\"effective_poll_interval_seconds\":" + std::to_string(iv ? iv : st_.poll_interval);
+    field("created_at", a.created_at);
+    field("updated_at", a.updated_at);
+    out += '}';
+  }
+
+  void list_agents(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    std::vector<std::shared_ptr<Agent>> all;
+    {
+      std::shared_lock lk(agents_mu_);
+      all.reserve(by_id_.size());
+      for (auto& [_, a] : by_id_) all.push_back(a);
+    }
+    std::sort(all.begin(), all.end(), [](const auto& x, const auto& y) {
+      return x->created_at != y->created_at ? x->created_at > y->created_at : x->id > y->id;
+    });
+    std::string latest = latest_.load()->rec.etag;
+    auto now = std::chrono::system_clock::now();
+    size_t lagging = 0;
+    std::string body = "{\"agents\":[";
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i) body += ',';
+      agent_json(*all[i], latest, now, body);
+      std::lock_guard lk(all[i]->mu);
+      if (all[i]->last_config_version != latest) ++lagging;
+    }
+    body += "],\"total\":" + std::to_string(all.size()) + ",\"latest_config_version\":";
+    http::append_json_string(latest, body);
+    body += ",\"lagging\":" + std::to_string(lagging) + "}";
+    out.json(200, std::move(body));
+  }
+
+  std::shared_ptr<Agent> find(std::string_view id) {
+    std::shared_lock lk(agents_mu_);
+    auto it = by_id_.find(std::string(id));
+    return it == by_id_.end() ? nullptr : it->second;
+  }
+
+  void get_agent(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    auto a = find(q.param("id"));
+    if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
+    std::string body;
+    agent_json(*a, latest_.load()->rec.etag, std::chrono::system_clock::now(), body);
+    out.json(200, std::move(body));
+  }
+
+  void set_interval(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    auto a = find(q.param("id"));
+    if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
+    auto body = parse_object(q, out);
+    if (!body) return;
+    const json::value* v = body->if_contains("poll_interval_seconds");
+    if (!v) v = body->if_contains("pollIntervalSeconds");
+    if (!v) return out.error(400, "body must have poll_interval_seconds (or pollIntervalSeconds): a number or null");
+    std::optional<int> seconds;
+    if (!v->is_null()) {
+      auto n = v->is_int64() ? std::optional<int64_t>(v->get_int64())
+               : v->is_uint64() && v->get_uint64() <= INT64_MAX ? std::optional<int64_t>(static_cast<int64_t>(v->get_uint64()))
+                                                                : std::nullopt;
+      if (!n || *n < 1 || *n > kMaxInterval)
+        return out.error(400, "poll_interval_seconds must be a whole number 1..86400, or null for the default");
+      seconds = static_cast<int>(*n);
+    }
+    auto now = core::rfc3339(std::chrono::system_clock::now());
+    core::Result<bool> r = [&] {
+      std::lock_guard lk(store_mu_);
+      return store_->set_poll_interval(a->id, seconds, now);
+    }();
+    if (!r.is_ok()) return store_failure(out, "updating interval", r.status());
+    if (!*r) return out.error(404, "agent not found: " + a->id);
+    a->interval.store(seconds.value_or(0));
+    {
+      std::lock_guard lk(a->mu);
+      a->updated_at = now;
+    }
+    lg.info("poll interval updated", {{"agent_id", a->id}, {"seconds", static_cast<int64_t>(seconds.value_or(0))}});
+    // Tell the agent now rather than at its next poll.
+    if (publisher_) {
+      PushMessage m{a->id, latest_.load()->rec.etag, uuid4()};
+      publisher_->post([this, msg = to_json(m)] { (void)redis_->publish(kPushChannel, msg); });
+    }
+    out.json_string(200, "poll interval updated");
+  }
+
+  void rotate(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    auto a = find(q.param("id"));
+    if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
+    std::string token = random_hex(32);
+    std::string hash = token_hash(token);
+    auto now = core::rfc3339(std::chrono::system_clock::now());
+    core::Result<bool> r = [&] {
+      std::lock_guard lk(store_mu_);
+      return store_->set_token_hash(a->id, hash, now);
+    }();
+    if (!r.is_ok()) return store_failure(out, "rotating token", r.status());
+    if (!*r) return out.error(404, "agent not found: " + a->id);
+    {
+      std::unique_lock lk(agents_mu_);
+      std::lock_guard al(a->mu);
+      by_token_.erase(a->token_hash);
+      a->token_hash = hash;
+      a->updated_at = now;
+      by_token_[hash] = a;
+    }
+    lg.info("token rotated", {{"agent_id", a->id}});
+    std::string body = "{\"agent_id\":";
+    http::append_json_string(a->id, body);
+    body += ",\"api_token\":\"" + token + "\",\"message\":\"token rotated\"}";
+    out.json(200, std::move(body));
+  }
+
+  void delete_agent(const http::Request& q, http::Response& out) {
+    if (!admin(q, out)) return;
+    auto a = find(q.param("id"));
+    if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
+    core::Result<bool> r = [&] {
+      std::lock_guard lk(store_mu_);
+      return store_->delete_agent(a->id);
+    }();
+    if (!r.is_ok()) return store_failure(out, "deleting agent", r.status());
+    {
+      std::unique_lock lk(agents_mu_);
+      std::lock_guard al(a->mu);
+      by_token_.erase(a->token_hash);
+      by_id_.erase(a->id);
+    }
+    lg.info("agent deleted", {{"agent_id", a->id}});
+    out.json_string(200, "agent deleted");
+  }
+
+  // ---- helpers ------------------------------------------------------------------------
+
+  std::shared_ptr<Agent> remember(const AgentRecord& r) {
+    auto a = std::make_shared<Agent>();
+    a->id = r.agent_id;
+    a->name = r.agent_name;
+    a->hostname = r.hostname;
+    a->version = r.version;
+    a->start_time = r.start_time;
+    a->created_at = r.created_at;
+    a->interval = r.poll_interval_seconds.value_or(0);
+    a->token_hash = r.token_hash;
+    a->reported_status = r.status;
+    a->last_heartbeat = r.last_heartbeat;
+    a->last_config_version = r.last_config_version;
+    a->updated_at = r.updated_at;
+    a->last_contact = core::parse_rfc3339(r.last_heartbeat.empty() ? r.created_at : r.last_heartbeat)
+                          .value_or(core::WallTime{});
+    std::unique_lock lk(agents_mu_);
+    if (auto it = by_id_.find(a->id); it != by_id_.end()) return it->second;
+    by_id_[a->id] = a;
+    by_token_[a->token_hash] = a;
+    return a;
+  }
+
+  // Unique per version and stable across restarts: hex length of the data, then the wall
+  // clock in nanoseconds, kept increasing even if the clock steps back.
+  std::string new_etag(const std::string& data) {
+    int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int64_t prev = last_etag_ns_.load();
+    while (!last_etag_ns_.compare_exchange_weak(prev, std::max(ns, prev + 1))) {
+    }
+    ns = std::max(ns, prev + 1);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%zx-%lld", data.size(), static_cast<long long>(ns));
+    return buf;
+  }
+
+  std::optional<json::object> parse_object(const http::Request& q, http::Response& out) {
+    boost::system::error_code ec;
+    json::value v = json::parse(q.body(), ec);
+    if (ec) {
+      out.error(400, "invalid JSON body: " + ec.message());
+      return std::nullopt;
+    }
+    if (!v.is_object()) {
+      out.error(400, "body must be a JSON object");
+      return std::nullopt;
+    }
+    return std::move(v.get_object());
+  }
+
+  static bool string_field(const json::object& o, std::string_view key, bool required, std::string* out,
+                           http::Response& res) {
+    const json::value* v = o.if_contains(key);
+    if (!v || (v->is_null() && !required)) {
+      if (required) res.error(400, "missing required field: " + std::string(key));
+      return !required;
+    }
+    if (!v->is_string()) {
+      res.error(400, "field " + std::string(key) + " must be a string");
+      return false;
+    }
+    *out = std::string(v->get_string());
+    return true;
+  }
+
+  void store_failure(http::Response& out, std::string_view what, const Status& s) {
+    lg.error("store write failed", {{"what", what}, {"error", s.to_string()}});
+    out.error(503, std::string(what) + " failed: " + s.to_string());
+  }
+
+  // With a shared PostgreSQL database another controller may publish; adopt its versions.
+  void refresh_loop() {
+    std::unique_lock lk(refresh_mu_);
+    while (!refresh_cv_.wait_for(lk, st_.refresh_interval, [&] { return stopping_; })) {
+      core::Result<std::optional<ConfigRecord>> r = [&] {
+        std::lock_guard sl(store_mu_);
+        return store_->latest_config();
+      }();
+      if (r.is_ok() && *r && (*r)->id > latest_.load()->rec.id) {
+        lg.info("adopting a version published by another controller", {{"etag", (*r)->etag}});
+        adopt(make_snapshot(std::move(**r)), /*push=*/false);
+      }
+    }
+  }
+
+  Settings st_;
+  core::metrics::Family<core::metrics::Counter>& polls_;
+  core::metrics::Counter &polls_200_, &polls_304_, &polls_401_;
+  core::metrics::Counter& heartbeats_;
+  core::metrics::Histogram& batch_size_;
+  core::metrics::Family<core::metrics::Counter>& pushes_;
+
+  std::mutex store_mu_;  // the store is single-threaded; writes are rare except heartbeats
+  std::unique_ptr<Store> store_;
+  bool shared_store_ = false;
+
+  std::atomic<std::shared_ptr<const Snapshot>> latest_;
+  std::atomic<int64_t> last_etag_ns_{0};
+
+  std::shared_mutex agents_mu_;
+  std::unordered_map<std::string, std::shared_ptr<Agent>> by_id_, by_token_;
+
+  std::unique_ptr<LongPollHub> hub_;
+  std::unique_ptr<GroupCommit<HeartbeatRow>> commit_;
+  std::unique_ptr<bus::redis::Connection> redis_;
+  std::unique_ptr<core::ThreadPool> publisher_;
+
+  std::mutex refresh_mu_;
+  std::condition_variable refresh_cv_;
+  bool stopping_ = false;
+  std::thread refresher_;
+};
+
+// "[host]:port" (":8080", "127.0.0.1:9000") into address and port.
+std::optional<std::string> split_addr(const std::string& addr, std::string* host, uint16_t* port) {
+  size_t c = addr.rfind(':');
+  if (c == std::string::npos) return "must be [host]:port, e.g. :8080";
+  int p = 0;
+  auto [ptr, ec] = std::from_chars(addr.data() + c + 1, addr.data() + addr.size(), p);
+  if (ec != std::errc() || ptr != addr.data() + addr.size() || p < 0 || p > 65535) return "port must be 0..65535";
+  *host = c == 0 ? "0.0.0.0" : addr.substr(0, c);
+  *port = static_cast<uint16_t>(p);
+  return std::nullopt;
+}
+
+class Factory final : public core::runtime::RoleFactory {
+ public:
+  void bind(core::config::Schema& s) override {
+    s.add("address", &st_.address, "listen address").env("CONTROLLER_HOST");
+    s.add("port", &st_.port, "listen port (0 = any free port)").env("CONTROLLER_PORT");
+    s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
+        .env("CONTROLLER_ADDR")
+        .check([this]() -> std::optional<std::string> {
+          std::string h;
+          uint16_t p;
+          return st_.addr.empty() ? std::nullopt : split_addr(st_.addr, &h, &p);
+        });
+    s.add("database_path", &st_.database_path, "SQLite file (used unless database_url is set)").env("DATABASE_PATH");
+    s.add("database_url", &st_.database_url, "PostgreSQL URL postgres://…; several controllers may share it")
+        .env("DATABASE_URL")
+        .secret();
+    s.add("admin_user", &st_.admin_user, "Basic auth user for configuration and agent management").env("ADMIN_USER");
+    s.add("admin_password", &st_.admin_password, "its password").env("ADMIN_PASSWORD").secret();
+    s.add("agent_user", &st_.agent_user, "Basic auth user agents register with").env("AGENT_USER");
+    s.add("agent_password", &st_.agent_password, "its password").env("AGENT_PASSWORD").secret();
+    s.add("poll_interval", &st_.poll_interval, "default poll interval told to agents, seconds")
+        .env("POLL_INTERVAL")
+        .range(1, kMaxInterval);
+    s.add("redis_enabled", &st_.redis_enabled, "publish new versions on Redis channel config-updates").env("REDIS_ENABLED");
+    s.add("redis_host", &st_.redis_host, "Redis host").env("REDIS_HOST");
+    s.add("redis_port", &st_.redis_port, "Redis port").env("REDIS_PORT").range(1, 65535);
+    s.add("redis_password", &st_.redis_password, "Redis password").env("REDIS_PASSWORD").secret();
+    s.add("redis_db", &st_.redis_db, "Redis database number").env("REDIS_DB").range(0, 15);
+    s.add("long_poll_max", &st_.long_poll_max, "longest GET /config?wait= hold").range(1000, 3'600'000);
+    s.add("stale_after", &st_.stale_after, "an agent silent this long is shown stale").range(1000, 86'400'000);
+    s.add("offline_after", &st_.offline_after, "an agent silent this long is shown offline").range(1000, 604'800'000);
+    s.add("refresh_interval", &st_.refresh_interval, "with PostgreSQL: how often to look for versions published by other controllers")
+        .range(100, 3'600'000);
+    s.add("heartbeat_batch", &st_.heartbeat_batch, "most heartbeats written in one transaction").range(1, 100'000);
+    http::bind(s, &st_.http);
+  }
+
+  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
+    st_.http.address = st_.address;
+    st_.http.port = st_.port;
+    if (!st_.addr.empty()) (void)split_addr(st_.addr, &st_.http.address, &st_.http.port);
+    if (st_.offline_after <= st_.stale_after)
+      return core::invalid_argument("controller.offline_after must be longer than controller.stale_after");
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<Controller>(st_));
+  }
+
+ private:
+  Settings st_;
+};
+
+}  // namespace
+
+}  // namespace gantry::fleet::controller
+
+namespace gantry::fleet {
+
+core::runtime::RoleInfo controller_role() {
+  return {"controller", "Fleet: holds the versioned configuration; agents register, poll or are pushed new versions",
+          [] { return std::make_unique<controller::Factory>(); }};
+}
+
+}  // namespace gantry::fleet

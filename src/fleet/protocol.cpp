@@ -1,0 +1,124 @@
+#include "fleet/protocol.h"
+
+#include <openssl/evp.h>
+
+#include <random>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include "core/http/message.h"
+
+namespace gantry::fleet {
+
+namespace json = boost::json;
+using core::Status;
+
+std::string to_json(const PushMessage& m) {
+  std::string out = "{\"agent_id\":";
+  core::http::append_json_string(m.agent_id, out);
+  out += ",\"etag\":";
+  core::http::append_json_string(m.etag, out);
+  out += ",\"correlation_id\":";
+  core::http::append_json_string(m.correlation_id, out);
+  out += '}';
+  return out;
+}
+
+core::Result<PushMessage> parse_push(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return core::invalid_argument("push message is not a JSON object");
+  const json::object& o = v.get_object();
+  PushMessage m;
+  auto str = [&](std::string_view k, std::string* out) {
+    if (const json::value* f = o.if_contains(k); f && f->is_string()) *out = std::string(f->get_string());
+  };
+  str("agent_id", &m.agent_id);
+  str("etag", &m.etag);
+  str("correlation_id", &m.correlation_id);
+  return m;
+}
+
+std::optional<std::string> check_target_url(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u) return "url must be an absolute http(s) URL, got \"" + std::string(url) + "\"";
+  if (u->scheme() != "http" && u->scheme() != "https") return "url scheme must be http or https, got \"" + std::string(u->scheme()) + "\"";
+  if (!u->has_authority() || u->host().empty()) return "url has no host: \"" + std::string(url) + "\"";
+  return std::nullopt;
+}
+
+std::optional<std::string> check_proxy(std::string_view proxy) {
+  if (proxy.empty()) return std::nullopt;
+  if (proxy.find("://") != std::string_view::npos) {
+    if (check_target_url(proxy)) return "proxy URL must be http(s)://[user:pass@]host:port";
+    return std::nullopt;
+  }
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t c = proxy.find(':', start);
+    parts.push_back(proxy.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+    if (c == std::string_view::npos) break;
+    start = c + 1;
+  }
+  if ((parts.size() != 2 && parts.size() != 4) || parts[0].empty())
+    return "proxy must be host:port or host:port:user:pass";
+  int port = 0;
+  for (char ch : parts[1]) {
+    if (ch < '0' || ch > '9' || port > 65535) return "proxy port must be a number 1..65535";
+    port = port * 10 + (ch - '0');
+  }
+  if (port < 1 || port > 65535) return "proxy port must be a number 1..65535";
+  return std::nullopt;
+}
+
+std::string proxy_url(std::string_view proxy) {
+  if (proxy.empty() || proxy.find("://") != std::string_view::npos) return std::string(proxy);
+  size_t c1 = proxy.find(':');
+  size_t c2 = c1 == std::string_view::npos ? c1 : proxy.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) return "http://" + std::string(proxy);
+  size_t c3 = proxy.find(':', c2 + 1);
+  std::string_view hostport = proxy.substr(0, c2);
+  std::string_view user = proxy.substr(c2 + 1, c3 == std::string_view::npos ? std::string_view::npos : c3 - c2 - 1);
+  std::string_view pass = c3 == std::string_view::npos ? std::string_view{} : proxy.substr(c3 + 1);
+  return "http://" + std::string(user) + ":" + std::string(pass) + "@" + std::string(hostport);
+}
+
+std::string random_hex(size_t bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  thread_local std::random_device rd;  // getrandom(2)
+  std::string out;
+  out.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; i += 4) {
+    uint32_t r = rd();
+    for (size_t j = 0; j < 4 && i + j < bytes; ++j) {
+      uint8_t b = static_cast<uint8_t>(r >> (8 * j));
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+  }
+  return out;
+}
+
+std::string uuid4() {
+  std::string h = random_hex(16);
+  h[12] = '4';
+  h[16] = "89ab"[(h[16] - '0') & 3];
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+std::string token_hash(std::string_view token) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(len * 2, '0');
+  for (unsigned i = 0; i < len; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace gantry::fleet

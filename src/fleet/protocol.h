@@ -1,0 +1,41 @@
+// What the controller, the agents and the workers say to each other, in one place: the push
+// message on Redis, the target a configuration names, and its checks. Each role's HTTP shapes
+// live with the role; these are the pieces two roles must agree on.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace gantry::fleet {
+
+// Redis channel the controller publishes new versions on.
+inline constexpr std::string_view kPushChannel = "config-updates";
+
+// {"agent_id":"","etag":"…","correlation_id":"…"}; an empty agent_id addresses every agent.
+struct PushMessage {
+  std::string agent_id;
+  std::string etag;
+  std::string correlation_id;
+};
+std::string to_json(const PushMessage& m);
+core::Result<PushMessage> parse_push(std::string_view json);
+
+// A configuration's url must be an absolute http(s) URL with a host. Returns the problem.
+std::optional<std::string> check_target_url(std::string_view url);
+// A proxy is "", "host:port", "host:port:user:pass" or an http(s):// URL. Returns the problem.
+std::optional<std::string> check_proxy(std::string_view proxy);
+// The URL libcurl takes for a proxy setting: host:port -> http://host:port,
+// host:port:user:pass -> http://user:pass@host:port; URLs and "" unchanged.
+std::string proxy_url(std::string_view proxy);
+
+// Random identifiers from the system's entropy source.
+std::string random_hex(size_t bytes);
+std::string uuid4();
+
+// SHA-256 of an API token, lower-case hex: what the controller stores and indexes by.
+std::string token_hash(std::string_view token);
+
+}  // namespace gantry::fleet
