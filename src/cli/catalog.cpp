@@ -9,6 +9,8 @@ std::vector<core::runtime::RoleInfo> catalog() {
   std::vector<core::runtime::RoleInfo> roles;
   roles.push_back(hello_role());
   roles.push_back(fleet::controller_role());
+  roles.push_back(fleet::agent_role());
+  roles.push_back(fleet::worker_role());
   return roles;
 }
 

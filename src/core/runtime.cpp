@@ -97,13 +97,22 @@ void Runtime::stop(std::chrono::milliseconds deadline) {
   }
 }
 
+namespace {
+std::atomic<int> g_exit_status{-1};
+}
+
+void request_exit(int status) {
+  int none = -1;
+  g_exit_status.compare_exchange_strong(none, status);
+}
+
 int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   int sig = 0;
-  while (!stop_requested_) {
+  while (!stop_requested_ && g_exit_status.load() < 0) {
     timespec ts{0, 100'000'000};
     int s = sigtimedwait(&set, nullptr, &ts);
     if (s > 0) {
@@ -137,6 +146,11 @@ int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
   stop(deadline);
   finished = true;
   watchdog.join();
+  int status = std::max(g_exit_status.load(), 0);
+  if (status != 0) {
+    lg.info("stopped", {{"exit_status", static_cast<long long>(status)}});
+    return status;
+  }
   lg.info("stopped cleanly");
   return 0;
 }

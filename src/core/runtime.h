@@ -98,6 +98,10 @@ class Runtime {
   std::atomic<bool> stop_requested_{false};
 };
 
+// Asks the process to shut down as if signalled, then exit with `status` (non-zero: a role
+// could not go on, e.g. an agent that gave up registering). The first request wins.
+void request_exit(int status);
+
 // What the CLI needs to offer a role: its settings and how to build it.
 class RoleFactory {
  public:

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <random>
 
 #include <boost/json.hpp>
@@ -83,6 +84,24 @@ std::string proxy_url(std::string_view proxy) {
   std::string_view user = proxy.substr(c2 + 1, c3 == std::string_view::npos ? std::string_view::npos : c3 - c2 - 1);
   std::string_view pass = c3 == std::string_view::npos ? std::string_view{} : proxy.substr(c3 + 1);
   return "http://" + std::string(user) + ":" + std::string(pass) + "@" + std::string(hostport);
+}
+
+std::optional<std::string> split_listen_addr(const std::string& addr, std::string* host, uint16_t* port) {
+  size_t c = addr.rfind(':');
+  if (c == std::string::npos) return "must be [host]:port, e.g. :8080";
+  int p = 0;
+  auto [ptr, ec] = std::from_chars(addr.data() + c + 1, addr.data() + addr.size(), p);
+  if (ec != std::errc() || ptr != addr.data() + addr.size() || p < 0 || p > 65535) return "port must be 0..65535";
+  *host = c == 0 ? "0.0.0.0" : addr.substr(0, c);
+  *port = static_cast<uint16_t>(p);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_listen_addr(const std::string& addr) {
+  if (addr.empty()) return std::nullopt;
+  std::string h;
+  uint16_t p;
+  return split_listen_addr(addr, &h, &p);
 }
 
 std::string random_hex(size_t bytes) {

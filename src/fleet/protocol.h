@@ -3,6 +3,7 @@
 // live with the role; these are the pieces two roles must agree on.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,12 @@ std::optional<std::string> check_proxy(std::string_view proxy);
 // The URL libcurl takes for a proxy setting: host:port -> http://host:port,
 // host:port:user:pass -> http://user:pass@host:port; URLs and "" unchanged.
 std::string proxy_url(std::string_view proxy);
+
+// The original took listen addresses as "[host]:port" (":8080", "127.0.0.1:9000").
+// split_listen_addr fills host ("0.0.0.0" when omitted) and port, or returns the problem;
+// check_listen_addr accepts "" (not set) too.
+std::optional<std::string> split_listen_addr(const std::string& addr, std::string* host, uint16_t* port);
+std::optional<std::string> check_listen_addr(const std::string& addr);
 
 // Random identifiers from the system's entropy source.
 std::string random_hex(size_t bytes);

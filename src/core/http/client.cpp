@@ -42,8 +42,13 @@ Code code_for(CURLcode c) {
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL: return Code::kInvalidArgument;
     case CURLE_OPERATION_TIMEDOUT: return Code::kDeadlineExceeded;
+    case CURLE_ABORTED_BY_CALLBACK: return Code::kCancelled;
     default: return Code::kUnavailable;
   }
+}
+
+int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(cancel)->load() ? 1 : 0;
 }
 
 }  // namespace
@@ -98,6 +103,11 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());  // "" disables proxies, including env ones
+  if (r.cancel) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(r.cancel));
+  }
   switch (r.method) {
     case Method::kGet: break;
     case Method::kHead: curl_easy_setopt(h, CURLOPT_NOBODY, 1L); break;
@@ -134,7 +144,7 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
 }
 
 Result<ClientResponse> Client::get(std::string url, Headers h) {
-  return send(ClientRequest{Method::kGet, std::move(url), std::move(h), {}, std::nullopt, {}});
+  return send(ClientRequest{Method::kGet, std::move(url), std::move(h), {}, std::nullopt, {}, nullptr});
 }
 
 Result<ClientResponse> Client::post(std::string url, std::string body, Headers h) {
@@ -142,7 +152,7 @@ Result<ClientResponse> Client::post(std::string url, std::string body, Headers h
   for (auto& [k, v] : h)
     if (strcasecmp(k.c_str(), "Content-Type") == 0) has_type = true;
   if (!has_type) h.emplace_back("Content-Type", "application/json");
-  return send(ClientRequest{Method::kPost, std::move(url), std::move(h), std::move(body), std::nullopt, {}});
+  return send(ClientRequest{Method::kPost, std::move(url), std::move(h), std::move(body), std::nullopt, {}, nullptr});
 }
 
 }  // namespace gantry::core::http

@@ -7,6 +7,7 @@
 // including 4xx and 5xx, is a successful exchange and returned as a ClientResponse.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -28,6 +29,9 @@ struct ClientRequest {
   std::string body;
   std::optional<std::chrono::milliseconds> timeout;  // default: the client's
   std::string proxy;                                 // "" = none
+  // When set and it becomes true, the exchange is abandoned within ~100 ms with kCancelled
+  // (a held long poll must not delay a shutdown).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ClientResponse {

@@ -806,18 +806,6 @@ class Controller final : public core::runtime::HttpRole {
   std::thread refresher_;
 };
 
-// "[host]:port" (":8080", "127.0.0.1:9000") into address and port.
-std::optional<std::string> split_addr(const std::string& addr, std::string* host, uint16_t* port) {
-  size_t c = addr.rfind(':');
-  if (c == std::string::npos) return "must be [host]:port, e.g. :8080";
-  int p = 0;
-  auto [ptr, ec] = std::from_chars(addr.data() + c + 1, addr.data() + addr.size(), p);
-  if (ec != std::errc() || ptr != addr.data() + addr.size() || p < 0 || p > 65535) return "port must be 0..65535";
-  *host = c == 0 ? "0.0.0.0" : addr.substr(0, c);
-  *port = static_cast<uint16_t>(p);
-  return std::nullopt;
-}
-
 class Factory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
@@ -825,11 +813,7 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("port", &st_.port, "listen port (0 = any free port)").env("CONTROLLER_PORT");
     s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
         .env("CONTROLLER_ADDR")
-        .check([this]() -> std::optional<std::string> {
-          std::string h;
-          uint16_t p;
-          return st_.addr.empty() ? std::nullopt : split_addr(st_.addr, &h, &p);
-        });
+        .check([this] { return check_listen_addr(st_.addr); });
     s.add("database_path", &st_.database_path, "SQLite file (used unless database_url is set)").env("DATABASE_PATH");
     s.add("database_url", &st_.database_url, "PostgreSQL URL postgres://…; several controllers may share it")
         .env("DATABASE_URL")
@@ -858,7 +842,7 @@ class Factory final : public core::runtime::RoleFactory {
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
     st_.http.address = st_.address;
     st_.http.port = st_.port;
-    if (!st_.addr.empty()) (void)split_addr(st_.addr, &st_.http.address, &st_.http.port);
+    if (!st_.addr.empty()) (void)split_listen_addr(st_.addr, &st_.http.address, &st_.http.port);
     if (st_.offline_after <= st_.stale_after)
       return core::invalid_argument("controller.offline_after must be longer than controller.stale_after");
     return std::unique_ptr<core::runtime::Role>(std::make_unique<Controller>(st_));

@@ -1,0 +1,245 @@
+// `gantry worker`: holds the configuration its agent forwards and performs hits against the
+// configured target. Hits block on libcurl, so they run on a pool of their own threads and
+// the HTTP threads stay free; the client's pooled handles keep connections to the target
+// (and the proxy) alive between hits.
+#include <atomic>
+#include <mutex>
+
+#include <boost/json.hpp>
+
+#include "core/http/client.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/runtime.h"
+#include "core/thread_pool.h"
+#include "fleet/protocol.h"
+#include "fleet/roles.h"
+#include "fleet/worker/html.h"
+
+namespace gantry::fleet::worker {
+
+namespace {
+
+namespace http = core::http;
+namespace json = boost::json;
+using core::Status;
+
+const core::log::Logger lg("worker");
+
+struct Settings {
+  std::string address = "0.0.0.0";
+  uint16_t port = 8082;
+  std::string addr;  // WORKER_ADDR, "[host]:port"
+  std::chrono::milliseconds request_timeout{10'000};
+  int hit_threads = 16;
+  http::ServerOptions http;
+};
+
+struct Config {
+  std::string id;  // as the agent sent it (the controller's number), for display
+  std::string etag;
+  std::string url;
+  std::string proxy;
+};
+
+class Worker final : public core::runtime::HttpRole {
+ public:
+  explicit Worker(const Settings& s)
+      : HttpRole("worker", s.http),
+        st_(s),
+        client_(http::ClientOptions{.timeout = s.request_timeout,
+                                    .connect_timeout = std::min<std::chrono::milliseconds>(s.request_timeout, std::chrono::seconds(5)),
+                                    .user_agent = "gantry-worker/0.1",
+                                    .max_pooled_handles = s.hit_threads}),
+        hits_(core::metrics::Registry::global().counter("fleet_worker_hits_total", "hits by outcome", {"outcome"})),
+        hit_seconds_(core::metrics::Registry::global().histogram("fleet_worker_hit_seconds", "hit duration").with({})),
+        applied_(core::metrics::Registry::global()
+                     .counter("fleet_worker_configs_applied_total", "configurations that changed the target")
+                     .with({})) {
+    auto& r = router();
+    r.get("/health", [this](const http::Request&, http::Response& out) { health(out); });
+    r.post("/config", [this](const http::Request& q, http::Response& out) { set_config(q, out); });
+    for (auto m : {http::Method::kPost, http::Method::kGet})
+      r.add_async(m, "/hit", [this](const http::Request&, http::Responder resp) { hit(std::move(resp)); });
+  }
+
+ protected:
+  Status on_start() override {
+    pool_ = std::make_unique<core::ThreadPool>(st_.hit_threads, "hits");
+    return {};
+  }
+  void on_stop(std::chrono::milliseconds) override {
+    if (pool_) pool_->stop();
+  }
+
+ private:
+  std::shared_ptr<const Config> current() const {
+    std::lock_guard lk(mu_);
+    return cfg_;
+  }
+
+  void health(http::Response& out) {
+    auto c = current();
+    std::string b = R"({"status":"healthy","configured":)";
+    b += c && !c->url.empty() ? "true" : "false";
+    if (c) {
+      b += ",\"etag\":";
+      http::append_json_string(c->etag, b);
+      if (!c->url.empty()) {
+        b += ",\"target_url\":";
+        http::append_json_string(c->url, b);
+      }
+    }
+    b += '}';
+    out.json(200, std::move(b));
+  }
+
+  void set_config(const http::Request& q, http::Response& out) {
+    boost::system::error_code ec;
+    json::value v = json::parse(q.body(), ec);
+    if (ec) return out.error(400, "invalid JSON body: " + ec.message());
+    if (!v.is_object()) return out.error(400, "body must be a JSON object");
+    const json::object& o = v.get_object();
+    const json::value* etag = o.if_contains("etag");
+    if (!etag || !etag->is_string() || etag->get_string().empty())
+      return out.error(400, "etag is required and must be a non-empty string");
+    const json::value* data = o.if_contains("config_data");
+    if (!data) data = o.if_contains("config");  // the controller's own name for it
+    if (!data || !data->is_object()) return out.error(400, "config_data is required and must be an object");
+    auto c = std::make_shared<Config>();
+    c->etag = std::string(etag->get_string());
+    if (const json::value* id = o.if_contains("id"); id && !id->is_null())
+      c->id = id->is_string() ? std::string(id->get_string()) : json::serialize(*id);
+    const json::object& d = data->get_object();
+    for (auto [key, dest] : {std::pair{"url", &c->url}, std::pair{"proxy", &c->proxy}}) {
+      const json::value* f = d.if_contains(key);
+      if (!f || f->is_null()) continue;
+      if (!f->is_string()) return out.error(400, std::string("config_data.") + key + " must be a string");
+      *dest = std::string(f->get_string());
+    }
+    if (!c->url.empty())
+      if (auto e = check_target_url(c->url)) return out.error(400, *e);
+    if (auto e = check_proxy(c->proxy)) return out.error(400, *e);
+
+    std::string body = "{\"message\":";
+    {
+      std::lock_guard lk(mu_);
+      if (cfg_ && cfg_->etag == c->etag) {
+        body += "\"Configuration already up-to-date\"";
+      } else {
+        cfg_ = c;
+        body += "\"Configuration updated\"";
+        applied_.inc();
+        lg.info("configuration applied", {{"etag", c->etag},
+                                          {"url", c->url},
+                                          {"proxy", c->proxy.empty() ? "none" : "set"},
+                                          {"correlation_id", q.header("X-Correlation-ID")}});
+      }
+    }
+    body += ",\"etag\":";
+    http::append_json_string(c->etag, body);
+    body += '}';
+    out.json(200, std::move(body));
+  }
+
+  static void failure(http::Response& out, int status, std::string_view message) {
+    std::string b = R"({"success":false,"message":)";
+    http::append_json_string(message, b);
+    b += R"(,"data":null})";
+    out.json(status, std::move(b));
+  }
+
+  void hit(http::Responder resp) {
+    auto c = current();
+    if (!c || c->url.empty()) {
+      http::Response out;
+      failure(out, 400, "no configuration available");
+      hits_.with({"unconfigured"}).inc();
+      return resp.send(std::move(out));
+    }
+    bool queued = pool_->post([this, c, resp] {
+      http::Response out;
+      auto t0 = std::chrono::steady_clock::now();
+      http::ClientRequest req;
+      req.url = c->url;
+      req.proxy = proxy_url(c->proxy);
+      auto r = client_.send(req);
+      hit_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (!r.is_ok()) {
+        hits_.with({"failed"}).inc();
+        failure(out, 500, "failed to perform request: " + std::string(r.status().message()));
+        return resp.send(std::move(out));
+      }
+      std::string data;
+      if (is_html(r->header("Content-Type"), r->body)) {
+        if (c->url == "https://ip.me") {
+          data = trim(input_value(r->body, "ip").value_or(""));
+        } else {
+          data = body_text(r->body);
+        }
+      } else {
+        data = trim(r->body);
+      }
+      hits_.with({"ok"}).inc();
+      std::string b = R"({"success":true,"message":"Success","data":{"etag":)";
+      http::append_json_string(c->etag, b);
+      b += ",\"url\":";
+      http::append_json_string(c->url, b);
+      b += ",\"data\":";
+      http::append_json_string(data, b);
+      b += ",\"status_code\":" + std::to_string(r->status) + "}}";
+      out.json(200, std::move(b));
+      resp.send(std::move(out));
+    });
+    if (!queued) {
+      http::Response out;
+      failure(out, 503, "shutting down");
+      resp.send(std::move(out));
+    }
+  }
+
+  Settings st_;
+  http::Client client_;
+  core::metrics::Family<core::metrics::Counter>& hits_;
+  core::metrics::Histogram& hit_seconds_;
+  core::metrics::Counter& applied_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Config> cfg_;
+  std::unique_ptr<core::ThreadPool> pool_;
+};
+
+class Factory final : public core::runtime::RoleFactory {
+ public:
+  void bind(core::config::Schema& s) override {
+    s.add("address", &st_.address, "listen address").env("WORKER_HOST");
+    s.add("port", &st_.port, "listen port (0 = any free port)").env("WORKER_PORT");
+    s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
+        .env("WORKER_ADDR")
+        .check([this] { return check_listen_addr(st_.addr); });
+    s.add("request_timeout", &st_.request_timeout, "timeout of one hit's fetch").env("REQUEST_TIMEOUT").range(1, 600'000);
+    s.add("hit_threads", &st_.hit_threads, "hits performed at once").env("WORKER_HIT_THREADS").range(1, 1024);
+    http::bind(s, &st_.http);
+  }
+  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
+    st_.http.address = st_.address;
+    st_.http.port = st_.port;
+    if (!st_.addr.empty()) (void)split_listen_addr(st_.addr, &st_.http.address, &st_.http.port);
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<Worker>(st_));
+  }
+
+ private:
+  Settings st_;
+};
+
+}  // namespace
+
+}  // namespace gantry::fleet::worker
+
+namespace gantry::fleet {
+
+core::runtime::RoleInfo worker_role() {
+  return {"worker", "Fleet: applies the configuration its agent forwards; performs hits against the target",
+          [] { return std::make_unique<worker::Factory>(); }};
+}
+
+}  // namespace gantry::fleet
