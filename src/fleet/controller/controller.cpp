@@ -360,6 +360,16 @@ class Controller final : public core::runtime::HttpRole {
       polls_401_.inc();
       return true;
     }
+    int64_t wait_s = 0;
+    if (!q.query().empty()) {
+      if (auto w = q.query_param("wait")) {
+        auto [p, ec] = std::from_chars(w->data(), w->data() + w->size(), wait_s);
+        if (ec != std::errc() || p != w->data() + w->size() || wait_s < 0) {
+          out.error(400, "wait must be a whole number of seconds");
+          return true;
+        }
+      }
+    }
     int interval = agent->interval.load(std::memory_order_relaxed);
     if (interval == 0) interval = st_.poll_interval;
     auto snap = latest_.load();
@@ -367,14 +377,6 @@ class Controller final : public core::runtime::HttpRole {
     if (!etag_matches(inm, snap->rec.etag)) {
       answer_config(*snap, interval, out);
       return true;
-    }
-    int64_t wait_s = 0;
-    if (auto w = q.query_param("wait")) {
-      auto [p, ec] = std::from_chars(w->data(), w->data() + w->size(), wait_s);
-      if (ec != std::errc() || p != w->data() + w->size() || wait_s < 0) {
-        out.error(400, "wait must be a whole number of seconds");
-        return true;
-      }
     }
     if (wait_s > 0) {
       auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_s), st_.long_poll_max);
