@@ -10,13 +10,17 @@ struct HelloSettings {
   std::string address = "0.0.0.0";
   uint16_t port = 8090;
   std::string body = "Hello, World!";
+  std::string content_type = "text/plain; charset=utf-8";
   http::ServerOptions http;
 };
 
 class Hello final : public runtime::HttpRole {
  public:
   explicit Hello(const HelloSettings& s) : HttpRole("hello", s.http) {
-    router().get("/", [body = s.body](const http::Request&, http::Response& r) { r.text(200, body); });
+    router().get("/", [body = s.body, type = s.content_type](const http::Request&, http::Response& r) {
+      r.text(200, body);
+      r.content_type = type;
+    });
   }
 };
 
@@ -26,6 +30,8 @@ class HelloFactory final : public runtime::RoleFactory {
     s.add("address", &st_.address, "listen address").env("HELLO_ADDRESS");
     s.add("port", &st_.port, "listen port (0 = any free port)").env("HELLO_PORT");
     s.add("body", &st_.body, "text answered on GET /").env("HELLO_BODY");
+    s.add("content_type", &st_.content_type, "its content type (text/html makes it a page for the fleet demo)")
+        .env("HELLO_CONTENT_TYPE");
     http::bind(s, &st_.http);
   }
   Result<std::unique_ptr<runtime::Role>> build() override {
