@@ -130,7 +130,9 @@ std::string uuid4() {
 std::string token_hash(std::string_view token) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr);
+  // Fetched once: an implicit fetch per call takes OpenSSL 3's provider locks on every poll.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(token.data(), token.size(), md, &len, sha256, nullptr);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(len * 2, '0');
   for (unsigned i = 0; i < len; ++i) {

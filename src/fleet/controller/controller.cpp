@@ -78,6 +78,43 @@ std::shared_ptr<const Snapshot> make_snapshot(ConfigRecord rec) {
   return s;
 }
 
+// The latest configuration, read on every poll by every HTTP thread. A reader keeps a
+// per-thread reference and re-reads only when the generation moved, so the common read is one
+// load of a counter that is written once per published version.
+class Latest {
+ public:
+  void store(std::shared_ptr<const Snapshot> s) {
+    std::lock_guard lk(mu_);
+    cur_ = std::move(s);
+    gen_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const Snapshot> load() const {
+    std::lock_guard lk(mu_);
+    return cur_;
+  }
+  // Valid until this thread's next call.
+  const Snapshot& cached() const {
+    thread_local struct {
+      uint64_t owner = 0, gen = 0;
+      std::shared_ptr<const Snapshot> snap;
+    } c;
+    uint64_t g = gen_.load(std::memory_order_acquire);
+    if (c.owner != id_ || c.gen != g || !c.snap) {
+      c.snap = load();
+      c.owner = id_;
+      c.gen = g;
+    }
+    return *c.snap;
+  }
+
+ private:
+  static inline std::atomic<uint64_t> next_id_{1};
+  const uint64_t id_ = next_id_.fetch_add(1);  // not the address: a later instance may reuse it
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> cur_;
+  std::atomic<uint64_t> gen_{1};
+};
+
 // One registered agent. Identity is fixed at registration; the rest changes under mu.
 struct Agent {
   std::string id, name, hostname, version, start_time, created_at;
@@ -354,11 +391,32 @@ class Controller final : public core::runtime::HttpRole {
     }
   }
 
+  // The hot path: agents polling with the etag they have. No database, no allocation for the
+  // 304, the agent map read under a shared lock.
   bool get_config(const http::Request& q, http::Response& out, const std::function<http::Responder()>& defer) {
-    auto agent = bearer(q, out);
-    if (!agent) {
+    http::Bearer b = http::parse_bearer(q);
+    if (b.error != http::BearerError::kNone) {
       polls_401_.inc();
+      bearer_error(out, http::describe(b.error));
       return true;
+    }
+    std::string hash = token_hash(b.token);
+    int interval = 0;
+    bool known = false;
+    {
+      std::shared_lock lk(agents_mu_);
+      if (auto it = by_token_.find(hash); it != by_token_.end()) {
+        known = true;
+        interval = it->second->interval.load(std::memory_order_relaxed);
+      }
+    }
+    if (!known) {
+      auto agent = bearer(q, out);  // a token another controller issued, or a 401
+      if (!agent) {
+        polls_401_.inc();
+        return true;
+      }
+      interval = agent->interval.load(std::memory_order_relaxed);
     }
     int64_t wait_s = 0;
     if (!q.query().empty()) {
@@ -370,33 +428,39 @@ class Controller final : public core::runtime::HttpRole {
         }
       }
     }
-    int interval = agent->interval.load(std::memory_order_relaxed);
     if (interval == 0) interval = st_.poll_interval;
-    auto snap = latest_.load();
+    const Snapshot& snap = latest_.cached();
     std::string_view inm = q.header("If-None-Match");
-    if (!etag_matches(inm, snap->rec.etag)) {
-      answer_config(*snap, interval, out);
+    if (!etag_matches(inm, snap.rec.etag)) {
+      answer_config(snap, interval, out);
       return true;
     }
     if (wait_s > 0) {
-      auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_s), st_.long_poll_max);
-      std::string etag(inm);
-      auto answer = [this, agent, etag](bool) {
-        http::Response r;
-        int iv = agent->interval.load(std::memory_order_relaxed);
-        if (iv == 0) iv = st_.poll_interval;
-        auto now = latest_.load();
-        if (etag_matches(etag, now->rec.etag)) {
-          not_modified(iv, r);
-        } else {
-          answer_config(*now, iv, r);
+      std::shared_ptr<Agent> agent;
+      {
+        std::shared_lock lk(agents_mu_);
+        if (auto it = by_token_.find(hash); it != by_token_.end()) agent = it->second;
+      }
+      if (agent) {
+        auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_s), st_.long_poll_max);
+        std::string etag(inm);
+        auto answer = [this, agent, etag](bool) {
+          http::Response r;
+          int iv = agent->interval.load(std::memory_order_relaxed);
+          if (iv == 0) iv = st_.poll_interval;
+          auto now = latest_.load();
+          if (etag_matches(etag, now->rec.etag)) {
+            not_modified(iv, r);
+          } else {
+            answer_config(*now, iv, r);
+          }
+          return r;
+        };
+        // Registered first, then re-checked: a version published in between is not missed.
+        if (hub_->hold(std::chrono::steady_clock::now() + wait, defer(), answer)) {
+          if (!etag_matches(inm, latest_.load()->rec.etag)) hub_->publish();
+          return false;
         }
-        return r;
-      };
-      // Registered first, then re-checked: a version published in between is not missed.
-      if (hub_->hold(std::chrono::steady_clock::now() + wait, defer(), answer)) {
-        if (!etag_matches(inm, latest_.load()->rec.etag)) hub_->publish();
-        return false;
       }
     }
     not_modified(interval, out);
@@ -791,7 +855,7 @@ class Controller final : public core::runtime::HttpRole {
   std::unique_ptr<Store> store_;
   bool shared_store_ = false;
 
-  std::atomic<std::shared_ptr<const Snapshot>> latest_;
+  Latest latest_;
   std::atomic<int64_t> last_etag_ns_{0};
 
   std::shared_mutex agents_mu_;
