@@ -38,7 +38,12 @@ http::Client& client() {
 
 http::ClientResponse call(http::Method m, const std::string& url, std::string body = {}, http::Headers h = {}) {
   if (!body.empty()) h.emplace_back("Content-Type", "application/json");
-  auto r = client().send({m, url, std::move(h), std::move(body)});
+  http::ClientRequest req;
+  req.method = m;
+  req.url = url;
+  req.headers = std::move(h);
+  req.body = std::move(body);
+  auto r = client().send(req);
   EXPECT_TRUE(r.is_ok()) << url << ": " << r.status().to_string();
   return r.is_ok() ? *r : http::ClientResponse{};
 }

@@ -230,10 +230,12 @@ class Agent final : public core::runtime::HttpRole {
     body += ",\"start_time\":\"" + core::rfc3339(start_time_) + "\",\"version\":";
     http::append_json_string(st_.version, body);
     body += '}';
-    http::ClientRequest req{http::Method::kPost, st_.controller_url + "/register",
-                            {{"Content-Type", "application/json"},
-                             {"Authorization", "Basic " + http::base64_encode(st_.agent_user + ":" + st_.agent_password)}},
-                            std::move(body)};
+    http::ClientRequest req;
+    req.method = http::Method::kPost;
+    req.url = st_.controller_url + "/register";
+    req.headers = {{"Content-Type", "application/json"},
+                                        {"Authorization", "Basic " + http::base64_encode(st_.agent_user + ":" + st_.agent_password)}};
+    req.body = std::move(body);
     req.cancel = &cancel_;
     auto r = client_.send(req);
     if (!r.is_ok()) return r.status();
@@ -290,8 +292,10 @@ class Agent final : public core::runtime::HttpRole {
       token = token_;
       etag = etag_;
     }
-    http::ClientRequest req{http::Method::kGet, st_.controller_url + "/config" + (wait_s > 0 ? "?wait=" + std::to_string(wait_s) : ""),
-                            {{"Authorization", "Bearer " + token}}};
+    http::ClientRequest req;
+    req.method = http::Method::kGet;
+    req.url = st_.controller_url + "/config" + (wait_s > 0 ? "?wait=" + std::to_string(wait_s) : "");
+    req.headers = {{"Authorization", "Bearer " + token}};
     if (!etag.empty()) req.headers.emplace_back("If-None-Match", etag);
     req.timeout = st_.request_timeout + std::chrono::seconds(wait_s);
     req.cancel = &cancel_;
@@ -442,9 +446,11 @@ class Agent final : public core::runtime::HttpRole {
       Status s = core::resilience::retry(
           p,
           [&]() -> Status {
-            http::ClientRequest req{http::Method::kPost, st_.worker_url + "/config",
-                                    {{"Content-Type", "application/json"}, {"X-Correlation-ID", v.correlation_id}},
-                                    v.worker_body};
+            http::ClientRequest req;
+            req.method = http::Method::kPost;
+            req.url = st_.worker_url + "/config";
+            req.headers = {{"Content-Type", "application/json"}, {"X-Correlation-ID", v.correlation_id}};
+            req.body = v.worker_body;
             req.cancel = &cancel_;
             auto r = client_.send(req);
             if (!r.is_ok()) return r.status();
@@ -489,9 +495,11 @@ class Agent final : public core::runtime::HttpRole {
         http::append_json_string(applied_etag_, body);
         body += ",\"status\":\"healthy\"}";
       }
-      http::ClientRequest req{http::Method::kPost, st_.controller_url + "/heartbeat",
-                              {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token}},
-                              std::move(body)};
+      http::ClientRequest req;
+      req.method = http::Method::kPost;
+      req.url = st_.controller_url + "/heartbeat";
+      req.headers = {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token}};
+      req.body = std::move(body);
       req.cancel = &cancel_;
       auto r = client_.send(req);
       if (!r.is_ok()) {
