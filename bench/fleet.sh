@@ -12,6 +12,7 @@
 #   heartbeats_per_s       POST /heartbeat from 1,000 agents via wrk; each answer means the
 #                          row is committed to SQLite (group commit) (goal >= 20,000)
 #   controller_rss_mb_10k_agents   controller RSS with 10,000 registered agents (goal < 64 MB)
+#   propagation_longpoll_10k_p99_ms   the same 10,000 each holding a long poll (goal < 1 s)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 B=fleet
 DUR=${BENCH_DURATION:-10}
@@ -111,3 +112,11 @@ total=$(( $(wc -l < "$dir/agents.txt") + $(wc -l < "$dir/more.txt") + 1 ))
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$cpid/status")
 emit $B controller_agents "$total"
 emit $B controller_rss_mb_10k_agents "$(awk "BEGIN{printf \"%.1f\", $rss_kb / 1024}")" MB
+
+# --- and propagation to all 10,000 by long poll (goal < 1 s) -------------------------------
+cat "$dir/one.txt" "$dir/agents.txt" "$dir/more.txt" > "$dir/all.txt"
+read -r p50 p99 pmax n < <($LOAD propagate "$CURL" "$dir/all.txt" longpoll 2)
+emit $B propagation_longpoll_10k_p50_ms "$p50" ms
+emit $B propagation_longpoll_10k_p99_ms "$p99" ms
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$cpid/status")
+emit $B controller_rss_mb_10k_agents_holding "$(awk "BEGIN{printf \"%.1f\", $rss_kb / 1024}")" MB
