@@ -531,6 +531,10 @@ TEST(FleetAgent, FirstFetchReachesTheWorkerAndTokenLossReregisters) {
   // And it still follows new versions.
   std::string e2 = post_config(c.url(), "http://example.com/after");
   EXPECT_TRUE(eventually([&] { return worker_etag(p.worker) == e2; }));
+  // An interval set by the operator reaches the agent with its next answer.
+  std::string third_id = str(parse(p.health()), "agent_id");
+  EXPECT_EQ(call(http::Method::kPut, c.url() + "/agents/" + third_id + "/poll-interval", R"({"pollIntervalSeconds":2})", kAdmin).status, 200);
+  EXPECT_TRUE(eventually([&] { return parse(p.health()).at("poll_interval_seconds").as_int64() == 2; })) << p.health();
 }
 
 TEST(FleetAgent, GivesUpRegisteringWithAClearMessage) {
