@@ -123,10 +123,11 @@ int64_t count_rows(const std::string& db_path, const std::string& table) {
 
 // A controller on a fresh SQLite file.
 struct Controller {
-  explicit Controller(std::map<std::string, std::string> env = {}, uint16_t port = 0, std::string dir = temp_dir())
+  explicit Controller(std::map<std::string, std::string> env = {}, uint16_t port = 0, std::string dir = temp_dir(),
+                      std::vector<std::string> args = {})
       : dir(dir), db(dir + "/data.db") {
     env.emplace("DATABASE_PATH", db);
-    role = std::make_unique<Role>("controller", env, std::vector<std::string>{}, port);
+    role = std::make_unique<Role>("controller", env, args, port);
   }
   std::string url() const { return role->url(); }
   std::string dir, db;
@@ -224,6 +225,13 @@ TEST(FleetController, RegistersAnswers200Then304AndServesBothIntervalSpellings) 
     EXPECT_NE(parse(r.body).at("error").as_string(), "");
   }
   EXPECT_EQ(call(http::Method::kGet, c.url() + "/config", "", h).header("X-Poll-Interval-Seconds"), "9");
+  {
+    auto db = store::sqlite::Db::open(c.db, {.create_dirs = false, .read_only = true});
+    ASSERT_TRUE(db.is_ok());
+    auto st = (*db)->prepare("SELECT poll_interval_seconds FROM agent_configs");
+    ASSERT_TRUE(st.is_ok() && *st->step());
+    EXPECT_EQ(st->int64(0), 9);  // the database too
+  }
   EXPECT_EQ(call(http::Method::kPut, c.url() + "/agents/no-such-agent/interval", R"({"poll_interval_seconds":5})", kAdmin).status, 404);
   EXPECT_EQ(call(http::Method::kGet, c.url() + "/agents/no-such-agent", "", kAdmin).status, 404);
 
@@ -374,6 +382,18 @@ TEST(FleetController, HistoryRollbackAndHeartbeatsShowInAgents) {
     EXPECT_EQ(st->text(0), e2);
     EXPECT_FALSE(st->is_null(1));
   }
+  EXPECT_EQ(c.role->stop(), 0);
+}
+
+TEST(FleetController, AgentStatusIsDerivedFromHeartbeatAge) {
+  Controller c({}, 0, temp_dir(), {"--stale-after", "1s", "--offline-after", "2s"});
+  Registered a = register_agent(c.url());
+  auto status = [&] { return str(parse(call(http::Method::kGet, c.url() + "/agents/" + a.id, "", kAdmin).body), "status"); };
+  EXPECT_EQ(status(), "online");
+  EXPECT_TRUE(eventually([&] { return status() == "stale"; }, 5s));
+  EXPECT_TRUE(eventually([&] { return status() == "offline"; }, 5s));
+  EXPECT_EQ(call(http::Method::kPost, c.url() + "/heartbeat", R"({"config_version":"x"})", bearer(a.token)).status, 200);
+  EXPECT_EQ(status(), "online");
   EXPECT_EQ(c.role->stop(), 0);
 }
 
@@ -535,6 +555,21 @@ TEST(FleetAgent, FirstFetchReachesTheWorkerAndTokenLossReregisters) {
   std::string third_id = str(parse(p.health()), "agent_id");
   EXPECT_EQ(call(http::Method::kPut, c.url() + "/agents/" + third_id + "/poll-interval", R"({"pollIntervalSeconds":2})", kAdmin).status, 200);
   EXPECT_TRUE(eventually([&] { return parse(p.health()).at("poll_interval_seconds").as_int64() == 2; })) << p.health();
+}
+
+TEST(FleetAgent, ForwardingRetriesUntilTheWorkerIsUp) {
+  Controller c(Env{{"POLL_INTERVAL", "1"}});
+  std::string etag = post_config(c.url(), "http://example.com/late-worker");
+  uint16_t wport = http::testing::free_loopback_port();
+  Role agent("agent",
+             {{"CONTROLLER_URL", c.url()}, {"WORKER_URL", "http://127.0.0.1:" + std::to_string(wport)}},
+             {"--forward-initial-backoff", "100ms", "--forward-max-backoff", "300ms", "--forward-max-retries", "50"});
+  std::this_thread::sleep_for(500ms);  // a few refused attempts
+  Role worker("worker", {}, {}, wport);
+  EXPECT_TRUE(eventually([&] { return worker_etag(worker) == etag; })) << agent.proc->out();
+  auto m = client().get(agent.url() + "/metrics");
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_NE(m->body.find("resilience_retries_total{policy=\"forward\"}"), std::string::npos);
 }
 
 TEST(FleetAgent, GivesUpRegisteringWithAClearMessage) {

@@ -10,6 +10,8 @@
 //   ParallelReport rep = co_await co_offload([&] { return manager.run(std::move(ops)); });
 #pragma once
 
+#include <future>
+#include <memory>
 #include <thread>
 #include <type_traits>
 
@@ -52,13 +54,34 @@ auto co_offload(F fn) -> boost::asio::awaitable<std::invoke_result_t<F&>> {
   auto ex = co_await boost::asio::this_coro::executor;
   co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(T)>(
       [ex, fn = std::move(fn)](auto handler) mutable {
-        std::thread([ex, fn = std::move(fn), handler = std::move(handler),
-                     guard = boost::asio::make_work_guard(ex)]() mutable {
+        // The completion joins the helper before resuming the coroutine, so the thread has
+        // fully exited - its thread-local state (OpenSSL's, for one) freed - by then; a
+        // detached helper could still be exiting when the process does, which LeakSanitizer
+        // reports as a leak. `started` orders the join after the thread object is assigned.
+        auto helper = std::shared_ptr<std::thread>(new std::thread(), [](std::thread* t) {
+          // Dropped without the completion running (its io_context went away): never leave a
+          // joinable std::thread to terminate the process.
+          if (t->joinable()) {
+            if (t->get_id() == std::this_thread::get_id()) {
+              t->detach();
+            } else {
+              t->join();
+            }
+          }
+          delete t;
+        });
+        auto started = std::make_shared<std::promise<void>>();
+        std::shared_future<void> go = started->get_future().share();
+        *helper = std::thread([ex, fn = std::move(fn), handler = std::move(handler), helper, go,
+                               guard = boost::asio::make_work_guard(ex)]() mutable {
+          go.wait();
           T result = fn();
-          boost::asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+          boost::asio::post(ex, [handler = std::move(handler), result = std::move(result), helper]() mutable {
+            helper->join();
             std::move(handler)(std::move(result));
           });
-        }).detach();
+        });
+        started->set_value();
       },
       boost::asio::use_awaitable);
 }
