@@ -38,6 +38,8 @@ void* operator new(size_t n, std::align_val_t a) {
   if (posix_memalign(&p, std::max(sizeof(void*), static_cast<size_t>(a)), n ? n : 1) != 0) throw std::bad_alloc();
   return p;
 }
+// These deletes pair with the replaced news above (all malloc-based); GCC 12 cannot see that.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }

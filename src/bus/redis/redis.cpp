@@ -219,16 +219,18 @@ Status Subscriber::session() {
   size_t confirmed = 0;
   using clock = std::chrono::steady_clock;
   auto last_heard = clock::now();
-  std::optional<clock::time_point> ping_sent;
+  // When a PING is outstanding (time_point{} = none); not an optional, which GCC 12 misreads
+  // as maybe-uninitialized.
+  clock::time_point ping_sent{};
   while (!stop_) {
     void* raw = nullptr;
     if (redisGetReplyFromReader(c.get(), &raw) != REDIS_OK) return Status(Code::kUnavailable, c->errstr, "redis.subscribe");
     if (!raw) {
       auto now = clock::now();
-      if (ping_sent && now - *ping_sent > ep_.timeout)
+      if (ping_sent != clock::time_point{} && now - ping_sent > ep_.timeout)
         return Status(Code::kUnavailable, "no answer to PING within " + std::to_string(ep_.timeout.count()) + " ms",
                       "redis.subscribe");
-      if (!ping_sent && now - last_heard > ping_every_) {
+      if (ping_sent == clock::time_point{} && now - last_heard > ping_every_) {
         const char* ping[] = {"PING"};
         size_t len[] = {4};
         int sent = 0;
@@ -249,7 +251,7 @@ Status Subscriber::session() {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) continue;
     std::string_view kind(r->element[0]->str, r->element[0]->len);
     if (kind == "pong") {  // in subscribed mode PING answers ["pong", ""]
-      ping_sent.reset();
+      ping_sent = {};
       continue;
     }
     if (r->elements < 3) continue;
