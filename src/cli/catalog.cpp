@@ -2,6 +2,7 @@
 
 #include "cli/hello.h"
 #include "fleet/roles.h"
+#include "telemetry/roles.h"
 
 namespace gantry::cli {
 
@@ -11,6 +12,7 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(fleet::controller_role());
   roles.push_back(fleet::agent_role());
   roles.push_back(fleet::worker_role());
+  roles.push_back(telemetry::ingest_role());
   return roles;
 }
 
