@@ -15,6 +15,7 @@
 #include "core/http/server.h"
 #include "core/http/test_socket.h"
 #include "env.h"
+#include "private_servers.h"
 #include "process.h"
 #include "store/postgres/pg.h"
 #include "store/sqlite/db.h"
@@ -431,13 +432,9 @@ TEST(FleetController, LongPollHoldsUntilANewVersion) {
 }
 
 TEST(FleetController, PostgresStoreKeepsStateAcrossRestart) {
-  std::string base = server_url("GANTRY_PG_URL");
-  ASSERT_FALSE(base.empty());
-  auto admin = store::postgres::Connection::connect(base);
-  ASSERT_TRUE(admin.is_ok()) << admin.status().to_string();
-  std::string dbname = "fleet_" + std::to_string(::getpid()) + "_" + std::to_string(http::testing::free_loopback_port());
-  ASSERT_TRUE((*admin)->exec("CREATE DATABASE " + dbname).is_ok());
-  std::string url = base.substr(0, base.rfind('/') + 1) + dbname;
+  FreshDatabase db("fleet");
+  ASSERT_FALSE(db.url.empty());
+  std::string url = db.url;
 
   uint16_t port = http::testing::free_loopback_port();
   std::string etag;
@@ -458,9 +455,6 @@ TEST(FleetController, PostgresStoreKeepsStateAcrossRestart) {
     EXPECT_EQ(str(list.at("agents").at(0), "last_config_version"), etag);
     EXPECT_EQ(c.stop(), 0);
   }
-  auto rows = (*admin)->query("SELECT 1");  // keep the admin connection honest before dropping
-  EXPECT_TRUE(rows.is_ok());
-  (void)(*admin)->exec("DROP DATABASE " + dbname + " WITH (FORCE)");
 }
 
 // ---- agents and workers ---------------------------------------------------------------

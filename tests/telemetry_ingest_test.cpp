@@ -11,6 +11,7 @@
 #include "core/http/client.h"
 #include "core/http/test_socket.h"
 #include "env.h"
+#include "private_servers.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -20,33 +21,7 @@ using namespace std::chrono_literals;
 namespace http = core::http;
 constexpr const char* kBin = GANTRY_BINARY;
 
-struct Nats {
-  explicit Nats(uint16_t p = 0) : port(p ? p : http::testing::free_loopback_port()) {
-    char tmpl[] = "/tmp/gantry-nats-XXXXXX";
-    dir = mkdtemp(tmpl);
-    start();
-  }
-  void start() {
-    proc = std::make_unique<Child>(std::vector<std::string>{"nats-server", "-js", "-a", "127.0.0.1", "-p",
-                                                            std::to_string(port), "--store_dir", dir});
-    EXPECT_TRUE(eventually(
-        [&] {
-          proc->wait(0ms);  // pumps its output
-          return proc->err().find("Server is ready") != std::string::npos;
-        },
-        15s))
-        << proc->err();
-  }
-  void kill() {
-    proc->signal(SIGKILL);
-    proc->wait(5s);
-    proc.reset();
-  }
-  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
-  uint16_t port;
-  std::string dir;
-  std::unique_ptr<Child> proc;
-};
+using Nats = PrivateNats;
 
 struct Ingest {
   Ingest(const std::string& nats, std::vector<std::string> args = {}) : port(http::testing::free_loopback_port()) {

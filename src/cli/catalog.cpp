@@ -13,6 +13,7 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(fleet::agent_role());
   roles.push_back(fleet::worker_role());
   roles.push_back(telemetry::ingest_role());
+  roles.push_back(telemetry::aggregator_role());
   return roles;
 }
 

@@ -64,6 +64,7 @@ uint64_t Message::stream_sequence() const {
   return n;
 }
 Status Message::ack() { return from(natsMsg_AckSync(m_, nullptr, nullptr), "nats.ack"); }
+Status Message::ack_nowait() { return from(natsMsg_Ack(m_, nullptr), "nats.ack"); }
 Status Message::nak(std::chrono::milliseconds delay) {
   return from(delay.count() > 0 ? natsMsg_NakWithDelay(m_, delay.count(), nullptr) : natsMsg_Nak(m_, nullptr), "nats.nak");
 }

@@ -80,6 +80,9 @@ class Message {
   uint64_t delivered() const;                       // 1 on first delivery
   uint64_t stream_sequence() const;
   Status ack();                                     // waits for the server's confirmation
+  // Sends the ack without waiting. A lost ack means a redelivery, so only for consumers that
+  // deduplicate (the aggregator, by event_id); then one round trip per batch, not per message.
+  Status ack_nowait();
   Status nak(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   Status term();                                    // never redeliver
 

@@ -74,22 +74,6 @@ ConfigRecord config_from(const Rows& r, int i) {
           std::string(r.get(i, 4))};
 }
 
-// A text[] literal: {"a","b"} with quotes and backslashes escaped.
-std::string pg_array(const std::vector<std::string_view>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 class PostgresStore final : public Store {
  public:
   explicit PostgresStore(std::unique_ptr<Connection> c) : c_(std::move(c)) {}
@@ -183,7 +167,8 @@ class PostgresStore final : public Store {
     return c_->query("UPDATE agents a SET last_heartbeat = u.at, last_config_version = u.v, status = u.s, "
                      "updated_at = u.at FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) "
                      "AS u(id, at, v, s) WHERE a.agent_id = u.id",
-                     {pg_array(ids), pg_array(ats), pg_array(versions), pg_array(statuses)})
+                     {store::postgres::array_literal(ids), store::postgres::array_literal(ats), store::postgres::array_literal(versions),
+                      store::postgres::array_literal(statuses)})
         .status();
   }
 

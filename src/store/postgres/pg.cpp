@@ -174,4 +174,37 @@ Status Connection::migrate(std::span<const Migration> migrations) {
   return s;
 }
 
+namespace {
+void append_element(std::string& out, std::string_view v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+}  // namespace
+
+std::string array_literal(std::span<const std::string_view> items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    append_element(out, items[i]);
+  }
+  return out + "}";
+}
+
+std::string array_literal(std::span<const std::optional<std::string>> items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    if (items[i]) {
+      append_element(out, *items[i]);
+    } else {
+      out += "NULL";
+    }
+  }
+  return out + "}";
+}
+
 }  // namespace gantry::store::postgres

@@ -32,6 +32,11 @@ using core::Status;
 // A query parameter in text form; nullopt is SQL NULL.
 using Param = std::optional<std::string_view>;
 
+// A text array literal ({"a","b",NULL}) for passing many values as one parameter, e.g.
+// `UPDATE … FROM unnest($1::text[], $2::float8[])`: one round trip for a whole batch.
+std::string array_literal(std::span<const std::string_view> items);
+std::string array_literal(std::span<const std::optional<std::string>> items);  // nullopt = NULL
+
 class Rows {
  public:
   Rows(Rows&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }

@@ -1,0 +1,383 @@
+// `gantry aggregator`: JetStream events -> per-minute statistics in PostgreSQL, exactly once.
+//
+// How exactly-once holds across a kill -9 at any moment:
+//   1. A fetched batch is written in one transaction: every new event into events_seen (its
+//      measurements included; a resent event_id conflicts and is skipped) and its window into
+//      agg_dirty. Only after the commit are the messages acked. A crash before the commit
+//      redelivers them; after it, the redelivered copies conflict and are acked as duplicates.
+//   2. A window's agg_1m row is a pure function of its events in events_seen, recomputed in SQL
+//      (percentile_cont is the spec's interpolation at p/100 x (n-1)) by the flusher, which
+//      deletes the dirty mark in the same transaction. A late event marks its window dirty
+//      again, so the stored row always covers all of the window's events.
+// Several aggregators may share the consumer; the flusher takes dirty windows FOR UPDATE
+// SKIP LOCKED.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "bus/nats/jetstream.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/runtime.h"
+#include "store/postgres/pg.h"
+#include "telemetry/aggregator/schema.h"
+#include "telemetry/event.h"
+#include "telemetry/roles.h"
+#include "telemetry/streams.h"
+
+namespace gantry::telemetry::aggregator {
+
+namespace {
+
+namespace http = core::http;
+namespace nats = bus::nats;
+namespace pg = store::postgres;
+using core::Status;
+using Ms = std::chrono::milliseconds;
+
+const core::log::Logger lg("aggregator");
+
+struct Settings {
+  std::string address = "0.0.0.0";
+  uint16_t port = 9090;
+  std::string nats_url = "nats://localhost:4222";
+  std::string db_url;
+  std::string db_host = "localhost", db_user = "postgres", db_password, db_name = "telemetry", db_sslmode = "disable";
+  int db_port = 5432;
+  Ms window_size{60'000};
+  Ms flush_delay{10'000};
+  Ms late_tolerance{120'000};
+  int max_ack_pending = 1000;
+  int max_deliver = 5;
+  Ms ack_wait{30'000};
+  int fetch_batch = 500;
+  Ms flush_every{1'000};
+  http::ServerOptions http;
+};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<std::string> num(std::optional<double> v) {
+  if (!v) return std::nullopt;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", *v);
+  return std::string(buf);
+}
+
+class Aggregator final : public core::runtime::HttpRole {
+ public:
+  explicit Aggregator(Settings s)
+      : HttpRole("aggregator", s.http),
+        st_(std::move(s)),
+        reg_(core::metrics::Registry::global()),
+        processed_(reg_.counter("events_processed_total", "events by outcome", {"status"})),
+        success_(processed_.with({"success"})),
+        duplicate_(processed_.with({"duplicate"})),
+        error_(processed_.with({"error"})),
+        delay_(reg_.histogram("processing_delay_seconds", "from the probe's ts_ms to the event's commit", {},
+                              {0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300})
+                   .with({})),
+        late_(reg_.counter("late_events_total", "events later than late_tolerance (still applied)").with({})),
+        flush_seconds_(reg_.histogram("window_flush_duration_seconds", "one flush transaction", {"status"})),
+        dlq_(reg_.counter("dlq_messages_total", "messages moved to the DLQ").with({})),
+        db_active_(reg_.gauge("db_connections_active", "open PostgreSQL connections").with({})) {}
+
+  bool ready() const override { return running_.load(); }
+
+ protected:
+  Status on_start() override {
+    std::string url = st_.db_url;
+    if (url.empty())
+      url = "host=" + st_.db_host + " port=" + std::to_string(st_.db_port) + " user=" + st_.db_user +
+            " password=" + st_.db_password + " dbname=" + st_.db_name + " sslmode=" + st_.db_sslmode;
+    GANTRY_ASSIGN(db, pg::Connection::connect(url));
+    GANTRY_RETURN_IF_ERROR(db->migrate(kMigrations).within("migrating the telemetry schema"));
+    GANTRY_ASSIGN(fdb, pg::Connection::connect(url));
+    db_ = std::move(db);
+    flush_db_ = std::move(fdb);
+    db_active_.set(2);
+
+    GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-aggregator"}));
+    js_ = std::move(js);
+    GANTRY_RETURN_IF_ERROR(js_->ensure_stream(events_stream()));
+    GANTRY_RETURN_IF_ERROR(js_->ensure_stream(dlq_stream()));
+    GANTRY_ASSIGN(c, js_->pull_consumer(std::string(kEventsStream), std::string(kEventsSubject),
+                                        {.durable = "aggregator",
+                                         .max_deliver = st_.max_deliver,
+                                         .ack_wait = st_.ack_wait,
+                                         .max_ack_pending = st_.max_ack_pending}));
+    consumer_ = std::move(c);
+    auto& reg = reg_;
+    reg.gauge_callback("nats_reconnects_total", "NATS reconnections", [this] {
+      return js_ ? static_cast<double>(js_->reconnects()) : 0.0;
+    });
+    running_ = true;
+    consume_thread_ = std::thread([this] { consume_loop(); });
+    flush_thread_ = std::thread([this] { flush_loop(); });
+    lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.window_size.count())}});
+    return {};
+  }
+
+  // Drain: stop fetching, finish the batch in hand (commit, ack), then flush every dirty window.
+  void before_drain() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (consume_thread_.joinable()) consume_thread_.join();
+    if (flush_thread_.joinable()) flush_thread_.join();
+    if (flush_db_) {
+      size_t n = 0;
+      for (int i = 0; i < 1000; ++i) {
+        auto r = flush(/*all=*/true);
+        if (!r.is_ok() || *r == 0) break;
+        n += *r;
+      }
+      lg.info("flushed at shutdown", {{"windows", static_cast<int64_t>(n)}});
+    }
+    running_ = false;
+  }
+
+  void on_stop(Ms) override {
+    reg_.remove_callback("nats_reconnects_total");
+    consumer_.reset();
+    js_.reset();
+    db_.reset();
+    flush_db_.reset();
+    db_active_.set(0);
+  }
+
+ private:
+  bool stopping() {
+    std::lock_guard lk(mu_);
+    return stopping_;
+  }
+
+  void consume_loop() {
+    while (!stopping()) {
+      auto batch = consumer_->fetch(st_.fetch_batch, Ms(500));
+      if (!batch.is_ok()) {
+        if (batch.status().code() != core::Code::kDeadlineExceeded) {
+          lg.warn("fetch failed", {{"error", batch.status().to_string()}});
+          std::unique_lock lk(mu_);
+          cv_.wait_for(lk, Ms(500), [&] { return stopping_; });
+        }
+        continue;
+      }
+      if (batch->empty()) continue;
+      Status s = apply(*batch);
+      if (!s.is_ok()) {
+        // Nothing acked: JetStream redelivers after ack_wait; nak now to retry sooner.
+        lg.error("batch not stored; it will be redelivered", {{"error", s.to_string()}, {"messages", static_cast<int64_t>(batch->size())}});
+        for (auto& m : *batch) (void)m.nak(Ms(1000));
+        std::unique_lock lk(mu_);
+        cv_.wait_for(lk, Ms(500), [&] { return stopping_; });
+      }
+    }
+  }
+
+  // One transaction for the batch's valid events; then acks. Poison messages are nak'ed until
+  // their last delivery, then moved to the DLQ.
+  Status apply(std::vector<nats::Message>& batch) {
+    std::vector<std::optional<std::string>> ids, clients, targets, ts, windows, success, stages, dns, tcp, tls, ttfb, tput;
+    std::vector<size_t> valid;
+    int64_t now = now_ms();
+    int64_t wsize = st_.window_size.count();
+    std::vector<int64_t> event_ts;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // Events were validated by ingest; a message that does not parse now is poison.
+      auto e = parse_event(batch[i].data(), now + kMaxClockSkewMs);
+      if (!e.is_ok()) {
+        poison(batch[i], std::string(e.status().message()));
+        continue;
+      }
+      int64_t window = e->ts_ms / wsize * wsize;
+      if (now > window + wsize + st_.late_tolerance.count()) late_.inc();
+      valid.push_back(i);
+      event_ts.push_back(e->ts_ms);
+      ids.emplace_back(e->event_id);
+      clients.emplace_back(e->client_id);
+      targets.emplace_back(e->target);
+      ts.emplace_back(std::to_string(e->ts_ms));
+      windows.emplace_back(std::to_string(window));
+      success.emplace_back(e->error_stage ? "f" : "t");
+      stages.push_back(e->error_stage);
+      dns.push_back(num(e->timings.dns_ms));
+      tcp.push_back(num(e->timings.tcp_ms));
+      tls.push_back(num(e->timings.tls_ms));
+      ttfb.push_back(num(e->timings.http_ttfb_ms));
+      tput.push_back(num(e->throughput_kbps));
+    }
+    if (valid.empty()) return {};
+    auto r = db_->query(kInsertEvents,
+                        {pg::array_literal(ids), pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(ts),
+                         pg::array_literal(windows), pg::array_literal(success), pg::array_literal(stages), pg::array_literal(dns),
+                         pg::array_literal(tcp), pg::array_literal(tls), pg::array_literal(ttfb), pg::array_literal(tput)});
+    if (!r.is_ok()) return r.status();
+    int64_t inserted = r->int64(0, 0);
+    success_.inc(static_cast<uint64_t>(inserted));
+    duplicate_.inc(static_cast<uint64_t>(valid.size() - inserted));
+    double done = static_cast<double>(now_ms());
+    for (int64_t t : event_ts) delay_.observe(std::max(0.0, (done - static_cast<double>(t)) / 1000.0));
+    for (size_t i : valid) (void)batch[i].ack_nowait();
+    return {};
+  }
+
+  void poison(nats::Message& m, const std::string& reason) {
+    error_.inc();
+    if (m.delivered() < static_cast<uint64_t>(st_.max_deliver)) {
+      (void)m.nak();
+      return;
+    }
+    std::string doc = "{\"original_data\":";
+    http::append_json_string(m.data(), doc);
+    doc += ",\"reason\":";
+    http::append_json_string(reason, doc);
+    doc += ",\"timestamp\":\"" + core::rfc3339(std::chrono::system_clock::now()) + "\"}";
+    auto r = js_->publish(kDlqSubject, doc);
+    if (!r.is_ok()) {
+      lg.error("could not move a poison message to the DLQ; it stays", {{"error", r.status().to_string()}});
+      (void)m.nak(Ms(5000));
+      return;
+    }
+    dlq_.inc();
+    lg.warn("poison message moved to the DLQ", {{"reason", reason}, {"deliveries", static_cast<int64_t>(m.delivered())}});
+    (void)m.term();
+  }
+
+  void flush_loop() {
+    std::unique_lock lk(mu_);
+    while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
+      lk.unlock();
+      for (;;) {
+        auto r = flush(/*all=*/false);
+        if (!r.is_ok() || *r < kFlushBatch) break;
+      }
+      lk.lock();
+    }
+  }
+
+  // Recomputes up to kFlushBatch due windows (all dirty ones when `all`); returns how many.
+  core::Result<size_t> flush(bool all) {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t due = all ? INT64_MAX : now_ms() - st_.window_size.count() - st_.flush_delay.count();
+    size_t n = 0;
+    Status s = flush_db_->transaction([&]() -> Status {
+      GANTRY_ASSIGN(r, flush_db_->query(kFlushWindows, {std::to_string(due), std::to_string(kFlushBatch)}));
+      n = static_cast<size_t>(r.size());
+      if (n == 0) return {};
+      for (int i = 0; i < r.size(); ++i) {
+        GANTRY_RETURN_IF_ERROR(label(std::string(r.get(i, 0)), std::string(r.get(i, 1)), r.int64(i, 2)));
+      }
+      return {};
+    });
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    flush_seconds_.with({s.is_ok() ? "ok" : "error"}).observe(secs);
+    if (!s.is_ok()) {
+      lg.error("flush failed; will retry", {{"error", s.to_string()}});
+      return s;
+    }
+    return n;
+  }
+
+  // Diagnosis of one freshly recomputed window against its path's baseline.
+  Status label(const std::string& client, const std::string& target, int64_t window) {
+    GANTRY_ASSIGN(rows, flush_db_->query(kBaseline, {client, target, std::to_string(window)}));
+    std::vector<WindowStats> base;
+    std::optional<WindowStats> cur;
+    for (int i = 0; i < rows.size(); ++i) {
+      WindowStats w{};
+      w.window = rows.int64(i, 0);
+      w.count_success = rows.int64(i, 1);
+      auto d = [&](int col) { return rows.is_null(i, col) ? 0.0 : std::stod(std::string(rows.get(i, col))); };
+      w.dns_p95 = d(2);
+      w.tcp_p95 = d(3);
+      w.tls_p95 = d(4);
+      w.ttfb_p95 = d(5);
+      w.throughput_p50 = d(6);
+      if (w.window == window) cur = w;
+      else base.push_back(w);
+    }
+    if (!cur) return {};
+    std::optional<std::string> l = diagnose(*cur, base, thresholds_);
+    return flush_db_->query(kSetLabel, {client, target, std::to_string(window), l ? pg::Param(*l) : pg::Param()}).status();
+  }
+
+  static constexpr size_t kFlushBatch = 1000;
+
+  Settings st_;
+  Thresholds thresholds_;
+  core::metrics::Registry& reg_;
+  core::metrics::Family<core::metrics::Counter>& processed_;
+  core::metrics::Counter &success_, &duplicate_, &error_;
+  core::metrics::Histogram& delay_;
+  core::metrics::Counter& late_;
+  core::metrics::Family<core::metrics::Histogram>& flush_seconds_;
+  core::metrics::Counter& dlq_;
+  core::metrics::Gauge& db_active_;
+
+  std::unique_ptr<pg::Connection> db_, flush_db_;
+  std::unique_ptr<nats::JetStream> js_;
+  std::unique_ptr<nats::PullConsumer> consumer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::atomic<bool> running_{false};
+  std::thread consume_thread_, flush_thread_;
+};
+
+class Factory final : public core::runtime::RoleFactory {
+ public:
+  void bind(core::config::Schema& s) override {
+    s.add("address", &st_.address, "listen address (health, ready, metrics)").env("AGGREGATOR_HOST");
+    s.add("port", &st_.port, "listen port for /health /ready /metrics").flag("metrics-port").env("METRICS_PORT");
+    s.add("nats_url", &st_.nats_url, "NATS server with JetStream").env("NATS_URL");
+    s.add("db_url", &st_.db_url, "PostgreSQL URL (else built from the DB_* settings)").env("DB_URL").env("DATABASE_URL").secret();
+    s.add("db_host", &st_.db_host, "PostgreSQL host").env("DB_HOST");
+    s.add("db_port", &st_.db_port, "PostgreSQL port").env("DB_PORT").range(1, 65535);
+    s.add("db_user", &st_.db_user, "PostgreSQL user").env("DB_USER");
+    s.add("db_password", &st_.db_password, "PostgreSQL password").env("DB_PASSWORD").secret();
+    s.add("db_name", &st_.db_name, "PostgreSQL database").env("DB_NAME");
+    s.add("db_sslmode", &st_.db_sslmode, "libpq sslmode").env("DB_SSLMODE");
+    s.add("window_size", &st_.window_size, "aggregation window").env("WINDOW_SIZE").range(1000, 3'600'000);
+    s.add("flush_delay", &st_.flush_delay, "how long after a window ends it is flushed").env("FLUSH_DELAY").range(0, 3'600'000);
+    s.add("late_tolerance", &st_.late_tolerance, "events later than this are counted late (still applied)")
+        .env("LATE_TOLERANCE")
+        .range(0, 86'400'000);
+    s.add("max_ack_pending", &st_.max_ack_pending, "messages delivered and not yet acked").env("MAX_ACK_PENDING").range(1, 1'000'000);
+    s.add("max_deliver", &st_.max_deliver, "deliveries before a poison message goes to the DLQ").range(1, 100);
+    s.add("ack_wait", &st_.ack_wait, "redelivery after this without an ack").range(1000, 3'600'000);
+    s.add("fetch_batch", &st_.fetch_batch, "messages per fetch and per transaction").range(1, 100'000);
+    s.add("flush_every", &st_.flush_every, "how often to look for windows due").range(10, 60'000);
+    http::bind(s, &st_.http);
+  }
+  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
+    st_.http.address = st_.address;
+    st_.http.port = st_.port;
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<Aggregator>(st_));
+  }
+
+ private:
+  Settings st_;
+};
+
+}  // namespace
+
+}  // namespace gantry::telemetry::aggregator
+
+namespace gantry::telemetry {
+
+core::runtime::RoleInfo aggregator_role() {
+  return {"aggregator", "Telemetry: JetStream events -> exact per-minute statistics and diagnosis in PostgreSQL",
+          [] { return std::make_unique<aggregator::Factory>(); }};
+}
+
+}  // namespace gantry::telemetry

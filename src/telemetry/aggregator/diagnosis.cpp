@@ -1,0 +1,47 @@
+#include <cmath>
+
+#include "telemetry/aggregator/schema.h"
+
+namespace gantry::telemetry::aggregator {
+
+namespace {
+
+struct Moments {
+  double mean = 0, sd = 0;  // population standard deviation
+};
+
+template <class F>
+Moments moments(const std::vector<WindowStats>& xs, F field) {
+  Moments m;
+  for (const auto& x : xs) m.mean += field(x);
+  m.mean /= static_cast<double>(xs.size());
+  for (const auto& x : xs) m.sd += (field(x) - m.mean) * (field(x) - m.mean);
+  m.sd = std::sqrt(m.sd / static_cast<double>(xs.size()));
+  return m;
+}
+
+}  // namespace
+
+std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<WindowStats>& baseline, const Thresholds& t) {
+  if (cur.count_success < t.min_success || baseline.size() < t.min_baseline) return std::nullopt;
+  Moments dns = moments(baseline, [](const WindowStats& w) { return w.dns_p95; });
+  Moments tcp = moments(baseline, [](const WindowStats& w) { return w.tcp_p95; });
+  Moments tls = moments(baseline, [](const WindowStats& w) { return w.tls_p95; });
+  Moments ttfb = moments(baseline, [](const WindowStats& w) { return w.ttfb_p95; });
+  Moments tput = moments(baseline, [](const WindowStats& w) { return w.throughput_p50; });
+
+  double total = cur.dns_p95 + cur.tcp_p95 + cur.tls_p95 + cur.ttfb_p95;
+  double hs = cur.tcp_p95 + cur.tls_p95;
+  double base = tcp.mean + tls.mean;
+  double sd_hs = std::sqrt(tcp.sd * tcp.sd + tls.sd * tls.sd);
+
+  if (total > 0 && cur.dns_p95 / total >= t.dns_share && dns.mean > 0 && (cur.dns_p95 - dns.mean) / dns.mean >= t.dns_rise)
+    return "dns-bound";
+  if (tcp.mean > 0 && (hs > base + t.hs_sigmas * sd_hs || (base > 0 && (hs - base) / base >= t.hs_rise)))
+    return "handshake-bound";
+  if (cur.ttfb_p95 > ttfb.mean + t.ttfb_sigmas * ttfb.sd && hs <= base + sd_hs) return "server-bound";
+  if (tput.mean > 0 && (tput.mean - cur.throughput_p50) / tput.mean >= t.throughput_drop) return "throughput-bound";
+  return std::nullopt;
+}
+
+}  // namespace gantry::telemetry::aggregator

@@ -1,0 +1,196 @@
+// The aggregator's PostgreSQL schema and statements (spec telemetry.md, "Aggregator"), and
+// the diagnosis rules applied to a freshly recomputed window. Generated column lists are
+// spelled out so the SQL reads as it runs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/migration.h"
+
+namespace gantry::telemetry::aggregator {
+
+inline constexpr store::Migration kMigrations[] = {
+    {1, "telemetry tables", R"sql(
+-- Every accepted event once (the dedup key), with what the window statistics are computed
+-- from, so a window can always be recomputed over all of its events.
+CREATE TABLE events_seen (
+  event_id UUID PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  ts_ms BIGINT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  target TEXT NOT NULL,
+  window_start_ts BIGINT NOT NULL,
+  success BOOLEAN NOT NULL,
+  error_stage TEXT,
+  dns_ms DOUBLE PRECISION,
+  tcp_ms DOUBLE PRECISION,
+  tls_ms DOUBLE PRECISION,
+  ttfb_ms DOUBLE PRECISION,
+  throughput_kbps DOUBLE PRECISION
+);
+CREATE INDEX events_seen_window ON events_seen (client_id, target, window_start_ts);
+CREATE INDEX events_seen_created ON events_seen (created_at);
+-- Windows whose stored row is missing events (new or late ones), written with the events.
+CREATE TABLE agg_dirty (
+  client_id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  window_start_ts BIGINT NOT NULL,
+  PRIMARY KEY (client_id, target, window_start_ts)
+);
+CREATE TABLE agg_1m (
+  client_id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  window_start_ts BIGINT NOT NULL,
+  count_total INTEGER NOT NULL,
+  count_success INTEGER NOT NULL,
+  count_error INTEGER NOT NULL,
+  dns_errors INTEGER NOT NULL,
+  tcp_errors INTEGER NOT NULL,
+  tls_errors INTEGER NOT NULL,
+  http_errors INTEGER NOT NULL,
+  throughput_errors INTEGER NOT NULL,
+  dns_p50 DOUBLE PRECISION,
+  dns_p95 DOUBLE PRECISION,
+  dns_p99 DOUBLE PRECISION,
+  tcp_p50 DOUBLE PRECISION,
+  tcp_p95 DOUBLE PRECISION,
+  tcp_p99 DOUBLE PRECISION,
+  tls_p50 DOUBLE PRECISION,
+  tls_p95 DOUBLE PRECISION,
+  tls_p99 DOUBLE PRECISION,
+  ttfb_p50 DOUBLE PRECISION,
+  ttfb_p95 DOUBLE PRECISION,
+  ttfb_p99 DOUBLE PRECISION,
+  throughput_p50 DOUBLE PRECISION,
+  throughput_p95 DOUBLE PRECISION,
+  throughput_p99 DOUBLE PRECISION,
+  diagnosis_label TEXT,
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  PRIMARY KEY (client_id, target, window_start_ts)
+);
+CREATE INDEX agg_1m_recent ON agg_1m (client_id, target, window_start_ts DESC);
+CREATE INDEX agg_1m_labelled ON agg_1m (diagnosis_label) WHERE diagnosis_label IS NOT NULL;
+CREATE TABLE alerts (
+  id BIGSERIAL PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  window_start_ts BIGINT NOT NULL,
+  label TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  UNIQUE (client_id, target, window_start_ts, label)
+);
+)sql"},
+};
+
+// $1..$12: arrays of event_id, client_id, target, ts_ms, window_start_ts, success,
+// error_stage, dns, tcp, tls, ttfb, throughput. Returns the number of new events.
+inline constexpr const char* kInsertEvents = R"sql(
+WITH ins AS (
+  INSERT INTO events_seen (event_id, client_id, target, ts_ms, window_start_ts, success, error_stage,
+                           dns_ms, tcp_ms, tls_ms, ttfb_ms, throughput_kbps)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[], $7::text[],
+                       $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[])
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING client_id, target, window_start_ts
+), dirty AS (
+  INSERT INTO agg_dirty (client_id, target, window_start_ts)
+  SELECT DISTINCT client_id, target, window_start_ts FROM ins
+  ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM ins
+)sql";
+
+// $1: newest window_start_ts that is due; $2: most windows. Recomputes their rows from all
+// their events and clears their dirty marks; returns the windows recomputed.
+inline constexpr const char* kFlushWindows = R"sql(
+WITH due AS (
+  SELECT client_id, target, window_start_ts FROM agg_dirty
+  WHERE window_start_ts <= $1::bigint
+  ORDER BY window_start_ts
+  LIMIT $2::int
+  FOR UPDATE SKIP LOCKED
+), stats AS (
+  SELECT e.client_id, e.target, e.window_start_ts,
+    count(*) AS count_total,
+    count(*) FILTER (WHERE e.success) AS count_success,
+    count(*) FILTER (WHERE NOT e.success) AS count_error,
+    count(*) FILTER (WHERE e.error_stage = 'DNS') AS dns_errors,
+    count(*) FILTER (WHERE e.error_stage = 'TCP') AS tcp_errors,
+    count(*) FILTER (WHERE e.error_stage = 'TLS') AS tls_errors,
+    count(*) FILTER (WHERE e.error_stage = 'HTTP') AS http_errors,
+    count(*) FILTER (WHERE e.error_stage = 'throughput') AS throughput_errors,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.dns_ms) FILTER (WHERE e.success) AS dns_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY e.dns_ms) FILTER (WHERE e.success) AS dns_p95,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.dns_ms) FILTER (WHERE e.success) AS dns_p99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.tcp_ms) FILTER (WHERE e.success) AS tcp_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY e.tcp_ms) FILTER (WHERE e.success) AS tcp_p95,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.tcp_ms) FILTER (WHERE e.success) AS tcp_p99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.tls_ms) FILTER (WHERE e.success) AS tls_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY e.tls_ms) FILTER (WHERE e.success) AS tls_p95,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.tls_ms) FILTER (WHERE e.success) AS tls_p99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.ttfb_ms) FILTER (WHERE e.success) AS ttfb_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY e.ttfb_ms) FILTER (WHERE e.success) AS ttfb_p95,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.ttfb_ms) FILTER (WHERE e.success) AS ttfb_p99,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.throughput_kbps) FILTER (WHERE e.success) AS throughput_p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY e.throughput_kbps) FILTER (WHERE e.success) AS throughput_p95,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.throughput_kbps) FILTER (WHERE e.success) AS throughput_p99
+  FROM events_seen e JOIN due d USING (client_id, target, window_start_ts)
+  GROUP BY e.client_id, e.target, e.window_start_ts
+), up AS (
+  INSERT INTO agg_1m (client_id, target, window_start_ts, count_total, count_success, count_error, dns_errors, tcp_errors, tls_errors, http_errors, throughput_errors, dns_p50, dns_p95, dns_p99, tcp_p50, tcp_p95, tcp_p99, tls_p50, tls_p95, tls_p99, ttfb_p50, ttfb_p95, ttfb_p99, throughput_p50, throughput_p95, throughput_p99, updated_at)
+  SELECT client_id, target, window_start_ts, count_total, count_success, count_error, dns_errors, tcp_errors, tls_errors, http_errors, throughput_errors, dns_p50, dns_p95, dns_p99, tcp_p50, tcp_p95, tcp_p99, tls_p50, tls_p95, tls_p99, ttfb_p50, ttfb_p95, ttfb_p99, throughput_p50, throughput_p95, throughput_p99, now() FROM stats
+  ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET count_total = EXCLUDED.count_total, count_success = EXCLUDED.count_success, count_error = EXCLUDED.count_error, dns_errors = EXCLUDED.dns_errors, tcp_errors = EXCLUDED.tcp_errors, tls_errors = EXCLUDED.tls_errors, http_errors = EXCLUDED.http_errors, throughput_errors = EXCLUDED.throughput_errors, dns_p50 = EXCLUDED.dns_p50, dns_p95 = EXCLUDED.dns_p95, dns_p99 = EXCLUDED.dns_p99, tcp_p50 = EXCLUDED.tcp_p50, tcp_p95 = EXCLUDED.tcp_p95, tcp_p99 = EXCLUDED.tcp_p99, tls_p50 = EXCLUDED.tls_p50, tls_p95 = EXCLUDED.tls_p95, tls_p99 = EXCLUDED.tls_p99, ttfb_p50 = EXCLUDED.ttfb_p50, ttfb_p95 = EXCLUDED.ttfb_p95, ttfb_p99 = EXCLUDED.ttfb_p99, throughput_p50 = EXCLUDED.throughput_p50, throughput_p95 = EXCLUDED.throughput_p95, throughput_p99 = EXCLUDED.throughput_p99, updated_at = now()
+), del AS (
+  DELETE FROM agg_dirty a USING due d
+  WHERE a.client_id = d.client_id AND a.target = d.target AND a.window_start_ts = d.window_start_ts
+)
+SELECT client_id, target, window_start_ts FROM due
+)sql";
+
+// The window itself and the latest 10 earlier windows with at least 5 successes.
+inline constexpr const char* kBaseline = R"sql(
+(SELECT window_start_ts, count_success, dns_p95, tcp_p95, tls_p95, ttfb_p95, throughput_p50 FROM agg_1m
+ WHERE client_id = $1 AND target = $2 AND window_start_ts = $3::bigint)
+UNION ALL
+(SELECT window_start_ts, count_success, dns_p95, tcp_p95, tls_p95, ttfb_p95, throughput_p50 FROM agg_1m
+ WHERE client_id = $1 AND target = $2 AND window_start_ts < $3::bigint AND count_success >= 5
+ ORDER BY window_start_ts DESC LIMIT 10)
+)sql";
+
+// Sets (or clears) a window's label; a new label also raises an alert, once.
+inline constexpr const char* kSetLabel = R"sql(
+WITH up AS (
+  UPDATE agg_1m SET diagnosis_label = $4 WHERE client_id = $1 AND target = $2 AND window_start_ts = $3::bigint
+)
+INSERT INTO alerts (client_id, target, window_start_ts, label)
+SELECT $1, $2, $3::bigint, $4 WHERE $4 IS NOT NULL
+ON CONFLICT DO NOTHING
+)sql";
+
+struct WindowStats {
+  int64_t window = 0;
+  int64_t count_success = 0;
+  double dns_p95 = 0, tcp_p95 = 0, tls_p95 = 0, ttfb_p95 = 0, throughput_p50 = 0;  // unmeasured = 0
+};
+
+// The spec's rules and their defaults.
+struct Thresholds {
+  int64_t min_success = 5;     // in the window, and in each baseline window
+  size_t min_baseline = 3;     // baseline windows needed
+  double dns_share = 0.60;     // dns_p95 / total
+  double dns_rise = 0.50;      // (dns_p95 - mean) / mean
+  double hs_sigmas = 2.0;      // handshake above baseline + this many sigma
+  double hs_rise = 1.0;        // or this relative rise
+  double ttfb_sigmas = 2.0;
+  double throughput_drop = 0.30;
+};
+
+// dns-bound, handshake-bound, server-bound, throughput-bound (first match), or nothing.
+// `baseline` holds the earlier windows (count_success >= min_success), newest first.
+std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<WindowStats>& baseline,
+                                    const Thresholds& t = {});
+
+}  // namespace gantry::telemetry::aggregator

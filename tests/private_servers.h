@@ -1,0 +1,70 @@
+// Servers a test owns, for tests that kill and restart them or need a clean slate: a private
+// nats-server with JetStream, and a fresh PostgreSQL database on the shared server.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/http/test_socket.h"
+#include "env.h"
+#include "process.h"
+#include "store/postgres/pg.h"
+
+namespace gantry::testing {
+
+// nats-server -js on a free port with its own store directory; kill() and start() again keep
+// the port and the stored streams.
+struct PrivateNats {
+  explicit PrivateNats(uint16_t p = 0) : port(p ? p : core::http::testing::free_loopback_port()) {
+    char tmpl[] = "/tmp/gantry-nats-XXXXXX";
+    dir = mkdtemp(tmpl);
+    start();
+  }
+  void start() {
+    proc = std::make_unique<Child>(std::vector<std::string>{"nats-server", "-js", "-a", "127.0.0.1", "-p",
+                                                            std::to_string(port), "--store_dir", dir});
+    EXPECT_TRUE(eventually(
+        [&] {
+          proc->wait(std::chrono::milliseconds(0));  // pumps its output
+          return proc->err().find("Server is ready") != std::string::npos;
+        },
+        std::chrono::seconds(15)))
+        << proc->err();
+  }
+  void kill() {
+    proc->signal(SIGKILL);
+    proc->wait(std::chrono::seconds(5));
+    proc.reset();
+  }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
+  uint16_t port;
+  std::string dir;
+  std::unique_ptr<Child> proc;
+};
+
+// CREATE DATABASE <prefix>_<unique> on GANTRY_PG_URL's server; dropped when this goes.
+struct FreshDatabase {
+  explicit FreshDatabase(const std::string& prefix) {
+    std::string base = server_url("GANTRY_PG_URL");
+    auto admin = store::postgres::Connection::connect(base);
+    EXPECT_TRUE(admin.is_ok()) << admin.status().to_string();
+    if (!admin.is_ok()) return;
+    admin_ = std::move(*admin);
+    name = prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(core::http::testing::free_loopback_port());
+    EXPECT_TRUE(admin_->exec("CREATE DATABASE " + name).is_ok());
+    // postgres://user@host:port/db?params -> same with this database
+    size_t q = base.find('?');
+    std::string params = q == std::string::npos ? "" : base.substr(q);
+    std::string head = base.substr(0, q);
+    url = head.substr(0, head.rfind('/') + 1) + name + params;
+  }
+  ~FreshDatabase() {
+    if (admin_) (void)admin_->exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
+  std::string name, url;
+
+ private:
+  std::unique_ptr<store::postgres::Connection> admin_;
+};
+
+}  // namespace gantry::testing

@@ -1,0 +1,337 @@
+// gantry ingest + gantry aggregator as processes, a private nats-server and a fresh
+// PostgreSQL database: every agg_1m row is compared with statistics this test computes itself
+// from the events ingest accepted - after duplicates, a late event, poison messages, and
+// repeated kill -9 of the aggregator.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include <boost/json.hpp>
+
+#include "bus/nats/jetstream.h"
+#include "core/http/client.h"
+#include "private_servers.h"
+#include "process.h"
+
+namespace gantry::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace http = core::http;
+constexpr const char* kBin = GANTRY_BINARY;
+constexpr int64_t kWindow = 60'000;
+
+struct Proc {
+  Proc(std::string role, std::vector<std::string> args) : port(http::testing::free_loopback_port()) {
+    std::vector<std::string> argv{kBin, role, role == "aggregator" ? "--metrics-port" : "--port", std::to_string(port),
+                                  "--address", "127.0.0.1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc = std::make_unique<Child>(argv);
+    EXPECT_NE(proc->wait_for_output("listening", 20s), "") << role << ": " << proc->out() << proc->err();
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+  uint16_t port;
+  std::unique_ptr<Child> proc;
+};
+
+std::unique_ptr<Proc> aggregator(const PrivateNats& nats, const FreshDatabase& db, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--nats-url", nats.url(), "--db-url", db.url, "--flush-delay", "0", "--flush-every", "100ms"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<Proc>("aggregator", args);
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct Ev {
+  std::string id, client, target;
+  int64_t ts;
+  std::optional<double> dns, tcp, tls, ttfb, tput;
+  std::optional<std::string> error_stage;
+};
+
+std::string json_of(const Ev& e) {
+  auto n = [](std::optional<double> v) {
+    if (!v) return std::string("null");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", *v);  // exact: the test computes from these doubles
+    return std::string(buf);
+  };
+  std::string s = R"({"event_id":")" + e.id + R"(","client_id":")" + e.client + R"(","ts_ms":)" + std::to_string(e.ts) +
+                  R"(,"schema_version":"1.0","target":")" + e.target + R"(","network_context":{"interface_type":"wifi"},)" +
+                  R"("timings":{"dns_ms":)" + n(e.dns) + R"(,"tcp_ms":)" + n(e.tcp) + R"(,"tls_ms":)" + n(e.tls) +
+                  R"(,"http_ttfb_ms":)" + n(e.ttfb) + R"(},"throughput_kbps":)" + n(e.tput);
+  if (e.error_stage) s += R"(,"error_stage":")" + *e.error_stage + "\"";
+  return s + "}";
+}
+
+std::string uuid(int i) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
+  return buf;
+}
+
+int post(const std::string& url, const std::string& body) {
+  static http::Client c;
+  auto r = c.post(url, body);
+  return r.is_ok() ? r->status : 0;
+}
+
+// The spec's percentile: sorted values, position p/100 x (n-1), linear interpolation.
+std::optional<double> percentile(std::vector<double> v, double p) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  double pos = p / 100 * static_cast<double>(v.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos)), hi = static_cast<size_t>(std::ceil(pos));
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+using Key = std::tuple<std::string, std::string, int64_t>;
+
+struct Expected {
+  int64_t total = 0, success = 0, error = 0, dns_errors = 0;
+  std::map<std::string, std::optional<double>> stats;  // dns_p50 … throughput_p99
+};
+
+std::map<Key, Expected> expected(const std::map<std::string, Ev>& accepted) {
+  std::map<Key, std::vector<const Ev*>> by;
+  for (auto& [_, e] : accepted) by[{e.client, e.target, e.ts / kWindow * kWindow}].push_back(&e);
+  std::map<Key, Expected> out;
+  for (auto& [k, evs] : by) {
+    Expected x;
+    std::map<std::string, std::vector<double>> vals;
+    for (const Ev* e : evs) {
+      ++x.total;
+      if (e->error_stage) {
+        ++x.error;
+        if (*e->error_stage == "DNS") ++x.dns_errors;
+        continue;
+      }
+      ++x.success;
+      for (auto [name, v] : {std::pair{"dns", e->dns}, std::pair{"tcp", e->tcp}, std::pair{"tls", e->tls},
+                             std::pair{"ttfb", e->ttfb}, std::pair{"throughput", e->tput}})
+        if (v) vals[name].push_back(*v);
+    }
+    for (const char* s : {"dns", "tcp", "tls", "ttfb", "throughput"})
+      for (int p : {50, 95, 99}) x.stats[std::string(s) + "_p" + std::to_string(p)] = percentile(vals[s], p);
+    out[k] = x;
+  }
+  return out;
+}
+
+// Compares every agg_1m row with the expectation; returns a description of the first
+// difference, or "" when all match (and no row is missing or extra).
+std::string compare(store::postgres::Connection& db, const std::map<Key, Expected>& want) {
+  auto r = db.query(
+      "SELECT client_id, target, window_start_ts, count_total, count_success, count_error, dns_errors, "
+      "dns_p50, dns_p95, dns_p99, tcp_p50, tcp_p95, tcp_p99, tls_p50, tls_p95, tls_p99, ttfb_p50, ttfb_p95, ttfb_p99, "
+      "throughput_p50, throughput_p95, throughput_p99 FROM agg_1m");
+  if (!r.is_ok()) return "query: " + r.status().to_string();
+  if (static_cast<size_t>(r->size()) != want.size())
+    return std::to_string(r->size()) + " rows, want " + std::to_string(want.size());
+  const char* names[] = {"dns_p50", "dns_p95", "dns_p99", "tcp_p50", "tcp_p95", "tcp_p99", "tls_p50", "tls_p95", "tls_p99",
+                         "ttfb_p50", "ttfb_p95", "ttfb_p99", "throughput_p50", "throughput_p95", "throughput_p99"};
+  for (int i = 0; i < r->size(); ++i) {
+    Key k{std::string(r->get(i, 0)), std::string(r->get(i, 1)), r->int64(i, 2)};
+    auto it = want.find(k);
+    if (it == want.end()) return "unexpected row for window " + std::to_string(std::get<2>(k));
+    const Expected& x = it->second;
+    std::string where = std::get<0>(k) + "/" + std::to_string(std::get<2>(k)) + ": ";
+    if (r->int64(i, 3) != x.total) return where + "count_total " + std::to_string(r->int64(i, 3)) + " want " + std::to_string(x.total);
+    if (r->int64(i, 4) != x.success) return where + "count_success";
+    if (r->int64(i, 5) != x.error) return where + "count_error";
+    if (r->int64(i, 6) != x.dns_errors) return where + "dns_errors";
+    for (int c = 0; c < 15; ++c) {
+      std::optional<double> got;
+      if (!r->is_null(i, 7 + c)) got = std::stod(std::string(r->get(i, 7 + c)));
+      const auto& w = x.stats.at(names[c]);
+      if (got.has_value() != w.has_value() || (got && std::fabs(*got - *w) > 1e-9 * std::max(1.0, std::fabs(*w))))
+        return where + names[c] + " " + (got ? std::to_string(*got) : "null") + " want " + (w ? std::to_string(*w) : "null");
+    }
+  }
+  return "";
+}
+
+// Events for a few windows well in the past (so they are due at once), with varied timings,
+// unmeasured phases and some failures.
+std::vector<Ev> make_events(int first_id, int n, int64_t base_window, int windows, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> ms(0.5, 200);
+  std::vector<Ev> out;
+  for (int i = 0; i < n; ++i) {
+    Ev e;
+    e.id = uuid(first_id + i);
+    e.client = i % 3 == 0 ? "probe-b" : "probe-a";
+    e.target = "https://example.com/";
+    e.ts = base_window + static_cast<int64_t>(rng() % windows) * kWindow + static_cast<int64_t>(rng() % kWindow);
+    if (rng() % 10 == 0) {
+      e.error_stage = rng() % 2 ? "DNS" : "TLS";
+    } else {
+      e.dns = ms(rng);
+      e.tcp = ms(rng);
+      if (rng() % 4) e.tls = ms(rng);  // sometimes http://: no TLS phase
+      e.ttfb = ms(rng);
+      e.tput = ms(rng) * 100;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST(TelemetryAggregator, RowsEqualExactStatisticsOfUniqueEventsIncludingLateOnes) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  ASSERT_FALSE(db.url.empty());
+  Proc ingest("ingest", {"--nats-url", nats.url(), "--rate-limit", "100000", "--rate-limit-burst", "100000"});
+  auto agg = aggregator(nats, db);
+  int64_t base = (now_ms() - 30 * kWindow) / kWindow * kWindow;
+  std::map<std::string, Ev> accepted;
+  for (const Ev& e : make_events(1, 300, base, 4, 7)) {
+    ASSERT_EQ(post(ingest.url("/events"), json_of(e)), 202);
+    accepted[e.id] = e;
+  }
+  // Duplicates past JetStream's own dedup: the same event_id under another Nats-Msg-Id.
+  auto js = bus::nats::JetStream::connect(nats.url());
+  ASSERT_TRUE(js.is_ok());
+  for (int i = 1; i <= 20; ++i) {
+    std::string body = json_of(accepted[uuid(i)]);
+    body.insert(body.size() - 1, R"(,"recv_ts_ms":1)");
+    ASSERT_TRUE((*js)->publish("telemetry.events", body, "other-" + std::to_string(i)).is_ok());
+  }
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  auto want = expected(accepted);
+  std::string diff;
+  EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, want)).empty(); }, 20s)) << diff;
+
+  // A late event for a flushed window: the row then covers all of the window's events.
+  Ev late = accepted.begin()->second;
+  late.id = uuid(5000);
+  late.dns = 1e4;
+  ASSERT_EQ(post(ingest.url("/events"), json_of(late)), 202);
+  accepted[late.id] = late;
+  want = expected(accepted);
+  EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, want)).empty(); }, 20s)) << diff;
+  auto metrics = http::Client().get(agg->url("/metrics"));
+  EXPECT_NE(metrics->body.find("events_processed_total{status=\"duplicate\"} 20"), std::string::npos) << metrics->body.substr(0, 2000);
+  EXPECT_NE(metrics->body.find("late_events_total "), std::string::npos);
+
+  agg->proc->signal(SIGTERM);
+  EXPECT_EQ(agg->proc->wait(20s), 0);
+}
+
+TEST(TelemetryAggregator, PoisonMessagesLandInTheDlqAfterTheLastDelivery) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  auto agg = aggregator(nats, db, {"--max-deliver", "3"});
+  auto js = bus::nats::JetStream::connect(nats.url());
+  ASSERT_TRUE(js.is_ok());
+  ASSERT_TRUE((*js)->publish("telemetry.events", "this is not an event", "poison-1").is_ok());
+  auto dlq = (*js)->pull_consumer("telemetry-events-dlq", "telemetry.dlq", {.durable = "dlq-test"});
+  ASSERT_TRUE(dlq.is_ok()) << dlq.status().to_string();
+  std::vector<bus::nats::Message> got;
+  EXPECT_TRUE(eventually([&] {
+    auto b = (*dlq)->fetch(10, 200ms);
+    if (b.is_ok())
+      for (auto& m : *b) got.push_back(std::move(m));
+    return !got.empty();
+  }, 20s));
+  ASSERT_EQ(got.size(), 1u);
+  auto v = boost::json::parse(got[0].data());
+  EXPECT_EQ(v.at("original_data").as_string(), "this is not an event");
+  EXPECT_NE(v.at("reason").as_string(), "");
+  EXPECT_TRUE(v.at("timestamp").is_string());
+  auto metrics = http::Client().get(agg->url("/metrics"));
+  EXPECT_NE(metrics->body.find("dlq_messages_total 1"), std::string::npos);
+}
+
+TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  Proc ingest("ingest", {"--nats-url", nats.url(), "--rate-limit", "100000", "--rate-limit-burst", "100000"});
+  auto agg = aggregator(nats, db);
+  int64_t base = (now_ms() - 60 * kWindow) / kWindow * kWindow;
+  int id = 9000;
+  // Four ordinary windows, then one where DNS dominates.
+  for (int w = 0; w < 5; ++w) {
+    for (int i = 0; i < 6; ++i) {
+      Ev e;
+      e.id = uuid(id++);
+      e.client = "probe-d";
+      e.target = "https://example.org/";
+      e.ts = base + w * kWindow + i * 1000;
+      double jitter = i * 0.5 + (w % 2) * 0.3;  // a steady path: windows alike
+      e.dns = w < 4 ? 10 + jitter : 400 + jitter;
+      e.tcp = 10 + jitter;
+      e.tls = 10 + jitter;
+      e.ttfb = 50 + jitter;
+      e.tput = 1000 + jitter;
+      ASSERT_EQ(post(ingest.url("/events"), json_of(e)), 202);
+    }
+    // Windows flush in order, so the baseline exists when the next is labelled.
+    auto pg = store::postgres::Connection::connect(db.url);
+    ASSERT_TRUE(eventually([&] {
+      auto r = (*pg)->query("SELECT count(*) FROM agg_1m WHERE client_id = 'probe-d'");
+      return r.is_ok() && r->int64(0, 0) == w + 1;
+    }, 20s)) << "window " << w << "\n" << agg->proc->out().substr(0, 4000);
+  }
+  auto pg = store::postgres::Connection::connect(db.url);
+  auto r = (*pg)->query("SELECT window_start_ts, diagnosis_label FROM agg_1m WHERE client_id = 'probe-d' ORDER BY 1");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->size(), 5);
+  for (int w = 0; w < 4; ++w) EXPECT_TRUE(r->is_null(w, 1)) << "window " << w << ": too little history or nothing unusual";
+  EXPECT_EQ(r->get(4, 1), "dns-bound");
+  auto alerts = (*pg)->query("SELECT label FROM alerts WHERE client_id = 'probe-d'");
+  ASSERT_TRUE(alerts.is_ok());
+  ASSERT_EQ(alerts->size(), 1);
+  EXPECT_EQ(alerts->get(0, 0), "dns-bound");
+}
+
+TEST(TelemetryAggregator, KilledRepeatedlyMidStreamRowsStillEqualTheUniqueAcceptedEvents) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  Proc ingest("ingest", {"--nats-url", nats.url(), "--rate-limit", "100000", "--rate-limit-burst", "100000"});
+  // A short ack_wait: what a killed aggregator held is redelivered soon.
+  auto agg = aggregator(nats, db, {"--fetch-batch", "50", "--ack-wait", "2s"});
+  int64_t base = (now_ms() - 20 * kWindow) / kWindow * kWindow;
+  std::vector<Ev> evs = make_events(20'000, 3000, base, 6, 11);
+  std::map<std::string, Ev> accepted;
+  std::mutex mu;
+  std::atomic<bool> done{false};
+  std::thread poster([&] {
+    for (size_t i = 0; i < evs.size(); ++i) {
+      // Some events are sent twice, as a probe retrying after a lost answer would.
+      for (int copy = 0; copy < (i % 7 == 0 ? 2 : 1); ++copy) {
+        if (post(ingest.url("/events"), json_of(evs[i])) == 202) {
+          std::lock_guard lk(mu);
+          accepted[evs[i].id] = evs[i];
+        }
+      }
+    }
+    done = true;
+  });
+  for (int kill = 0; kill < 4; ++kill) {
+    std::this_thread::sleep_for(400ms);
+    agg->proc->signal(SIGKILL);
+    agg->proc->wait(5s);
+    agg = aggregator(nats, db, {"--fetch-batch", "50", "--ack-wait", "2s"});
+  }
+  poster.join();
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  std::map<Key, Expected> want;
+  {
+    std::lock_guard lk(mu);
+    ASSERT_GT(accepted.size(), 2000u);
+    want = expected(accepted);
+  }
+  std::string diff;
+  EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, want)).empty(); }, 60s)) << diff;
+  agg->proc->signal(SIGTERM);
+  EXPECT_EQ(agg->proc->wait(20s), 0);
+}
+
+}  // namespace
+}  // namespace gantry::testing
