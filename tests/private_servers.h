@@ -8,6 +8,7 @@
 #include "core/http/test_socket.h"
 #include "env.h"
 #include "process.h"
+#include "bus/nats/jetstream.h"
 #include "store/postgres/pg.h"
 
 namespace gantry::testing {
@@ -66,5 +67,27 @@ struct FreshDatabase {
  private:
   std::unique_ptr<store::postgres::Connection> admin_;
 };
+
+// Takes (and acks) every message now in a stream through a durable pull consumer: their
+// bodies and Nats-Msg-Id headers, in stream order.
+inline std::vector<std::pair<std::string, std::string>> take_all(const std::string& nats_url, const std::string& stream,
+                                                                 const std::string& subject, const std::string& durable) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto js = bus::nats::JetStream::connect(nats_url);
+  EXPECT_TRUE(js.is_ok()) << js.status().to_string();
+  if (!js.is_ok()) return out;
+  auto c = (*js)->pull_consumer(stream, subject, {.durable = durable});
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  if (!c.is_ok()) return out;
+  for (;;) {
+    auto batch = (*c)->fetch(100, std::chrono::milliseconds(500));
+    if (!batch.is_ok() || batch->empty()) break;
+    for (auto& m : *batch) {
+      out.emplace_back(std::string(m.data()), std::string(m.header("Nats-Msg-Id")));
+      (void)m.ack();
+    }
+  }
+  return out;
+}
 
 }  // namespace gantry::testing

@@ -12,6 +12,7 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(fleet::controller_role());
   roles.push_back(fleet::agent_role());
   roles.push_back(fleet::worker_role());
+  roles.push_back(telemetry::probe_role());
   roles.push_back(telemetry::ingest_role());
   roles.push_back(telemetry::aggregator_role());
   return roles;
