@@ -167,13 +167,7 @@ struct Target {
       out.body = "<html><head><title>t</title><script>x()</script></head><body><h1>Fleet</h1> <p>target  page</p></body></html>";
     });
     router->get("/plain", [](const http::Request&, http::Response& out) { out.text(200, "  just text \n"); });
-    http::ServerOptions o;
-    o.address = "127.0.0.1";
-    o.port = 0;
-    o.threads = 1;
-    o.access_log = false;
-    server = std::make_unique<http::Server>(o, router);
-    EXPECT_TRUE(server->start().is_ok());
+    server = serve(router);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(server->port()) + path; }
   std::mutex mu;

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "core/http/router.h"
+#include "core/http/server.h"
 #include "core/http/test_socket.h"
 #include "env.h"
 #include "process.h"
@@ -42,6 +44,19 @@ struct PrivateNats {
   std::string dir;
   std::unique_ptr<Child> proc;
 };
+
+// An HTTP server in the test process (a target page, a fake upstream) on a free loopback
+// port, one thread, no access log.
+inline std::unique_ptr<core::http::Server> serve(std::shared_ptr<core::http::Router> router) {
+  core::http::ServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.threads = 1;
+  o.access_log = false;
+  auto server = std::make_unique<core::http::Server>(o, std::move(router));
+  EXPECT_TRUE(server->start().is_ok());
+  return server;
+}
 
 // CREATE DATABASE <prefix>_<unique> on GANTRY_PG_URL's server; dropped when this goes.
 struct FreshDatabase {

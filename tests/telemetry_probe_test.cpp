@@ -28,13 +28,7 @@ struct Target {
       out.content_type = "application/octet-stream";
       out.body.assign(1 << 20, 'x');
     });
-    http::ServerOptions o;
-    o.address = "127.0.0.1";
-    o.port = 0;
-    o.threads = 1;
-    o.access_log = false;
-    server = std::make_unique<http::Server>(o, router);
-    EXPECT_TRUE(server->start().is_ok());
+    server = serve(router);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()) + "/"; }
   std::unique_ptr<http::Server> server;
