@@ -289,6 +289,36 @@ TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
   EXPECT_EQ(alerts->get(0, 0), "dns-bound");
 }
 
+TEST(TelemetryAggregator, RetentionDeletesOldWindows) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  Proc ingest("ingest", {"--nats-url", nats.url(), "--rate-limit", "100000", "--rate-limit-burst", "100000"});
+  auto agg = aggregator(nats, db);  // default retention: 90 days
+  int64_t now = now_ms();
+  for (int i = 0; i < 5; ++i) {
+    Ev old = make_events(30'000 + i, 1, (now - 40 * kWindow) / kWindow * kWindow, 1, 3 + i)[0];
+    Ev recent = make_events(31'000 + i, 1, (now - 3 * kWindow) / kWindow * kWindow, 1, 3 + i)[0];
+    old.client = recent.client = "probe-r";
+    ASSERT_EQ(post(ingest.url("/events"), json_of(old)), 202);
+    ASSERT_EQ(post(ingest.url("/events"), json_of(recent)), 202);
+  }
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  auto count = [&](const char* where) {
+    auto r = (*pg)->query(std::string("SELECT count(*) FROM agg_1m WHERE ") + where);
+    return r.is_ok() ? r->int64(0, 0) : -1;
+  };
+  std::string cutoff = std::to_string(now - 10 * kWindow);
+  ASSERT_TRUE(eventually([&] { return count("true") == 2; }, 20s));  // both windows, old and recent
+  agg->proc->signal(SIGTERM);
+  ASSERT_EQ(agg->proc->wait(20s), 0);
+  agg = aggregator(nats, db, {"--agg-retention", "10m", "--retention-every", "1s"});
+  EXPECT_TRUE(eventually([&] { return count(("window_start_ts < " + cutoff).c_str()) == 0; }, 20s));
+  EXPECT_EQ(count(("window_start_ts >= " + cutoff).c_str()), 1);
+  auto seen = (*pg)->query("SELECT count(*) FROM events_seen");
+  EXPECT_EQ(seen->int64(0, 0), 10);  // events are kept for their own, longer, retention
+}
+
 TEST(TelemetryAggregator, KilledRepeatedlyMidStreamRowsStillEqualTheUniqueAcceptedEvents) {
   PrivateNats nats;
   FreshDatabase db("telemetry");

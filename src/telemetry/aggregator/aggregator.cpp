@@ -57,6 +57,9 @@ struct Settings {
   Ms ack_wait{30'000};
   int fetch_batch = 500;
   Ms flush_every{1'000};
+  Ms events_retention{7LL * 24 * 3'600'000};
+  Ms agg_retention{90LL * 24 * 3'600'000};
+  Ms retention_every{3'600'000};
   http::ServerOptions http;
 };
 
@@ -255,14 +258,39 @@ class Aggregator final : public core::runtime::HttpRole {
 
   void flush_loop() {
     std::unique_lock lk(mu_);
+    auto next_retention = std::chrono::steady_clock::now();
     while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
       lk.unlock();
       for (;;) {
         auto r = flush(/*all=*/false);
         if (!r.is_ok() || *r < kFlushBatch) break;
       }
+      if (std::chrono::steady_clock::now() >= next_retention) {
+        retention();
+        next_retention = std::chrono::steady_clock::now() + st_.retention_every;
+      }
       lk.lock();
     }
+  }
+
+  // events_seen older than events_retention and agg_1m older than agg_retention go, in
+  // bounded deletes so no transaction grows large.
+  void retention() {
+    int64_t now = now_ms();
+    std::string events_before = std::to_string(st_.events_retention.count() / 1000);
+    std::string agg_before = std::to_string(now - st_.agg_retention.count());
+    int64_t deleted = 0;
+    for (int i = 0; i < 1000; ++i) {
+      auto r = flush_db_->query(
+          "DELETE FROM events_seen WHERE event_id IN (SELECT event_id FROM events_seen "
+          "WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT 10000)",
+          {events_before});
+      if (!r.is_ok() || r->affected() == 0) break;
+      deleted += r->affected();
+    }
+    auto a = flush_db_->query("DELETE FROM agg_1m WHERE window_start_ts < $1::bigint", {agg_before});
+    if (a.is_ok()) deleted += a->affected();
+    if (deleted > 0) lg.info("retention removed old rows", {{"rows", deleted}});
   }
 
   // Recomputes up to kFlushBatch due windows (all dirty ones when `all`); returns how many.
@@ -357,6 +385,9 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("ack_wait", &st_.ack_wait, "redelivery after this without an ack").range(1000, 3'600'000);
     s.add("fetch_batch", &st_.fetch_batch, "messages per fetch and per transaction").range(1, 100'000);
     s.add("flush_every", &st_.flush_every, "how often to look for windows due").range(10, 60'000);
+    s.add("events_retention", &st_.events_retention, "events_seen rows older than this are deleted").range(60'000, 1e12);
+    s.add("agg_retention", &st_.agg_retention, "agg_1m rows older than this are deleted").range(60'000, 1e12);
+    s.add("retention_every", &st_.retention_every, "how often the retention job runs").range(1000, 1e11);
     http::bind(s, &st_.http);
   }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
