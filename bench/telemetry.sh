@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Telemetry figures, measured in this one run on this machine (NATS JetStream and PostgreSQL
+# from scripts/servers, file storage):
+#   raw_jetstream_events_per_s   the same events published straight to JetStream by a C client
+#                                (async publish, every ack awaited): the bound for this design
+#   ingest_events_per_s          single-event POSTs through gantry ingest (wrk, keep-alive), each
+#                                answered 202 only after JetStream acked it (goal >= 50,000)
+#   ingest_ratio_vs_raw_jetstream
+#   ingest_p50_ms_at_20k / ingest_p99_ms_at_20k   open-loop 20,000 events/s for 10 s, latency
+#                                from each event's scheduled send time (goal p99 < 10 ms)
+#   batch_ingest_events_per_s    NDJSON batches of 1,000 (goal >= 200,000)
+#   aggregator_events_per_s      a fresh aggregator draining everything above from JetStream
+#                                into PostgreSQL with dedup (goal >= 100,000)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+B=telemetry
+DUR=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-64}
+RAW_N=${BENCH_RAW_EVENTS:-200000}
+BATCH_N=${BENCH_BATCH_EVENTS:-400000}
+dir=$REPO/.run/bench/telemetry
+rm -rf "$dir"; mkdir -p "$dir"
+bench_build
+cmake --build --preset release --target gantry_bench_telemetry_load >/dev/null
+LOAD=build/release/bench/gantry_bench_telemetry_load
+eval "$(bash scripts/servers start nats pg)"
+export GANTRY_NATS_URL GANTRY_PG_URL
+
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done' EXIT
+iport=$(free_port)
+build/gantry ingest --address 127.0.0.1 --port "$iport" --nats-url "$GANTRY_NATS_URL" --http-threads 2 \
+  --access-log=false --log-level warn --rate-limit 1e9 --rate-limit-burst 1e9 >"$dir/ingest.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$iport/health"
+
+emit_load $B
+read -r raw raw_failed < <($LOAD raw "$GANTRY_NATS_URL" "$RAW_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+emit $B raw_jetstream_events_per_s "$raw" events/s
+
+$LOAD lua "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" > "$dir/single.lua"
+wrk -t2 -c"$CONNS" -d2s -s "$dir/single.lua" "http://127.0.0.1:$iport/events" > "$dir/warm.txt"
+wrk -t2 -c"$CONNS" -d"$DUR"s -s "$dir/single.lua" "http://127.0.0.1:$iport/events" > "$dir/single.txt"
+if grep -q 'Non-2xx' "$dir/single.txt"; then echo "bench: ingest errors" >&2; cat "$dir/single.txt" >&2; fi
+ingest=$(wrk_rps "$dir/single.txt")
+emit $B ingest_events_per_s "$ingest" events/s
+emit $B ingest_ratio_vs_raw_jetstream "$(awk "BEGIN{printf \"%.3f\", $ingest / $raw}")"
+
+emit_load $B
+read -r sent p50 p99 errors < <($LOAD rate "http://127.0.0.1:$iport/events" 20000 "$DUR" 64 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+emit $B ingest_p50_ms_at_20k "$p50" ms
+emit $B ingest_p99_ms_at_20k "$p99" ms
+emit $B ingest_errors_at_20k "$errors"
+
+read -r batch batch_failed < <($LOAD batch "http://127.0.0.1:$iport/events/batch" "$BATCH_N" 1000 8 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+emit $B batch_ingest_events_per_s "$batch" events/s
+
+# --- aggregator: drain the stream into a fresh database -----------------------------------
+emit_load $B
+db=bench_telemetry_$$
+psql "$GANTRY_PG_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+psql "$GANTRY_PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+dburl=$(echo "$GANTRY_PG_URL" | sed "s#/gantry?#/$db?#; s#/gantry\$#/$db#")
+aport=$(free_port)
+build/gantry aggregator --address 127.0.0.1 --metrics-port "$aport" --nats-url "$GANTRY_NATS_URL" --db-url "$dburl" \
+  --access-log=false --log-level warn --fetch-batch 2000 --max-ack-pending 20000 >"$dir/aggregator.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$aport/health"
+processed() {
+  curl -s "http://127.0.0.1:$aport/metrics" | awk '/^events_processed_total\{status="(success|duplicate)"\}/ {s += $2} END {printf "%d", s}'
+}
+t0=$(date +%s.%N); last=0; same=0
+while :; do
+  sleep 0.5
+  n=$(processed)
+  if [ "$n" = "$last" ] && [ "$n" -gt 0 ]; then same=$((same + 1)); else same=0; fi
+  [ $same -ge 4 ] && break  # two seconds without progress: drained
+  last=$n
+done
+t1=$(date +%s.%N)
+secs=$(awk "BEGIN{print $t1 - $t0 - 2}")
+emit $B aggregator_events "$last"
+emit $B aggregator_events_per_s "$(awk "BEGIN{printf \"%.0f\", $last / $secs}")" events/s
+kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+psql "$GANTRY_PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

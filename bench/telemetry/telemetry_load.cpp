@@ -1,0 +1,200 @@
+// Load generator for bench/telemetry.sh. Every event it makes is valid and has a unique
+// event_id (prefix + counter), so nothing is deduplicated away.
+//
+//   telemetry_load raw NATS_URL N PREFIX
+//       publishes N events straight to JetStream (async, acked): the rate this design can at
+//       best reach; prints events/s
+//   telemetry_load rate URL EVENTS_PER_S SECONDS CONNECTIONS PREFIX
+//       open loop: POSTs single events on schedule over keep-alive connections; latency is
+//       measured from each event's scheduled time (no coordinated omission); prints
+//       "sent p50_ms p99_ms errors"
+//   telemetry_load batch URL N BATCH CONNECTIONS PREFIX
+//       POSTs N events as NDJSON batches; prints events/s
+//   telemetry_load lua PREFIX
+//       prints a wrk script POSTing unique single events
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "bus/nats/jetstream.h"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// prefix: 8 hex digits; n: the counter. A valid UUID.
+std::string event(const std::string& prefix, uint64_t n) {
+  char id[40];
+  std::snprintf(id, sizeof id, "%s-0000-4000-8000-%012llx", prefix.c_str(), static_cast<unsigned long long>(n));
+  char buf[512];
+  int len = std::snprintf(buf, sizeof buf,
+                          R"({"event_id":"%s","client_id":"bench-%llu","ts_ms":%lld,"schema_version":"1.0",)"
+                          R"("target":"https://example.com/","network_context":{"interface_type":"wifi"},)"
+                          R"("timings":{"dns_ms":%.3f,"tcp_ms":%.3f,"tls_ms":%.3f,"http_ttfb_ms":%.3f},"throughput_kbps":%.1f})",
+                          id, static_cast<unsigned long long>(n % 1000), static_cast<long long>(now_ms()), 1 + (n % 17) * 0.5,
+                          2 + (n % 13) * 0.7, 3 + (n % 11) * 0.9, 20 + (n % 29) * 1.1, 1000.0 + static_cast<double>(n % 97));
+  return std::string(buf, len);
+}
+
+struct Url {
+  std::string host, port, path;
+};
+Url parse(const std::string& u) {
+  auto s = u.find("://");
+  std::string rest = u.substr(s == std::string::npos ? 0 : s + 3);
+  auto slash = rest.find('/');
+  std::string hp = rest.substr(0, slash);
+  auto c = hp.rfind(':');
+  return {hp.substr(0, c), hp.substr(c + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
+}
+
+int raw(const std::string& url, uint64_t n, const std::string& prefix) {
+  auto js = gantry::bus::nats::JetStream::connect(url, {.max_pending_async = 8192});
+  if (!js.is_ok()) {
+    std::cerr << js.status().to_string() << "\n";
+    return 1;
+  }
+  std::atomic<uint64_t> ok{0}, failed{0};
+  std::vector<std::string> bodies;
+  bodies.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) bodies.push_back(event(prefix, i));
+  auto t0 = Clock::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view b = bodies[i];
+    std::string_view id(b.data() + 13, 36);  // {"event_id":" is 13 bytes
+    auto s = (*js)->publish_async("telemetry.events", b, id, [&](gantry::core::Result<gantry::bus::nats::PubAck> r) {
+      (r.is_ok() ? ok : failed)++;
+    });
+    if (!s.is_ok()) ++failed;
+  }
+  (void)(*js)->wait_async(std::chrono::seconds(60));
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("%.0f %llu\n", static_cast<double>(ok.load()) / secs, static_cast<unsigned long long>(failed.load()));
+  return failed ? 1 : 0;
+}
+
+int rate(const std::string& url, double per_s, double seconds, int conns, const std::string& prefix) {
+  Url u = parse(url);
+  asio::io_context io;
+  uint64_t total = static_cast<uint64_t>(per_s * seconds);
+  std::vector<double> lat;
+  lat.reserve(total);
+  std::atomic<uint64_t> next{0}, errors{0};
+  auto start = Clock::now() + std::chrono::milliseconds(200);
+  auto conn = [&]() -> asio::awaitable<void> {
+    tcp::resolver r(io);
+    beast::tcp_stream s(io);
+    co_await s.async_connect(co_await r.async_resolve(u.host, u.port, asio::use_awaitable), asio::use_awaitable);
+    beast::flat_buffer buf;
+    asio::steady_timer t(io);
+    for (uint64_t i; (i = next++) < total;) {
+      auto when = start + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(i) * 1e9 / per_s));
+      t.expires_at(when);
+      co_await t.async_wait(asio::use_awaitable);
+      bhttp::request<bhttp::string_body> req{bhttp::verb::post, u.path, 11};
+      req.set(bhttp::field::host, u.host);
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = event(prefix, i);
+      req.prepare_payload();
+      co_await bhttp::async_write(s, req, asio::use_awaitable);
+      bhttp::response<bhttp::string_body> res;
+      co_await bhttp::async_read(s, buf, res, asio::use_awaitable);
+      if (res.result_int() != 202) ++errors;
+      lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - when).count());
+    }
+  };
+  for (int i = 0; i < conns; ++i) asio::co_spawn(io, conn(), asio::detached);
+  io.run();
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) { return lat.empty() ? 0 : lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))]; };
+  std::printf("%zu %.3f %.3f %llu\n", lat.size(), pct(0.50), pct(0.99), static_cast<unsigned long long>(errors.load()));
+  return 0;
+}
+
+int batch(const std::string& url, uint64_t n, int per_batch, int conns, const std::string& prefix) {
+  Url u = parse(url);
+  asio::io_context io;
+  std::vector<std::string> bodies;
+  for (uint64_t i = 0; i < n; i += per_batch) {
+    std::string b;
+    for (uint64_t j = i; j < std::min<uint64_t>(n, i + per_batch); ++j) b += event(prefix, j) + "\n";
+    bodies.push_back(std::move(b));
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> failed{0};
+  auto t0 = Clock::now();
+  auto conn = [&]() -> asio::awaitable<void> {
+    tcp::resolver r(io);
+    beast::tcp_stream s(io);
+    co_await s.async_connect(co_await r.async_resolve(u.host, u.port, asio::use_awaitable), asio::use_awaitable);
+    beast::flat_buffer buf;
+    for (size_t i; (i = next++) < bodies.size();) {
+      bhttp::request<bhttp::string_body> req{bhttp::verb::post, u.path, 11};
+      req.set(bhttp::field::host, u.host);
+      req.set(bhttp::field::content_type, "application/x-ndjson");
+      req.body() = bodies[i];
+      req.prepare_payload();
+      co_await bhttp::async_write(s, req, asio::use_awaitable);
+      bhttp::response_parser<bhttp::string_body> p;
+      p.body_limit(64 << 20);
+      co_await bhttp::async_read(s, buf, p, asio::use_awaitable);
+      if (p.get().result_int() != 202) ++failed;
+    }
+  };
+  for (int i = 0; i < conns; ++i) asio::co_spawn(io, conn(), asio::detached);
+  io.run();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("%.0f %llu\n", static_cast<double>(n) / secs, static_cast<unsigned long long>(failed.load()));
+  return failed ? 1 : 0;
+}
+
+void lua(const std::string& prefix) {
+  std::printf(R"(-- POSTs a unique, valid event per request (thread id + counter in the event_id).
+local counter = 0
+local tid = 0
+setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+init = function(args) wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json" end
+request = function()
+  counter = counter + 1
+  local id = string.format("%s-%%04x-4000-8000-%%012x", tid, counter)
+  local body = '{"event_id":"' .. id .. '","client_id":"bench-' .. (counter %% 1000) .. '","ts_ms":' ..
+    string.format("%%d", os.time() * 1000) .. ',"schema_version":"1.0","target":"https://example.com/",' ..
+    '"network_context":{"interface_type":"wifi"},"timings":{"dns_ms":1.5,"tcp_ms":2.5,"tls_ms":3.5,' ..
+    '"http_ttfb_ms":' .. (20 + counter %% 29) .. '},"throughput_kbps":1000}'
+  return wrk.format(nil, nil, nil, body)
+end
+)", prefix.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> a(argv, argv + argc);
+  if (a.size() == 5 && a[1] == "raw") return raw(a[2], std::stoull(a[3]), a[4]);
+  if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
+  if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
+  if (a.size() == 3 && a[1] == "lua") {
+    lua(a[2]);
+    return 0;
+  }
+  std::cerr << "usage: see the header of bench/telemetry/telemetry_load.cpp\n";
+  return 2;
+}
