@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <unordered_map>
 
 #include <boost/json.hpp>
 
@@ -147,10 +148,46 @@ class Ingest final : public core::runtime::HttpRole {
     return false;
   }
 
+  // The series of one answered status, looked up once: Family::with takes a lock.
+  struct StatusSeries {
+    core::metrics::Counter* requests;
+    core::metrics::Histogram* duration;
+  };
+  const StatusSeries& series(int status) {
+    static constexpr int kKnown[] = {202, 207, 400, 401, 405, 413, 429, 503};
+    for (size_t i = 0; i < std::size(kKnown); ++i)
+      if (kKnown[i] == status) return known_series(i, status);
+    thread_local StatusSeries other;
+    std::string s = std::to_string(status);
+    other = {&requests_.with({s}), &duration_.with({s})};
+    return other;
+  }
+  const StatusSeries& known_series(size_t i, int status) {
+    std::call_once(series_once_[i], [&] {
+      std::string s = std::to_string(status);
+      series_[i] = {&requests_.with({s}), &duration_.with({s})};
+    });
+    return series_[i];
+  }
+
+  // The accepted-events counter of a client, cached per thread (hashing and the labelled
+  // lookup are per client, not per event).
+  core::metrics::Counter& client_counter(const std::string& client_id) {
+    thread_local std::unordered_map<std::string, core::metrics::Counter*> cache;
+    thread_local const Ingest* owner = nullptr;
+    if (owner != this || cache.size() > 10'000) {
+      cache.clear();
+      owner = this;
+    }
+    auto [it, fresh] = cache.try_emplace(client_id, nullptr);
+    if (fresh) it->second = &per_client_.with({client_hash(client_id)});
+    return *it->second;
+  }
+
   void finish(const http::Response& out, std::chrono::steady_clock::time_point t0) {
-    std::string status = std::to_string(out.status);
-    requests_.with({status}).inc();
-    duration_.with({status}).observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const StatusSeries& s = series(out.status);
+    s.requests->inc();
+    s.duration->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 
   // Why an event was refused before publishing, or nothing.
@@ -202,10 +239,10 @@ class Ingest final : public core::runtime::HttpRole {
       refuse(out, *r);
       return send(std::move(out));
     }
-    publish(e, [this, send, id = e.event_id, hash = client_hash(e.client_id)](int status, const std::string& error) {
+    publish(e, [this, send, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
       http::Response o;
       if (status == 202) {
-        per_client_.with({hash}).inc();
+        client->inc();
         std::string b = R"({"status":"accepted","event_id":)";
         http::append_json_string(id, b);
         b += '}';
@@ -322,8 +359,8 @@ class Ingest final : public core::runtime::HttpRole {
         complete();
         continue;
       }
-      publish(e, [this, state, i, complete, id = e.event_id, hash = client_hash(e.client_id)](int status, const std::string& error) {
-        if (status == 202) per_client_.with({hash}).inc();
+      publish(e, [state, i, complete, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
+        if (status == 202) client->inc();
         {
           std::lock_guard lk(state->mu);
           state->outcomes[i] = {id, status, error};
@@ -344,6 +381,8 @@ class Ingest final : public core::runtime::HttpRole {
   core::metrics::Family<core::metrics::Counter>& rate_hits_;
   core::metrics::Family<core::metrics::Counter>& per_client_;
   core::metrics::Gauge& active_;
+  std::once_flag series_once_[8];
+  StatusSeries series_[8]{};
   std::unique_ptr<nats::JetStream> js_;
 };
 
