@@ -287,6 +287,37 @@ TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
   ASSERT_TRUE(alerts.is_ok());
   ASSERT_EQ(alerts->size(), 1);
   EXPECT_EQ(alerts->get(0, 0), "dns-bound");
+
+  // `gantry diagnoser` re-labels a range in batch: wipe the labels, run it, they are back.
+  ASSERT_TRUE((*pg)->exec("UPDATE agg_1m SET diagnosis_label = NULL").is_ok());
+  Child job({kBin, "diagnoser", "--db-url", db.url, "--from", std::to_string(base), "--to", std::to_string(base + 5 * kWindow),
+             "--client-id", "probe-d"});
+  EXPECT_EQ(job.wait(30s), 0) << job.out() << job.err();
+  auto again = (*pg)->query("SELECT diagnosis_label FROM agg_1m WHERE client_id = 'probe-d' ORDER BY window_start_ts");
+  ASSERT_TRUE(again.is_ok());
+  ASSERT_EQ(again->size(), 5);
+  EXPECT_TRUE(again->is_null(3, 0));
+  EXPECT_EQ(again->get(4, 0), "dns-bound");
+  Child bad({kBin, "diagnoser", "--db-url", db.url, "--from", "yesterday", "--to", "2026-11-22T10:00:00Z"});
+  EXPECT_EQ(bad.wait(30s), 2);
+  EXPECT_NE(bad.err().find("diagnoser.from"), std::string::npos) << bad.err();
+}
+
+TEST(TelemetryAggregator, MigrateTelemetryCreatesTheSchemaOnce) {
+  FreshDatabase db("telemetry");
+  for (int run = 0; run < 2; ++run) {
+    Child job({kBin, "migrate", "telemetry", "--db-url", db.url});
+    EXPECT_EQ(job.wait(30s), 0) << job.out() << job.err();
+  }
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  auto v = (*pg)->query("SELECT max(version), count(*) FROM schema_migrations");
+  ASSERT_TRUE(v.is_ok());
+  EXPECT_EQ(v->int64(0, 0), 1);
+  EXPECT_EQ(v->int64(0, 1), 1);
+  EXPECT_TRUE((*pg)->query("SELECT count(*) FROM agg_1m").is_ok());
+  Child unknown({kBin, "migrate", "fleet", "--db-url", db.url});
+  EXPECT_EQ(unknown.wait(30s), 2);
 }
 
 TEST(TelemetryAggregator, RetentionDeletesOldWindows) {

@@ -15,6 +15,8 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(telemetry::probe_role());
   roles.push_back(telemetry::ingest_role());
   roles.push_back(telemetry::aggregator_role());
+  roles.push_back(telemetry::diagnoser_role());
+  roles.push_back(telemetry::migrate_role());
   return roles;
 }
 

@@ -136,6 +136,15 @@ int main(int argc, char** argv) {
   runtime::Runtime::block_signals();
   auto catalog = cli::catalog();
 
+  // `gantry migrate telemetry …` reads as `gantry migrate --system telemetry …`.
+  std::vector<std::string> args(argv, argv + argc);
+  if (args.size() > 2 && args[1] == "migrate" && !args[2].empty() && args[2][0] != '-')
+    args.insert(args.begin() + 2, "--system");
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argc = static_cast<int>(argp.size());
+  argv = argp.data();
+
   CLI::App app{"gantry: one binary running the fleet, orchestrator, telemetry, trades and cluster roles.\n"
                "Each role is a subcommand; `gantry up --roles a,b` runs several in one process.\n"
                "Settings: flag > environment > TOML file (--config) > default; --print-config shows them."};

@@ -4,8 +4,8 @@
 //   ingest      validates, rate-limits and appends probe events to JetStream (ingest/)
 //   aggregator  consumes them into exact per-minute statistics and diagnosis in PostgreSQL
 //               (aggregator/)
-//
-// Still to come (issue 5): diagnoser (re-labelling a range), `migrate telemetry`, retention.
+//   diagnoser   job: re-labels the windows of a time range (jobs/)
+//   migrate     job: `gantry migrate telemetry` applies the schema (jobs/)
 #pragma once
 
 #include "core/runtime.h"
@@ -15,5 +15,7 @@ namespace gantry::telemetry {
 core::runtime::RoleInfo probe_role();
 core::runtime::RoleInfo ingest_role();
 core::runtime::RoleInfo aggregator_role();
+core::runtime::RoleInfo diagnoser_role();
+core::runtime::RoleInfo migrate_role();
 
 }  // namespace gantry::telemetry

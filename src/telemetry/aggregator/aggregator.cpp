@@ -26,6 +26,7 @@
 #include "core/runtime.h"
 #include "store/postgres/pg.h"
 #include "telemetry/aggregator/schema.h"
+#include "telemetry/db.h"
 #include "telemetry/event.h"
 #include "telemetry/roles.h"
 #include "telemetry/streams.h"
@@ -46,9 +47,7 @@ struct Settings {
   std::string address = "0.0.0.0";
   uint16_t port = 9090;
   std::string nats_url = "nats://localhost:4222";
-  std::string db_url;
-  std::string db_host = "localhost", db_user = "postgres", db_password, db_name = "telemetry", db_sslmode = "disable";
-  int db_port = 5432;
+  DbSettings db;
   Ms window_size{60'000};
   Ms flush_delay{10'000};
   Ms late_tolerance{120'000};
@@ -96,10 +95,7 @@ class Aggregator final : public core::runtime::HttpRole {
 
  protected:
   Status on_start() override {
-    std::string url = st_.db_url;
-    if (url.empty())
-      url = "host=" + st_.db_host + " port=" + std::to_string(st_.db_port) + " user=" + st_.db_user +
-            " password=" + st_.db_password + " dbname=" + st_.db_name + " sslmode=" + st_.db_sslmode;
+    std::string url = st_.db.connection_string();
     GANTRY_ASSIGN(db, pg::Connection::connect(url));
     GANTRY_RETURN_IF_ERROR(db->migrate(kMigrations).within("migrating the telemetry schema"));
     GANTRY_ASSIGN(fdb, pg::Connection::connect(url));
@@ -318,25 +314,7 @@ class Aggregator final : public core::runtime::HttpRole {
 
   // Diagnosis of one freshly recomputed window against its path's baseline.
   Status label(const std::string& client, const std::string& target, int64_t window) {
-    GANTRY_ASSIGN(rows, flush_db_->query(kBaseline, {client, target, std::to_string(window)}));
-    std::vector<WindowStats> base;
-    std::optional<WindowStats> cur;
-    for (int i = 0; i < rows.size(); ++i) {
-      WindowStats w{};
-      w.window = rows.int64(i, 0);
-      w.count_success = rows.int64(i, 1);
-      auto d = [&](int col) { return rows.is_null(i, col) ? 0.0 : std::stod(std::string(rows.get(i, col))); };
-      w.dns_p95 = d(2);
-      w.tcp_p95 = d(3);
-      w.tls_p95 = d(4);
-      w.ttfb_p95 = d(5);
-      w.throughput_p50 = d(6);
-      if (w.window == window) cur = w;
-      else base.push_back(w);
-    }
-    if (!cur) return {};
-    std::optional<std::string> l = diagnose(*cur, base, thresholds_);
-    return flush_db_->query(kSetLabel, {client, target, std::to_string(window), l ? pg::Param(*l) : pg::Param()}).status();
+    return relabel(*flush_db_, client, target, window, thresholds_).status();
   }
 
   static constexpr size_t kFlushBatch = 1000;
@@ -368,13 +346,7 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("address", &st_.address, "listen address (health, ready, metrics)").env("AGGREGATOR_HOST");
     s.add("port", &st_.port, "listen port for /health /ready /metrics").flag("metrics-port").env("METRICS_PORT");
     s.add("nats_url", &st_.nats_url, "NATS server with JetStream").env("NATS_URL");
-    s.add("db_url", &st_.db_url, "PostgreSQL URL (else built from the DB_* settings)").env("DB_URL").env("DATABASE_URL").secret();
-    s.add("db_host", &st_.db_host, "PostgreSQL host").env("DB_HOST");
-    s.add("db_port", &st_.db_port, "PostgreSQL port").env("DB_PORT").range(1, 65535);
-    s.add("db_user", &st_.db_user, "PostgreSQL user").env("DB_USER");
-    s.add("db_password", &st_.db_password, "PostgreSQL password").env("DB_PASSWORD").secret();
-    s.add("db_name", &st_.db_name, "PostgreSQL database").env("DB_NAME");
-    s.add("db_sslmode", &st_.db_sslmode, "libpq sslmode").env("DB_SSLMODE");
+    telemetry::bind(s, &st_.db);
     s.add("window_size", &st_.window_size, "aggregation window").env("WINDOW_SIZE").range(1000, 3'600'000);
     s.add("flush_delay", &st_.flush_delay, "how long after a window ends it is flushed").env("FLUSH_DELAY").range(0, 3'600'000);
     s.add("late_tolerance", &st_.late_tolerance, "events later than this are counted late (still applied)")

@@ -44,4 +44,22 @@ std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<Wi
   return std::nullopt;
 }
 
+core::Result<std::optional<std::string>> relabel(store::postgres::Connection& db, const std::string& client,
+                                                 const std::string& target, int64_t window, const Thresholds& t) {
+  namespace pg = store::postgres;
+  GANTRY_ASSIGN(rows, db.query(kBaseline, {client, target, std::to_string(window)}));
+  std::vector<WindowStats> base;
+  std::optional<WindowStats> cur;
+  for (int i = 0; i < rows.size(); ++i) {
+    auto d = [&](int col) { return rows.is_null(i, col) ? 0.0 : std::stod(std::string(rows.get(i, col))); };
+    WindowStats w{rows.int64(i, 0), rows.int64(i, 1), d(2), d(3), d(4), d(5), d(6)};
+    if (w.window == window) cur = w;
+    else base.push_back(w);
+  }
+  if (!cur) return std::optional<std::string>();
+  std::optional<std::string> l = diagnose(*cur, base, t);
+  GANTRY_RETURN_IF_ERROR(db.query(kSetLabel, {client, target, std::to_string(window), l ? pg::Param(*l) : pg::Param()}).status());
+  return l;
+}
+
 }  // namespace gantry::telemetry::aggregator

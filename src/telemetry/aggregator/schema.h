@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "store/migration.h"
+#include "store/postgres/pg.h"
 
 namespace gantry::telemetry::aggregator {
 
@@ -192,5 +194,10 @@ struct Thresholds {
 // `baseline` holds the earlier windows (count_success >= min_success), newest first.
 std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<WindowStats>& baseline,
                                     const Thresholds& t = {});
+
+// Reads a window and its baseline from agg_1m, applies diagnose() and stores the label (and an
+// alert for a new label). Returns the label, or nullopt when none applies (or no such row).
+core::Result<std::optional<std::string>> relabel(store::postgres::Connection& db, const std::string& client,
+                                                 const std::string& target, int64_t window, const Thresholds& t = {});
 
 }  // namespace gantry::telemetry::aggregator

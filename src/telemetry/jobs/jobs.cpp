@@ -1,0 +1,145 @@
+// One-shot Telemetry jobs, run like roles (settings, logs, exit status) but ending by
+// themselves:
+//   gantry diagnoser --from T --to T [--client-id C]   re-labels the windows in [from, to)
+//   gantry migrate telemetry                           applies the schema migrations
+// Exit status 0 on success, 1 when the job failed (the reason is logged).
+#include <charconv>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "store/postgres/pg.h"
+#include "telemetry/aggregator/schema.h"
+#include "telemetry/db.h"
+#include "telemetry/roles.h"
+
+namespace gantry::telemetry::jobs {
+
+namespace {
+
+using core::Status;
+namespace pg = store::postgres;
+
+const core::log::Logger lg("telemetry");
+
+// A job runs inside start(), then asks the process to exit with its outcome.
+class Job final : public core::runtime::Role {
+ public:
+  Job(std::string name, std::function<Status()> run) : name_(std::move(name)), run_(std::move(run)) {}
+  std::string_view name() const override { return name_; }
+  Status start() override {
+    Status s = run_();
+    if (!s.is_ok()) lg.error("job failed", {{"job", name_}, {"error", s.to_string()}});
+    core::runtime::request_exit(s.is_ok() ? 0 : 1);
+    return {};
+  }
+  void stop(std::chrono::milliseconds) override {}
+
+ private:
+  std::string name_;
+  std::function<Status()> run_;
+};
+
+// RFC 3339 or Unix milliseconds.
+std::optional<int64_t> parse_time(const std::string& t) {
+  int64_t ms = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ms);
+  if (ec == std::errc() && p == t.data() + t.size()) return ms;
+  if (auto w = core::parse_rfc3339(t))
+    return std::chrono::duration_cast<std::chrono::milliseconds>(w->time_since_epoch()).count();
+  return std::nullopt;
+}
+
+struct DiagnoserSettings {
+  DbSettings db;
+  std::string from, to, client_id;
+};
+
+class DiagnoserFactory final : public core::runtime::RoleFactory {
+ public:
+  void bind(core::config::Schema& s) override {
+    telemetry::bind(s, &st_.db);
+    auto time_rule = [](const std::string* v) {
+      return [v]() -> std::optional<std::string> {
+        if (v->empty()) return "is required (RFC 3339, e.g. 2026-11-22T10:00:00Z, or Unix ms)";
+        if (!parse_time(*v)) return "must be RFC 3339 (2026-11-22T10:00:00Z) or Unix milliseconds";
+        return std::nullopt;
+      };
+    };
+    s.add("from", &st_.from, "first window start to re-label (RFC 3339 or Unix ms)").check(time_rule(&st_.from));
+    s.add("to", &st_.to, "re-label windows starting before this").check(time_rule(&st_.to));
+    s.add("client_id", &st_.client_id, "only this client (default: all)");
+  }
+  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
+    int64_t from = *parse_time(st_.from), to = *parse_time(st_.to);
+    if (to <= from) return core::invalid_argument("diagnoser: --to must be after --from");
+    auto st = st_;
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<Job>("diagnoser", [st, from, to]() -> Status {
+      GANTRY_ASSIGN(db, pg::Connection::connect(st.db.connection_string()));
+      // Oldest first: a window's baseline is the windows before it.
+      GANTRY_ASSIGN(rows, db->query("SELECT client_id, target, window_start_ts FROM agg_1m WHERE window_start_ts >= $1::bigint "
+                                    "AND window_start_ts < $2::bigint AND ($3 = '' OR client_id = $3) ORDER BY window_start_ts",
+                                    {std::to_string(from), std::to_string(to), st.client_id}));
+      std::map<std::string, int64_t> counts;
+      for (int i = 0; i < rows.size(); ++i) {
+        GANTRY_ASSIGN(l, aggregator::relabel(*db, std::string(rows.get(i, 0)), std::string(rows.get(i, 1)), rows.int64(i, 2)));
+        counts[l.value_or("none")]++;
+      }
+      lg.info("windows re-labelled", {{"windows", static_cast<int64_t>(rows.size())},
+                                      {"dns_bound", counts["dns-bound"]},
+                                      {"handshake_bound", counts["handshake-bound"]},
+                                      {"server_bound", counts["server-bound"]},
+                                      {"throughput_bound", counts["throughput-bound"]},
+                                      {"unlabelled", counts["none"]}});
+      return {};
+    }));
+  }
+
+ private:
+  DiagnoserSettings st_;
+};
+
+struct MigrateSettings {
+  DbSettings db;
+  std::string system;
+};
+
+class MigrateFactory final : public core::runtime::RoleFactory {
+ public:
+  void bind(core::config::Schema& s) override {
+    s.add("system", &st_.system, "the system whose schema to migrate: telemetry (also the first argument)").one_of({"telemetry"});
+    telemetry::bind(s, &st_.db);
+  }
+  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
+    if (st_.system.empty()) return core::invalid_argument("migrate: which system? (gantry migrate telemetry)");
+    auto st = st_;
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<Job>("migrate", [st]() -> Status {
+      GANTRY_ASSIGN(db, pg::Connection::connect(st.db.connection_string()));
+      GANTRY_RETURN_IF_ERROR(db->migrate(aggregator::kMigrations));
+      GANTRY_ASSIGN(v, db->schema_version());
+      lg.info("schema migrated", {{"system", st.system}, {"version", static_cast<int64_t>(v)}});
+      return {};
+    }));
+  }
+
+ private:
+  MigrateSettings st_;
+};
+
+}  // namespace
+
+}  // namespace gantry::telemetry::jobs
+
+namespace gantry::telemetry {
+
+core::runtime::RoleInfo diagnoser_role() {
+  return {"diagnoser", "Telemetry job: re-label the agg_1m windows of a time range (--from, --to), then exit",
+          [] { return std::make_unique<jobs::DiagnoserFactory>(); }};
+}
+
+core::runtime::RoleInfo migrate_role() {
+  return {"migrate", "job: apply a system's database migrations (gantry migrate telemetry), then exit",
+          [] { return std::make_unique<jobs::MigrateFactory>(); }};
+}
+
+}  // namespace gantry::telemetry
