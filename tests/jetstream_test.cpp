@@ -102,6 +102,30 @@ TEST(JetStream, NakRedeliversTermDoesNot) {
   ASSERT_TRUE((*second)[0].ack().is_ok());
 }
 
+TEST(JetStream, ADurableConsumerFollowsItsNewSettings) {
+  std::string url = server_url("GANTRY_NATS_URL");
+  ASSERT_FALSE(url.empty());
+  auto js = JetStream::connect(url);
+  ASSERT_TRUE(js.is_ok());
+  std::string stream = unique("CFG");
+  std::string subject = stream + ".x";
+  ASSERT_TRUE((*js)->ensure_stream({stream, {subject}, true}).is_ok());
+  ASSERT_TRUE((*js)->publish(subject, "m").is_ok());
+  {
+    auto c = (*js)->pull_consumer(stream, subject, ConsumerSpec{"d", 5, 30s, 100});
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  }
+  // Restarted with another max_ack_pending (an operator's change): it still starts, and the
+  // unconsumed message is still there.
+  auto c = (*js)->pull_consumer(stream, subject, ConsumerSpec{"d", 3, 10s, 2000});
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  auto got = (*c)->fetch(1, 2s);
+  ASSERT_TRUE(got.is_ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].data(), "m");
+  EXPECT_TRUE((*got)[0].ack().is_ok());
+}
+
 TEST(JetStream, ServerDownFailsLoudlyAndRecoversWithDataIntact) {
   namespace fs = std::filesystem;
   std::string dir = ::testing::TempDir() + "/" + unique("gantry_nats_");

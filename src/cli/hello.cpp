@@ -1,5 +1,10 @@
 #include "cli/hello.h"
 
+#include <atomic>
+#include <thread>
+
+#include "core/thread_pool.h"
+
 namespace gantry::cli {
 
 namespace {
@@ -11,6 +16,7 @@ struct HelloSettings {
   uint16_t port = 8090;
   std::string body = "Hello, World!";
   std::string content_type = "text/plain; charset=utf-8";
+  bool fixtures = false;
   http::ServerOptions http;
 };
 
@@ -21,7 +27,48 @@ class Hello final : public runtime::HttpRole {
       r.text(200, body);
       r.content_type = type;
     });
+    if (s.fixtures) add_fixtures();
   }
+
+ protected:
+  void on_stop(std::chrono::milliseconds) override {
+    if (delayer_) delayer_->stop();
+  }
+
+ private:
+  // A target for probes: a 1 MiB download, and a page whose delay an operator sets at run
+  // time (POST /slow?ms=N), to show what a slow server looks like in Telemetry.
+  void add_fixtures() {
+    delayer_ = std::make_unique<ThreadPool>(4, "slow");
+    router().get("/fixed/1mb.bin", [blob = std::make_shared<std::string>(1 << 20, 'x')](const http::Request&, http::Response& r) {
+      r.status = 200;
+      r.content_type = "application/octet-stream";
+      r.body = *blob;
+    });
+    router().add_async(http::Method::kGet, "/slow", [this](const http::Request&, http::Responder resp) {
+      int ms = slow_ms_.load();
+      if (!delayer_->post([resp, ms] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            http::Response r;
+            r.text(200, "slow page, " + std::to_string(ms) + " ms");
+            resp.send(std::move(r));
+          })) {
+        http::Response r;
+        r.error(503, "shutting down");
+        resp.send(std::move(r));
+      }
+    });
+    router().post("/slow", [this](const http::Request& q, http::Response& r) {
+      auto v = q.query_param("ms");
+      int ms = v ? std::atoi(v->c_str()) : -1;
+      if (ms < 0 || ms > 60'000) return r.error(400, "ms must be 0..60000");
+      slow_ms_ = ms;
+      r.json(200, "{\"slow_ms\":" + std::to_string(ms) + "}");
+    });
+  }
+
+  std::atomic<int> slow_ms_{20};
+  std::unique_ptr<ThreadPool> delayer_;
 };
 
 class HelloFactory final : public runtime::RoleFactory {
@@ -30,6 +77,7 @@ class HelloFactory final : public runtime::RoleFactory {
     s.add("address", &st_.address, "listen address").env("HELLO_ADDRESS");
     s.add("port", &st_.port, "listen port (0 = any free port)").env("HELLO_PORT");
     s.add("body", &st_.body, "text answered on GET /").env("HELLO_BODY");
+    s.add("fixtures", &st_.fixtures, "also serve /fixed/1mb.bin and /slow (POST /slow?ms=N sets its delay): a probe target");
     s.add("content_type", &st_.content_type, "its content type (text/html makes it a page for the fleet demo)")
         .env("HELLO_CONTENT_TYPE");
     http::bind(s, &st_.http);

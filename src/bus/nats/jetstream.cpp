@@ -252,17 +252,30 @@ Status JetStream::wait_async(std::chrono::milliseconds timeout) {
 
 Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string& stream, const std::string& subject,
                                                                const ConsumerSpec& c) {
+  // Create the durable consumer, or bring an existing one to this spec (an operator who
+  // changes max_ack_pending must not find the service refusing to start), then bind to it.
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = c.durable.c_str();
+  cfg.AckPolicy = js_AckExplicit;
+  cfg.MaxDeliver = c.max_deliver;
+  cfg.AckWait = std::chrono::nanoseconds(c.ack_wait).count();
+  cfg.MaxAckPending = c.max_ack_pending;
+  cfg.FilterSubject = subject.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_UpdateConsumer(nullptr, js_, stream.c_str(), &cfg, nullptr, &jerr);
+  if (s != NATS_OK && jerr == JSConsumerNotFoundErr) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_AddConsumer(nullptr, js_, stream.c_str(), &cfg, nullptr, &jerr);
+  }
+  if (s != NATS_OK) return from(s, "nats.consumer " + c.durable, jerr);
+
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
-  so.Config.Durable = c.durable.c_str();
-  so.Config.AckPolicy = js_AckExplicit;
-  so.Config.MaxDeliver = c.max_deliver;
-  so.Config.AckWait = std::chrono::nanoseconds(c.ack_wait).count();
-  so.Config.MaxAckPending = c.max_ack_pending;
+  so.Consumer = c.durable.c_str();
   natsSubscription* sub = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_PullSubscribe(&sub, js_, subject.c_str(), c.durable.c_str(), nullptr, &so, &jerr);
+  s = js_PullSubscribe(&sub, js_, subject.c_str(), c.durable.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) return from(s, "nats.pull_consumer " + c.durable, jerr);
   return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
 }
