@@ -68,12 +68,15 @@ wait_http "http://127.0.0.1:$aport/health"
 processed() {
   curl -s "http://127.0.0.1:$aport/metrics" | awk '/^events_processed_total\{status="(success|duplicate)"\}/ {s += $2} END {printf "%d", s}'
 }
-t0=$(date +%s.%N); last=0; same=0
+t0=$(date +%s.%N); last=0; same=0; limit=$(( $(date +%s) + 300 ))
 while :; do
   sleep 0.5
   n=$(processed)
   if [ "$n" = "$last" ] && [ "$n" -gt 0 ]; then same=$((same + 1)); else same=0; fi
   [ $same -ge 4 ] && break  # two seconds without progress: drained
+  if [ "$(date +%s)" -ge "$limit" ]; then  # never hang: report what was drained
+    echo "bench: aggregator still draining after 300 s" >&2; emit $B aggregator_drain_incomplete 1; same=4; break
+  fi
   last=$n
 done
 t1=$(date +%s.%N)
