@@ -104,6 +104,20 @@ std::optional<std::string> check_listen_addr(const std::string& addr) {
   return split_listen_addr(addr, &h, &p);
 }
 
+void bind(core::config::Schema& s, Listen* l, const std::string& env_prefix) {
+  s.add("address", &l->address, "listen address").env(env_prefix + "_HOST");
+  s.add("port", &l->port, "listen port (0 = any free port)").env(env_prefix + "_PORT");
+  s.add("addr", &l->addr, "listen as [host]:port, the original's form (overrides address and port)")
+      .env(env_prefix + "_ADDR")
+      .check([l] { return check_listen_addr(l->addr); });
+}
+
+void apply(const Listen& l, core::http::ServerOptions* o) {
+  o->address = l.address;
+  o->port = l.port;
+  if (!l.addr.empty()) (void)split_listen_addr(l.addr, &o->address, &o->port);
+}
+
 std::string random_hex(size_t bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   thread_local std::random_device rd;  // getrandom(2)

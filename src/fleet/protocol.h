@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
+#include "core/http/server.h"
 #include "core/status.h"
 
 namespace gantry::fleet {
@@ -37,6 +39,22 @@ std::string proxy_url(std::string_view proxy);
 // check_listen_addr accepts "" (not set) too.
 std::optional<std::string> split_listen_addr(const std::string& addr, std::string* host, uint16_t* port);
 std::optional<std::string> check_listen_addr(const std::string& addr);
+
+// Where a Fleet role listens: `address` and `port`, or `addr` in the original's "[host]:port"
+// form, which wins when set. Keys address/port/addr; environment <PREFIX>_HOST, _PORT, _ADDR.
+struct Listen {
+  std::string address = "0.0.0.0";
+  uint16_t port = 0;
+  std::string addr;
+  static Listen on_port(uint16_t p) {
+    Listen l;
+    l.port = p;
+    return l;
+  }
+};
+void bind(core::config::Schema& s, Listen* l, const std::string& env_prefix);
+// The server's address and port from these settings.
+void apply(const Listen& l, core::http::ServerOptions* o);
 
 // Random identifiers from the system's entropy source.
 std::string random_hex(size_t bytes);

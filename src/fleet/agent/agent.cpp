@@ -41,9 +41,7 @@ using Ms = std::chrono::milliseconds;
 const core::log::Logger lg("agent");
 
 struct Settings {
-  std::string address = "0.0.0.0";
-  uint16_t port = 8081;
-  std::string addr;
+  Listen listen = Listen::on_port(8081);
   std::string controller_url = "http://localhost:8080";
   std::string worker_url = "http://localhost:8082";
   std::string agent_user = "agent";
@@ -561,11 +559,7 @@ class Factory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     st_.hostname = local_hostname();
-    s.add("address", &st_.address, "listen address (health and metrics)").env("AGENT_HOST");
-    s.add("port", &st_.port, "listen port (0 = any free port)").env("AGENT_PORT");
-    s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
-        .env("AGENT_ADDR")
-        .check([this] { return check_listen_addr(st_.addr); });
+    fleet::bind(s, &st_.listen, "AGENT");
     s.add("controller_url", &st_.controller_url, "controller base URL").env("CONTROLLER_URL").check([this] {
       return check_target_url(st_.controller_url);
     });
@@ -616,9 +610,7 @@ class Factory final : public core::runtime::RoleFactory {
   }
 
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
-    st_.http.address = st_.address;
-    st_.http.port = st_.port;
-    if (!st_.addr.empty()) (void)split_listen_addr(st_.addr, &st_.http.address, &st_.http.port);
+    apply(st_.listen, &st_.http);
     while (!st_.controller_url.empty() && st_.controller_url.back() == '/') st_.controller_url.pop_back();
     while (!st_.worker_url.empty() && st_.worker_url.back() == '/') st_.worker_url.pop_back();
     if (st_.registration_max_backoff < st_.registration_initial_backoff)

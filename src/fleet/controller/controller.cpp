@@ -38,9 +38,7 @@ using core::Status;
 const core::log::Logger lg("controller");
 
 struct Settings {
-  std::string address = "0.0.0.0";
-  uint16_t port = 8080;
-  std::string addr;  // CONTROLLER_ADDR, "[host]:port" as the original took it
+  Listen listen = Listen::on_port(8080);
   std::string database_path = "./data/data.db";
   std::string database_url;
   std::string admin_user = "admin";
@@ -875,11 +873,7 @@ class Controller final : public core::runtime::HttpRole {
 class Factory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
-    s.add("address", &st_.address, "listen address").env("CONTROLLER_HOST");
-    s.add("port", &st_.port, "listen port (0 = any free port)").env("CONTROLLER_PORT");
-    s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
-        .env("CONTROLLER_ADDR")
-        .check([this] { return check_listen_addr(st_.addr); });
+    fleet::bind(s, &st_.listen, "CONTROLLER");
     s.add("database_path", &st_.database_path, "SQLite file (used unless database_url is set)").env("DATABASE_PATH");
     s.add("database_url", &st_.database_url, "PostgreSQL URL postgres://…; several controllers may share it")
         .env("DATABASE_URL")
@@ -906,9 +900,7 @@ class Factory final : public core::runtime::RoleFactory {
   }
 
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
-    st_.http.address = st_.address;
-    st_.http.port = st_.port;
-    if (!st_.addr.empty()) (void)split_listen_addr(st_.addr, &st_.http.address, &st_.http.port);
+    apply(st_.listen, &st_.http);
     if (st_.offline_after <= st_.stale_after)
       return core::invalid_argument("controller.offline_after must be longer than controller.stale_after");
     return std::unique_ptr<core::runtime::Role>(std::make_unique<Controller>(st_));

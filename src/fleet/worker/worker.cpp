@@ -27,9 +27,7 @@ using core::Status;
 const core::log::Logger lg("worker");
 
 struct Settings {
-  std::string address = "0.0.0.0";
-  uint16_t port = 8082;
-  std::string addr;  // WORKER_ADDR, "[host]:port"
+  Listen listen = Listen::on_port(8082);
   std::chrono::milliseconds request_timeout{10'000};
   int hit_threads = 16;
   http::ServerOptions http;
@@ -211,19 +209,13 @@ class Worker final : public core::runtime::HttpRole {
 class Factory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
-    s.add("address", &st_.address, "listen address").env("WORKER_HOST");
-    s.add("port", &st_.port, "listen port (0 = any free port)").env("WORKER_PORT");
-    s.add("addr", &st_.addr, "listen as [host]:port, the original's form (overrides address and port)")
-        .env("WORKER_ADDR")
-        .check([this] { return check_listen_addr(st_.addr); });
+    fleet::bind(s, &st_.listen, "WORKER");
     s.add("request_timeout", &st_.request_timeout, "timeout of one hit's fetch").env("REQUEST_TIMEOUT").range(1, 600'000);
     s.add("hit_threads", &st_.hit_threads, "hits performed at once").env("WORKER_HIT_THREADS").range(1, 1024);
     http::bind(s, &st_.http);
   }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
-    st_.http.address = st_.address;
-    st_.http.port = st_.port;
-    if (!st_.addr.empty()) (void)split_listen_addr(st_.addr, &st_.http.address, &st_.http.port);
+    apply(st_.listen, &st_.http);
     return std::unique_ptr<core::runtime::Role>(std::make_unique<Worker>(st_));
   }
 
