@@ -100,7 +100,10 @@ WITH ins AS (
 ), dirty AS (
   INSERT INTO agg_dirty (client_id, target, window_start_ts)
   SELECT DISTINCT client_id, target, window_start_ts FROM ins
-  ON CONFLICT DO NOTHING
+  -- DO UPDATE, not DO NOTHING: it locks an existing mark, so a flush cannot take (and delete)
+  -- that mark while these events are uncommitted and invisible to it; the flush skips the
+  -- locked mark, or, holding it already, makes this wait and then insert a fresh one.
+  ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET window_start_ts = EXCLUDED.window_start_ts
 )
 SELECT count(*) FROM ins
 )sql";
