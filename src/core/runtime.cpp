@@ -38,6 +38,7 @@ HttpRole::HttpRole(std::string name, http::ServerOptions opts)
 Status HttpRole::start() {
   add_admin_routes(*router_, [this] { return ready(); });
   GANTRY_RETURN_IF_ERROR(on_start());
+  opts_.on_worker_start = [this](boost::asio::io_context& ioc) { return on_worker(ioc); };
   server_ = std::make_unique<http::Server>(opts_, router_);
   Status s = server_->start();
   if (!s.is_ok()) {

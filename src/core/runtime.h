@@ -61,6 +61,9 @@ class HttpRole : public Role {
   http::Router& router() { return *router_; }
   // Runs before the server accepts connections; a failure aborts start().
   virtual Status on_start() { return {}; }
+  // Runs for each server worker before it serves (see ServerOptions::on_worker_start);
+  // whatever it attaches must be released in on_stop(), which runs before the io_context goes.
+  virtual Status on_worker(boost::asio::io_context&) { return {}; }
   // Runs when stop begins, before the server drains: answer requests the role holds open
   // (long polls), so the drain does not wait for them to time out.
   virtual void before_drain() {}

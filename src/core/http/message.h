@@ -11,6 +11,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio {
+class io_context;  // only named here, see Request::io_context()
+}
+
 namespace gantry::core::http {
 
 enum class Method : unsigned char { kGet, kHead, kPost, kPut, kDelete, kPatch, kOptions, kOther };
@@ -38,6 +42,10 @@ class Request {
   // The request id: the client's X-Request-ID when acceptable, else generated.
   std::string_view request_id() const { return request_id_; }
   std::string_view remote_address() const { return remote_; }
+  // The io_context of the worker thread serving this request (nullptr for a request built
+  // by make()). Work a handler starts on it completes on the same thread as the request, and
+  // a Responder answered there skips the cross-thread hand-off.
+  boost::asio::io_context* io_context() const { return ioc_; }
 
   // For tests and internal dispatch: builds a request without a connection.
   static std::unique_ptr<Request> make(Method m, std::string target, std::string body = {},
@@ -58,6 +66,7 @@ class Request {
   const void* msg_ = nullptr;
   std::vector<std::pair<std::string_view, std::string_view>> params_;
   std::shared_ptr<void> owned_;  // storage of a request built by make()
+  boost::asio::io_context* ioc_ = nullptr;
 };
 
 struct Response {

@@ -159,6 +159,14 @@ class ServerImpl {
       workers_.push_back(std::move(w));
     }
     port_ = port;
+    if (opts_.on_worker_start) {
+      for (auto& w : workers_) {
+        // On failure the workers stay (not listening for long: the caller destroys the
+        // server) so that what the hook attached is released before its io_context.
+        Status s = opts_.on_worker_start(w->ioc);
+        if (!s.is_ok()) return s;
+      }
+    }
     for (auto& w : workers_) {
       asio::co_spawn(w->ioc, accept_loop(*w), asio::detached);
       w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
@@ -349,6 +357,7 @@ class ServerImpl {
       req.header_fn_ = &beast_header;
       req.msg_ = &msg;
       req.remote_ = c.remote;
+      req.ioc_ = &w.ioc;
       auto client_id = beast_header(&msg, "X-Request-ID");
       req.request_id_ = acceptable_request_id(client_id) ? std::string(client_id) : new_request_id();
 
@@ -358,6 +367,13 @@ class ServerImpl {
         return Responder([weak_worker, weak](Response&& r) {
           auto worker = weak_worker.lock();
           if (!worker) return;  // the server is gone; nobody to answer
+          if (worker->ioc.get_executor().running_in_this_thread()) {  // answered on the connection's own thread
+            if (auto cp = weak.lock()) {
+              cp->async_result = std::move(r);
+              cp->wake.cancel();
+            }
+            return;
+          }
           asio::post(worker->ioc, [weak, r = std::move(r)]() mutable {
             if (auto cp = weak.lock()) {
               cp->async_result = std::move(r);

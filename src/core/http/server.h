@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,10 @@
 #include "core/config.h"
 #include "core/http/router.h"
 #include "core/status.h"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace gantry::core::http {
 
@@ -42,6 +47,10 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{10'000};
   int max_connections = 10'000;
   bool access_log = true;
+  // Runs once per worker, on the thread calling start() and before that worker's thread
+  // runs its io_context: a role attaches per-thread resources (a broker connection its
+  // handlers use through Request::io_context()). A failure fails start().
+  std::function<Status(boost::asio::io_context&)> on_worker_start;
 };
 
 // Binds the tuning keys shared by every HTTP role (http_threads, http_max_header_bytes,

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/http/client.h"
 #include "core/http/test_socket.h"
@@ -210,6 +214,48 @@ TEST_F(ServerTest, AsyncHandlerAnsweredFromAnotherThread) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "slow done");
+}
+
+// A handler that starts work on its request's io_context (a timer here, a broker publish in
+// ingest) is answered on the same thread, once per worker the hook attached something.
+TEST_F(ServerTest, WorkerHookAndAnswersCompletedOnTheRequestsOwnThread) {
+  std::vector<boost::asio::io_context*> attached;
+  ServerOptions o;
+  o.on_worker_start = [&](boost::asio::io_context& ioc) {
+    attached.push_back(&ioc);
+    return Status{};
+  };
+  router->add_async(Method::kGet, "/later", [&attached](const Request& q, Responder resp) {
+    boost::asio::io_context* ioc = q.io_context();
+    bool known = std::find(attached.begin(), attached.end(), ioc) != attached.end();
+    auto t = std::make_shared<boost::asio::steady_timer>(*ioc, 20ms);
+    t->async_wait([t, ioc, known, resp](boost::system::error_code) {
+      Response r;
+      r.text(200, known && ioc->get_executor().running_in_this_thread() ? "same thread" : "elsewhere");
+      resp.send(std::move(r));
+    });
+  });
+  start(o);
+  EXPECT_EQ(attached.size(), 2u);
+  TestSocket s(server->port());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(s.send(get("/later")));
+    std::string r = s.read_response();
+    EXPECT_EQ(status_of(r), 200) << r;
+    EXPECT_NE(r.find("same thread"), std::string::npos) << r;
+  }
+  EXPECT_EQ(Request::make(Method::kGet, "/x")->io_context(), nullptr);
+}
+
+TEST_F(ServerTest, AFailingWorkerHookFailsStart) {
+  ServerOptions o;
+  o.address = "127.0.0.1";
+  o.threads = 2;
+  o.on_worker_start = [](boost::asio::io_context&) { return Status(Code::kUnavailable, "broker down", "test"); };
+  Server other(o, router);
+  Status st = other.start();
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_EQ(st.message(), "broker down");
 }
 
 TEST_F(ServerTest, StopDrainsInFlightRequestsAndRefusesNewOnes) {

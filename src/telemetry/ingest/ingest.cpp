@@ -3,6 +3,9 @@
 // 202 means stored; any failure to store is 503 and the client resends (the event_id is the
 // Nats-Msg-Id, so a resend of a stored event is dropped by JetStream, not duplicated).
 //
+// Each HTTP worker thread has its own NATS connection (bus/nats/publisher.h): an event is
+// validated, published, acknowledged and answered on the thread that read it.
+//
 // Checks run in the spec's order: auth (401), method (405), decode and validate (400),
 // per-client token bucket (429 with Retry-After), publish (202 or 503).
 #include <openssl/evp.h>
@@ -16,6 +19,7 @@
 #include <boost/json.hpp>
 
 #include "bus/nats/jetstream.h"
+#include "bus/nats/publisher.h"
 #include "core/clock.h"
 #include "core/http/auth.h"
 #include "core/log.h"
@@ -97,14 +101,21 @@ class Ingest final : public core::runtime::HttpRole {
     wrong_methods("/events/batch");
   }
 
-  bool ready() const override { return js_ && js_->connected(); }
+  bool ready() const override {
+    if (pubs_.empty()) return false;
+    for (auto& [ioc, p] : pubs_)
+      if (!p->connected()) return false;
+    return true;
+  }
 
  protected:
   Status on_start() override {
-    GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-ingest"}));
-    js_ = std::move(js);
-    GANTRY_RETURN_IF_ERROR(js_->ensure_stream(events_stream()).within("creating stream " + std::string(kEventsStream)));
-    GANTRY_RETURN_IF_ERROR(js_->ensure_stream(dlq_stream()).within("creating stream " + std::string(kDlqStream)));
+    GANTRY_RETURN_IF_ERROR(nats::Publisher::check_urls(st_.nats_url));
+    {  // streams are made once, over a short-lived administrative connection
+      GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-ingest-admin"}));
+      GANTRY_RETURN_IF_ERROR(js->ensure_stream(events_stream()).within("creating stream " + std::string(kEventsStream)));
+      GANTRY_RETURN_IF_ERROR(js->ensure_stream(dlq_stream()).within("creating stream " + std::string(kDlqStream)));
+    }
     lg.info("ingest ready", {{"nats", st_.nats_url},
                              {"auth", st_.api_tokens.empty() ? "off (no tokens configured)" : "on"},
                              {"rate_limit", st_.rate_limit},
@@ -112,10 +123,15 @@ class Ingest final : public core::runtime::HttpRole {
     return {};
   }
 
-  void on_stop(std::chrono::milliseconds deadline) override {
-    if (js_) (void)js_->wait_async(deadline);
-    js_.reset();
+  Status on_worker(boost::asio::io_context& ioc) override {
+    auto p = std::make_unique<nats::Publisher>(ioc, nats::Publisher::Options{.urls = st_.nats_url, .name = "gantry-ingest"});
+    Status s = p->connect();
+    pubs_.emplace_back(&ioc, std::move(p));  // released in on_stop even when it failed
+    return s.within("connecting to NATS");
   }
+
+  // The server has drained: every accepted request was answered, so nothing is pending.
+  void on_stop(std::chrono::milliseconds) override { pubs_.clear(); }
 
  private:
   // The spec checks auth before the method, so the wrong methods are routed here, not left
@@ -239,7 +255,7 @@ class Ingest final : public core::runtime::HttpRole {
       refuse(out, *r);
       return send(std::move(out));
     }
-    publish(e, [this, send, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
+    publish(q, e, [this, send, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
       http::Response o;
       if (status == 202) {
         client->inc();
@@ -255,8 +271,12 @@ class Ingest final : public core::runtime::HttpRole {
   }
 
   // done(202, "") once stored; done(503, why) when it was not.
-  void publish(const Event& e, std::function<void(int, const std::string&)> done) {
-    Status s = js_->publish_async(kEventsSubject, to_json(e), e.event_id, [done](core::Result<nats::PubAck> ack) {
+  void publish(const http::Request& q, const Event& e, std::function<void(int, const std::string&)> done) {
+    nats::Publisher* pub = nullptr;
+    for (auto& [ioc, p] : pubs_)
+      if (ioc == q.io_context()) pub = p.get();
+    if (!pub) return done(503, "event store unavailable: no NATS connection on this thread");
+    Status s = pub->publish(kEventsSubject, to_json(e), e.event_id, [done](core::Result<nats::PubAck> ack) {
       if (ack.is_ok()) return done(202, "");
       lg.warn("event not stored", {{"error", ack.status().to_string()}});
       done(503, "event not stored: " + ack.status().to_string());
@@ -359,7 +379,7 @@ class Ingest final : public core::runtime::HttpRole {
         complete();
         continue;
       }
-      publish(e, [state, i, complete, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
+      publish(q, e, [state, i, complete, id = e.event_id, client = &client_counter(e.client_id)](int status, const std::string& error) {
         if (status == 202) client->inc();
         {
           std::lock_guard lk(state->mu);
@@ -383,7 +403,8 @@ class Ingest final : public core::runtime::HttpRole {
   core::metrics::Gauge& active_;
   std::once_flag series_once_[8];
   StatusSeries series_[8]{};
-  std::unique_ptr<nats::JetStream> js_;
+  // One per server worker, made before the workers run and read-only after.
+  std::vector<std::pair<boost::asio::io_context*, std::unique_ptr<nats::Publisher>>> pubs_;
 };
 
 class Factory final : public core::runtime::RoleFactory {
