@@ -55,6 +55,7 @@ struct Settings {
   int max_deliver = 5;
   Ms ack_wait{30'000};
   int fetch_batch = 500;
+  int consumers = 2;
   Ms flush_every{1'000};
   Ms events_retention{7LL * 24 * 3'600'000};
   Ms agg_retention{90LL * 24 * 3'600'000};
@@ -96,29 +97,37 @@ class Aggregator final : public core::runtime::HttpRole {
  protected:
   Status on_start() override {
     std::string url = st_.db.connection_string();
-    GANTRY_ASSIGN(db, pg::Connection::connect(url));
-    GANTRY_RETURN_IF_ERROR(db->migrate(kMigrations).within("migrating the telemetry schema"));
-    GANTRY_ASSIGN(fdb, pg::Connection::connect(url));
-    db_ = std::move(db);
-    flush_db_ = std::move(fdb);
-    db_active_.set(2);
+    GANTRY_ASSIGN(mdb, pg::Connection::connect(url));
+    GANTRY_RETURN_IF_ERROR(mdb->migrate(kMigrations).within("migrating the telemetry schema"));
+    flush_db_ = std::move(mdb);
 
     GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-aggregator"}));
     js_ = std::move(js);
     GANTRY_RETURN_IF_ERROR(js_->ensure_stream(events_stream()));
     GANTRY_RETURN_IF_ERROR(js_->ensure_stream(dlq_stream()));
-    GANTRY_ASSIGN(c, js_->pull_consumer(std::string(kEventsStream), std::string(kEventsSubject),
-                                        {.durable = "aggregator",
-                                         .max_deliver = st_.max_deliver,
-                                         .ack_wait = st_.ack_wait,
-                                         .max_ack_pending = st_.max_ack_pending}));
-    consumer_ = std::move(c);
+    // Several lanes, each fetching from the same durable consumer into its own PostgreSQL
+    // connection: one backend inserting is the bottleneck, and lanes overlap one batch's
+    // fetch with another's commit. Lanes need no coordination: a window is recomputed from
+    // all of its committed events, whichever lane wrote them.
+    for (int i = 0; i < st_.consumers; ++i) {
+      auto lane = std::make_unique<Lane>();
+      GANTRY_ASSIGN(db, pg::Connection::connect(url));
+      GANTRY_ASSIGN(c, js_->pull_consumer(std::string(kEventsStream), std::string(kEventsSubject),
+                                          {.durable = "aggregator",
+                                           .max_deliver = st_.max_deliver,
+                                           .ack_wait = st_.ack_wait,
+                                           .max_ack_pending = st_.max_ack_pending}));
+      lane->db = std::move(db);
+      lane->consumer = std::move(c);
+      lanes_.push_back(std::move(lane));
+    }
+    db_active_.set(static_cast<double>(lanes_.size() + 1));
     auto& reg = reg_;
     reg.gauge_callback("nats_reconnects_total", "NATS reconnections", [this] {
       return js_ ? static_cast<double>(js_->reconnects()) : 0.0;
     });
     running_ = true;
-    consume_thread_ = std::thread([this] { consume_loop(); });
+    for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { consume_loop(*l); });
     flush_thread_ = std::thread([this] { flush_loop(); });
     lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.window_size.count())}});
     return {};
@@ -131,7 +140,8 @@ class Aggregator final : public core::runtime::HttpRole {
       stopping_ = true;
     }
     cv_.notify_all();
-    if (consume_thread_.joinable()) consume_thread_.join();
+    for (auto& lane : lanes_)
+      if (lane->thread.joinable()) lane->thread.join();
     if (flush_thread_.joinable()) flush_thread_.join();
     if (flush_db_) {
       size_t n = 0;
@@ -147,9 +157,8 @@ class Aggregator final : public core::runtime::HttpRole {
 
   void on_stop(Ms) override {
     reg_.remove_callback("nats_reconnects_total");
-    consumer_.reset();
+    lanes_.clear();
     js_.reset();
-    db_.reset();
     flush_db_.reset();
     db_active_.set(0);
   }
@@ -160,9 +169,15 @@ class Aggregator final : public core::runtime::HttpRole {
     return stopping_;
   }
 
-  void consume_loop() {
+  struct Lane {
+    std::unique_ptr<pg::Connection> db;
+    std::unique_ptr<nats::PullConsumer> consumer;
+    std::thread thread;
+  };
+
+  void consume_loop(Lane& lane) {
     while (!stopping()) {
-      auto batch = consumer_->fetch(st_.fetch_batch, Ms(500));
+      auto batch = lane.consumer->fetch(st_.fetch_batch, Ms(500));
       if (!batch.is_ok()) {
         if (batch.status().code() != core::Code::kDeadlineExceeded) {
           lg.warn("fetch failed", {{"error", batch.status().to_string()}});
@@ -172,7 +187,7 @@ class Aggregator final : public core::runtime::HttpRole {
         continue;
       }
       if (batch->empty()) continue;
-      Status s = apply(*batch);
+      Status s = apply(*lane.db, *batch);
       if (!s.is_ok()) {
         // Nothing acked: JetStream redelivers after ack_wait; nak now to retry sooner.
         lg.error("batch not stored; it will be redelivered", {{"error", s.to_string()}, {"messages", static_cast<int64_t>(batch->size())}});
@@ -185,7 +200,7 @@ class Aggregator final : public core::runtime::HttpRole {
 
   // One transaction for the batch's valid events; then acks. Poison messages are nak'ed until
   // their last delivery, then moved to the DLQ.
-  Status apply(std::vector<nats::Message>& batch) {
+  Status apply(pg::Connection& db, std::vector<nats::Message>& batch) {
     std::vector<std::optional<std::string>> ids, clients, targets, ts, windows, success, stages, dns, tcp, tls, ttfb, tput;
     std::vector<size_t> valid;
     int64_t now = now_ms();
@@ -216,12 +231,23 @@ class Aggregator final : public core::runtime::HttpRole {
       tput.push_back(num(e->throughput_kbps));
     }
     if (valid.empty()) return {};
-    auto r = db_->query(kInsertEvents,
-                        {pg::array_literal(ids), pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(ts),
-                         pg::array_literal(windows), pg::array_literal(success), pg::array_literal(stages), pg::array_literal(dns),
-                         pg::array_literal(tcp), pg::array_literal(tls), pg::array_literal(ttfb), pg::array_literal(tput)});
-    if (!r.is_ok()) return r.status();
-    int64_t inserted = r->int64(0, 0);
+    int64_t inserted = 0;
+    Status s = db.transaction([&]() -> Status {
+      GANTRY_ASSIGN(r, db.query(kInsertEvents, {pg::array_literal(ids), pg::array_literal(clients), pg::array_literal(targets),
+                                                pg::array_literal(ts), pg::array_literal(windows), pg::array_literal(success),
+                                                pg::array_literal(stages), pg::array_literal(dns), pg::array_literal(tcp),
+                                                pg::array_literal(tls), pg::array_literal(ttfb), pg::array_literal(tput)}));
+      if (r.size() == 0) return {};  // every one a duplicate: nothing to mark
+      inserted = r.int64(0, 3);
+      std::vector<std::optional<std::string>> mc, mt, mw;
+      for (int i = 0; i < r.size(); ++i) {
+        mc.emplace_back(std::string(r.get(i, 0)));
+        mt.emplace_back(std::string(r.get(i, 1)));
+        mw.emplace_back(std::string(r.get(i, 2)));
+      }
+      return db.query(kMarkDirty, {pg::array_literal(mc), pg::array_literal(mt), pg::array_literal(mw)}).status();
+    });
+    if (!s.is_ok()) return s;
     success_.inc(static_cast<uint64_t>(inserted));
     duplicate_.inc(static_cast<uint64_t>(valid.size() - inserted));
     double done = static_cast<double>(now_ms());
@@ -330,14 +356,14 @@ class Aggregator final : public core::runtime::HttpRole {
   core::metrics::Counter& dlq_;
   core::metrics::Gauge& db_active_;
 
-  std::unique_ptr<pg::Connection> db_, flush_db_;
+  std::unique_ptr<pg::Connection> flush_db_;
   std::unique_ptr<nats::JetStream> js_;
-  std::unique_ptr<nats::PullConsumer> consumer_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<bool> running_{false};
-  std::thread consume_thread_, flush_thread_;
+  std::thread flush_thread_;
 };
 
 class Factory final : public core::runtime::RoleFactory {
@@ -356,6 +382,9 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("max_deliver", &st_.max_deliver, "deliveries before a poison message goes to the DLQ").range(1, 100);
     s.add("ack_wait", &st_.ack_wait, "redelivery after this without an ack").range(1000, 3'600'000);
     s.add("fetch_batch", &st_.fetch_batch, "messages per fetch and per transaction").range(1, 100'000);
+    s.add("consumers", &st_.consumers, "lanes fetching and committing in parallel, each with its own PostgreSQL connection")
+        .env("AGGREGATOR_CONSUMERS")
+        .range(1, 64);
     s.add("flush_every", &st_.flush_every, "how often to look for windows due").range(10, 60'000);
     s.add("events_retention", &st_.events_retention, "events_seen rows older than this are deleted").range(60'000, 1e12);
     s.add("agg_retention", &st_.agg_retention, "agg_1m rows older than this are deleted").range(60'000, 1e12);

@@ -88,7 +88,9 @@ CREATE TABLE alerts (
 };
 
 // $1..$12: arrays of event_id, client_id, target, ts_ms, window_start_ts, success,
-// error_stage, dns, tcp, tls, ttfb, throughput. Returns the number of new events.
+// error_stage, dns_ms, tcp_ms, tls_ms, ttfb_ms, throughput_kbps. Inserts the events not seen
+// before and returns the distinct windows they fall in (empty when all were duplicates)
+// with, on every row, how many were new.
 inline constexpr const char* kInsertEvents = R"sql(
 WITH ins AS (
   INSERT INTO events_seen (event_id, client_id, target, ts_ms, window_start_ts, success, error_stage,
@@ -97,15 +99,26 @@ WITH ins AS (
                        $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[])
   ON CONFLICT (event_id) DO NOTHING
   RETURNING client_id, target, window_start_ts
-), dirty AS (
-  INSERT INTO agg_dirty (client_id, target, window_start_ts)
-  SELECT DISTINCT client_id, target, window_start_ts FROM ins
-  -- DO UPDATE, not DO NOTHING: it locks an existing mark, so a flush cannot take (and delete)
-  -- that mark while these events are uncommitted and invisible to it; the flush skips the
-  -- locked mark, or, holding it already, makes this wait and then insert a fresh one.
-  ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET window_start_ts = EXCLUDED.window_start_ts
 )
-SELECT count(*) FROM ins
+SELECT client_id, target, window_start_ts, (SELECT count(*) FROM ins) FROM ins GROUP BY 1, 2, 3
+)sql";
+
+// $1..$3: arrays of client_id, target, window_start_ts. Marks those windows dirty, in the same
+// transaction as their events.
+//
+// DO UPDATE, not DO NOTHING: it locks an existing mark, so a flush cannot take (and delete)
+// that mark while these events are uncommitted and invisible to it; the flush skips the
+// locked mark, or, holding it already, makes this wait and then insert a fresh one.
+//
+// The transaction-scoped advisory lock serialises this last step between lanes and between
+// aggregator processes sharing the database (taken only after the events are in, so those
+// inserts still run in parallel): two transactions upserting overlapping marks in different
+// orders deadlock, and PostgreSQL then aborts one batch, which is redelivered.
+inline constexpr const char* kMarkDirty = R"sql(
+INSERT INTO agg_dirty (client_id, target, window_start_ts)
+SELECT m.c, m.t, m.w FROM (SELECT pg_advisory_xact_lock(7411020431)) l,
+  unnest($1::text[], $2::text[], $3::bigint[]) AS m(c, t, w)
+ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET window_start_ts = EXCLUDED.window_start_ts
 )sql";
 
 // $1: newest window_start_ts that is due; $2: most windows. Recomputes their rows from all
