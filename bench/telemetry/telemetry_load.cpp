@@ -10,6 +10,11 @@
 //       "sent p50_ms p99_ms errors"
 //   telemetry_load batch URL N BATCH CONNECTIONS PREFIX
 //       POSTs N events as NDJSON batches; prints events/s
+//   telemetry_load e2e URL DB_URL EVENTS_PER_S SECONDS WINDOW_MS PREFIX
+//       open loop through ingest, events stamped with their send time over 10 clients, while
+//       polling agg_1m every 100 ms: an event counts as arrived when its window's row holds
+//       every event of that window ingest accepted. Prints "events p50_s p99_s
+//       incomplete_windows", delays measured from the end of each event's window
 //   telemetry_load lua PREFIX
 //       prints a wrk script POSTing unique single events
 #include <algorithm>
@@ -17,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,6 +33,7 @@
 #include <boost/beast/http.hpp>
 
 #include "bus/nats/jetstream.h"
+#include "store/postgres/pg.h"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -41,7 +48,7 @@ int64_t now_ms() {
 }
 
 // prefix: 8 hex digits; n: the counter. A valid UUID.
-std::string event(const std::string& prefix, uint64_t n) {
+std::string event(const std::string& prefix, uint64_t n, int clients = 1000, int64_t ts_ms = now_ms()) {
   char id[40];
   std::snprintf(id, sizeof id, "%s-0000-4000-8000-%012llx", prefix.c_str(), static_cast<unsigned long long>(n));
   char buf[512];
@@ -49,7 +56,7 @@ std::string event(const std::string& prefix, uint64_t n) {
                           R"({"event_id":"%s","client_id":"bench-%llu","ts_ms":%lld,"schema_version":"1.0",)"
                           R"("target":"https://example.com/","network_context":{"interface_type":"wifi"},)"
                           R"("timings":{"dns_ms":%.3f,"tcp_ms":%.3f,"tls_ms":%.3f,"http_ttfb_ms":%.3f},"throughput_kbps":%.1f})",
-                          id, static_cast<unsigned long long>(n % 1000), static_cast<long long>(now_ms()), 1 + (n % 17) * 0.5,
+                          id, static_cast<unsigned long long>(n % clients), static_cast<long long>(ts_ms), 1 + (n % 17) * 0.5,
                           2 + (n % 13) * 0.7, 3 + (n % 11) * 0.9, 20 + (n % 29) * 1.1, 1000.0 + static_cast<double>(n % 97));
   return std::string(buf, len);
 }
@@ -166,6 +173,98 @@ int batch(const std::string& url, uint64_t n, int per_batch, int conns, const st
   return failed ? 1 : 0;
 }
 
+int e2e(const std::string& url, const std::string& db_url, double per_s, double seconds, int64_t window_ms,
+        const std::string& prefix) {
+  Url u = parse(url);
+  constexpr int kClients = 10;
+  auto db = gantry::store::postgres::Connection::connect(db_url);
+  if (!db.is_ok()) {
+    std::cerr << db.status().to_string() << "\n";
+    return 1;
+  }
+  // (client, window) -> events accepted; guarded by mu (the sender and the poller share it).
+  std::mutex mu;
+  std::map<std::pair<std::string, int64_t>, int64_t> accepted;
+  std::atomic<bool> sending{true};
+  uint64_t total = static_cast<uint64_t>(per_s * seconds);
+  std::atomic<uint64_t> errors{0};
+  std::thread sender([&] {
+    asio::io_context io;
+    std::atomic<uint64_t> next{0};
+    auto start = Clock::now() + std::chrono::milliseconds(200);
+    auto conn = [&]() -> asio::awaitable<void> {
+      tcp::resolver r(io);
+      beast::tcp_stream s(io);
+      co_await s.async_connect(co_await r.async_resolve(u.host, u.port, asio::use_awaitable), asio::use_awaitable);
+      beast::flat_buffer buf;
+      asio::steady_timer t(io);
+      for (uint64_t i; (i = next++) < total;) {
+        t.expires_at(start + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(i) * 1e9 / per_s)));
+        co_await t.async_wait(asio::use_awaitable);
+        int64_t ts = now_ms();
+        bhttp::request<bhttp::string_body> req{bhttp::verb::post, u.path, 11};
+        req.set(bhttp::field::host, u.host);
+        req.set(bhttp::field::content_type, "application/json");
+        req.body() = event(prefix, i, kClients, ts);
+        req.prepare_payload();
+        co_await bhttp::async_write(s, req, asio::use_awaitable);
+        bhttp::response<bhttp::string_body> res;
+        co_await bhttp::async_read(s, buf, res, asio::use_awaitable);
+        if (res.result_int() != 202) {
+          ++errors;
+          continue;
+        }
+        std::lock_guard lk(mu);
+        ++accepted[{"bench-" + std::to_string(i % kClients), ts / window_ms * window_ms}];
+      }
+    };
+    for (int i = 0; i < 16; ++i) asio::co_spawn(io, conn(), asio::detached);
+    io.run();
+    sending = false;
+  });
+
+  // Window -> when its row first held all of its accepted events (ms since epoch).
+  std::map<std::pair<std::string, int64_t>, int64_t> complete;
+  int64_t last_window_end = 0;
+  auto deadline = Clock::now() + std::chrono::duration<double>(seconds) + std::chrono::milliseconds(window_ms) + std::chrono::seconds(60);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto rows = (*db)->query("SELECT client_id, window_start_ts, count_total FROM agg_1m");
+    int64_t seen_at = now_ms();
+    if (!rows.is_ok()) continue;
+    bool done_sending = !sending;
+    size_t open = 0;
+    std::lock_guard lk(mu);
+    for (int i = 0; i < rows->size(); ++i) {
+      std::pair<std::string, int64_t> key{std::string(rows->get(i, 0)), rows->int64(i, 1)};
+      auto a = accepted.find(key);
+      if (a != accepted.end() && rows->int64(i, 2) >= a->second && !complete.count(key)) complete[key] = seen_at;
+    }
+    for (auto& [key, n] : accepted) {
+      last_window_end = std::max(last_window_end, key.second + window_ms);
+      if (!complete.count(key)) ++open;
+    }
+    if (done_sending && open == 0) break;
+    if (Clock::now() > deadline) break;
+  }
+  sender.join();
+  std::vector<double> delays;
+  size_t incomplete = 0;
+  for (auto& [key, n] : accepted) {
+    auto c = complete.find(key);
+    if (c == complete.end()) {
+      ++incomplete;
+      continue;
+    }
+    double d = static_cast<double>(c->second - (key.second + window_ms)) / 1000.0;
+    delays.insert(delays.end(), static_cast<size_t>(n), d);
+  }
+  std::sort(delays.begin(), delays.end());
+  auto pct = [&](double p) { return delays.empty() ? 0 : delays[std::min(delays.size() - 1, static_cast<size_t>(p * delays.size()))]; };
+  std::printf("%zu %.3f %.3f %zu\n", delays.size(), pct(0.50), pct(0.99), incomplete);
+  return errors.load() ? 1 : 0;
+}
+
 void lua(const std::string& prefix) {
   std::printf(R"(-- POSTs a unique, valid event per request (thread id + counter in the event_id).
 local counter = 0
@@ -191,6 +290,7 @@ int main(int argc, char** argv) {
   if (a.size() == 5 && a[1] == "raw") return raw(a[2], std::stoull(a[3]), a[4]);
   if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
+  if (a.size() == 8 && a[1] == "e2e") return e2e(a[2], a[3], std::stod(a[4]), std::stod(a[5]), std::stoll(a[6]), a[7]);
   if (a.size() == 3 && a[1] == "lua") {
     lua(a[2]);
     return 0;
