@@ -8,6 +8,8 @@
 #   ingest_ratio_vs_raw_jetstream
 #   ingest_p50_ms_at_20k / ingest_p99_ms_at_20k   open-loop 20,000 events/s for 10 s, latency
 #                                from each event's scheduled send time (goal p99 < 10 ms)
+#   raw_jetstream_p99_ms_at_20k  the same schedule published straight to JetStream (no HTTP):
+#                                the floor the server itself sets for that p99
 #   batch_ingest_events_per_s    NDJSON batches of 1,000 (goal >= 200,000)
 #   aggregator_events_per_s      a fresh aggregator draining everything above from JetStream
 #                                into PostgreSQL with dedup (goal >= 100,000)
@@ -54,6 +56,9 @@ read -r sent p50 p99 errors < <($LOAD rate "http://127.0.0.1:$iport/events" 2000
 emit $B ingest_p50_ms_at_20k "$p50" ms
 emit $B ingest_p99_ms_at_20k "$p99" ms
 emit $B ingest_errors_at_20k "$errors"
+read -r rsent rp50 rp99 rerrors < <($LOAD rawrate "$GANTRY_NATS_URL" 20000 "$DUR" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+emit $B raw_jetstream_p50_ms_at_20k "$rp50" ms
+emit $B raw_jetstream_p99_ms_at_20k "$rp99" ms
 
 read -r batch batch_failed < <($LOAD batch "http://127.0.0.1:$iport/events/batch" "$BATCH_N" 1000 8 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
 emit $B batch_ingest_events_per_s "$batch" events/s

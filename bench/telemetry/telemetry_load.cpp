@@ -4,6 +4,9 @@
 //   telemetry_load raw NATS_URL N PREFIX
 //       publishes N events straight to JetStream (async, acked): the rate this design can at
 //       best reach; prints events/s
+//   telemetry_load rawrate NATS_URL EVENTS_PER_S SECONDS PREFIX
+//       open loop straight to JetStream (the event-loop publisher ingest uses, no HTTP):
+//       the latency floor the server sets; prints "sent p50_ms p99_ms errors"
 //   telemetry_load rate URL EVENTS_PER_S SECONDS CONNECTIONS PREFIX
 //       open loop: POSTs single events on schedule over keep-alive connections; latency is
 //       measured from each event's scheduled time (no coordinated omission); prints
@@ -33,6 +36,7 @@
 #include <boost/beast/http.hpp>
 
 #include "bus/nats/jetstream.h"
+#include "bus/nats/publisher.h"
 #include "store/postgres/pg.h"
 
 namespace asio = boost::asio;
@@ -96,6 +100,51 @@ int raw(const std::string& url, uint64_t n, const std::string& prefix) {
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("%.0f %llu\n", static_cast<double>(ok.load()) / secs, static_cast<unsigned long long>(failed.load()));
   return failed ? 1 : 0;
+}
+
+int rawrate(const std::string& url, double per_s, double seconds, const std::string& prefix) {
+  asio::io_context io;
+  gantry::bus::nats::Publisher pub(io, {.urls = url, .name = "bench-rawrate"});
+  if (auto s = pub.connect(); !s.is_ok()) {
+    std::cerr << s.to_string() << "\n";
+    return 1;
+  }
+  uint64_t total = static_cast<uint64_t>(per_s * seconds);
+  std::vector<double> lat;
+  lat.reserve(total);
+  uint64_t errors = 0, answered = 0;
+  auto start = Clock::now() + std::chrono::milliseconds(200);
+  asio::steady_timer t(io);
+  uint64_t i = 0;
+  std::function<void()> tick = [&] {
+    // Everything due by now goes out; each publish's latency counts from its scheduled time.
+    auto now = Clock::now();
+    for (; i < total; ++i) {
+      auto when = start + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(i) * 1e9 / per_s));
+      if (when > now) {
+        t.expires_at(when);
+        t.async_wait([&](boost::system::error_code) { tick(); });
+        return;
+      }
+      std::string body = event(prefix, i);
+      std::string_view id(body.data() + 13, 36);
+      auto st = pub.publish("telemetry.events", body, id, [&, when](gantry::core::Result<gantry::bus::nats::PubAck> r) {
+        if (!r.is_ok()) ++errors;
+        lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - when).count());
+        if (++answered == total) io.stop();
+      });
+      if (!st.is_ok()) {
+        ++errors;
+        if (++answered == total) io.stop();
+      }
+    }
+  };
+  tick();
+  io.run();
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) { return lat.empty() ? 0 : lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))]; };
+  std::printf("%zu %.3f %.3f %llu\n", lat.size(), pct(0.50), pct(0.99), static_cast<unsigned long long>(errors));
+  return 0;
 }
 
 int rate(const std::string& url, double per_s, double seconds, int conns, const std::string& prefix) {
@@ -288,6 +337,7 @@ end
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   if (a.size() == 5 && a[1] == "raw") return raw(a[2], std::stoull(a[3]), a[4]);
+  if (a.size() == 6 && a[1] == "rawrate") return rawrate(a[2], std::stod(a[3]), std::stod(a[4]), a[5]);
   if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 8 && a[1] == "e2e") return e2e(a[2], a[3], std::stod(a[4]), std::stod(a[5]), std::stoll(a[6]), a[7]);
