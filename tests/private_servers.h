@@ -2,8 +2,11 @@
 // nats-server with JetStream, and a fresh PostgreSQL database on the shared server.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "core/http/router.h"
 #include "core/http/server.h"
@@ -81,6 +84,73 @@ struct FreshDatabase {
 
  private:
   std::unique_ptr<store::postgres::Connection> admin_;
+};
+
+// A PostgreSQL cluster of its own (initdb in a temporary directory, a free port), for tests that
+// kill -9 the server and start it again on the same data. As root it runs as the package's
+// postgres user, as scripts/servers does (PostgreSQL refuses root).
+struct PrivatePostgres {
+  PrivatePostgres() : port(core::http::testing::free_loopback_port()) {
+    for (const char* v : {"17", "16", "15"}) {
+      if (bin.empty() && std::filesystem::exists(std::string("/usr/lib/postgresql/") + v + "/bin/postgres"))
+        bin = std::string("/usr/lib/postgresql/") + v + "/bin/";
+    }
+    EXPECT_FALSE(bin.empty()) << "PostgreSQL server binaries not found (scripts/install-deps)";
+    char tmpl[] = "/tmp/gantry-pg-XXXXXX";
+    dir = mkdtemp(tmpl);
+    if (::getuid() == 0) {
+      EXPECT_EQ(run({"chown", "postgres:", dir}).status, 0);
+    }
+    auto r = run(as({bin + "initdb", "-D", dir + "/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N"}),
+                 {}, std::chrono::seconds(120));
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    start();
+  }
+  ~PrivatePostgres() {
+    kill();
+    std::filesystem::remove_all(dir);
+  }
+  // Starts the server; after a kill the old server's backends may take a moment to notice and
+  // release the shared memory, so a refused start is retried.
+  void start() {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      proc = std::make_unique<Child>(as({bin + "postgres", "-D", dir + "/data", "-p", std::to_string(port), "-k", dir, "-c",
+                                         "listen_addresses=127.0.0.1", "-c", "fsync=off"}));
+      bool up = eventually(
+          [&] {
+            proc->wait(std::chrono::milliseconds(0));
+            return proc->err().find("ready to accept connections") != std::string::npos ||
+                   proc->err().find("FATAL") != std::string::npos;
+          },
+          std::chrono::seconds(30));
+      if (up && proc->err().find("FATAL") == std::string::npos) return;
+      proc->wait(std::chrono::seconds(2));
+      proc.reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    ADD_FAILURE() << "PostgreSQL did not start";
+  }
+  // SIGKILL to the postmaster (read from postmaster.pid: as root the child is runuser).
+  void kill() {
+    if (!proc) return;
+    std::ifstream pidfile(dir + "/data/postmaster.pid");
+    pid_t pm = 0;
+    if (pidfile >> pm && pm > 0) ::kill(pm, SIGKILL);
+    proc->signal(SIGKILL);
+    proc->wait(std::chrono::seconds(5));
+    proc.reset();
+  }
+  std::string url() const { return "postgres://postgres@127.0.0.1:" + std::to_string(port) + "/postgres?sslmode=disable"; }
+
+  uint16_t port;
+  std::string bin, dir;
+  std::unique_ptr<Child> proc;
+
+ private:
+  static std::vector<std::string> as(std::vector<std::string> argv) {
+    if (::getuid() == 0) argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
+    return argv;
+  }
 };
 
 // Takes (and acks) every message now in a stream through a durable pull consumer: their

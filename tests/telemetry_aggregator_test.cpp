@@ -394,5 +394,74 @@ TEST(TelemetryAggregator, KilledRepeatedlyMidStreamRowsStillEqualTheUniqueAccept
   EXPECT_EQ(agg->proc->wait(20s), 0);
 }
 
+// The servers die instead: PostgreSQL under the aggregator, then NATS under both. Ingest
+// answers 503 while NATS is down, and every event it answered 202 ends up in agg_1m. The
+// poster resends on 503 as the probe does (a 503 can come for an event JetStream stored just
+// before the connection dropped: the resend is then the duplicate JetStream or the aggregator
+// drops), so the rows must equal exactly the events posted.
+TEST(TelemetryAggregator, KilledPostgresAndNatsMidStreamLoseNoAcceptedEvent) {
+  PrivateNats nats;
+  PrivatePostgres pgserver;
+  Proc ingest("ingest", {"--nats-url", nats.url(), "--rate-limit", "100000", "--rate-limit-burst", "100000",
+                         "--access-log=false"});
+  std::vector<std::string> args{"--nats-url", nats.url(), "--db-url", pgserver.url(), "--flush-delay", "0",
+                                "--flush-every", "100ms", "--fetch-batch", "50", "--ack-wait", "2s", "--access-log=false"};
+  Proc agg("aggregator", args);
+  int64_t base = (now_ms() - 20 * kWindow) / kWindow * kWindow;
+  std::vector<Ev> evs = make_events(40'000, 100'000, base, 6, 12);
+  std::map<std::string, Ev> accepted;
+  std::mutex mu;
+  std::atomic<bool> stop{false};
+  std::atomic<int> unavailable{0}, other{0};
+  std::thread poster([&] {
+    for (size_t i = 0; i < evs.size() && !stop; ++i) {
+      for (int attempt = 0; attempt < 600; ++attempt) {
+        int st = post(ingest.url("/events"), json_of(evs[i]));
+        if (st == 202) {
+          std::lock_guard lk(mu);
+          accepted[evs[i].id] = evs[i];
+          break;
+        }
+        (st == 503 ? unavailable : other)++;
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  pgserver.kill();
+  std::this_thread::sleep_for(1500ms);  // the aggregator's batches fail and are redelivered meanwhile
+  pgserver.start();
+  std::this_thread::sleep_for(700ms);
+  nats.kill();
+  std::this_thread::sleep_for(1000ms);
+  nats.start();
+  std::this_thread::sleep_for(1000ms);
+  stop = true;
+  poster.join();
+  EXPECT_GT(unavailable.load(), 0);  // NATS was down: 503, not 202
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(agg.proc->wait(0ms), -1) << "the aggregator exited: " << agg.proc->err();
+  std::string log = agg.proc->out() + agg.proc->err();
+  EXPECT_TRUE(log.find("not stored") != std::string::npos || log.find("flush failed") != std::string::npos)
+      << "the aggregator never saw PostgreSQL go: " << log;
+
+  std::map<Key, Expected> want;
+  {
+    std::lock_guard lk(mu);
+    ASSERT_GT(accepted.size(), 500u);
+    want = expected(accepted);
+  }
+  std::string diff;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto pg = store::postgres::Connection::connect(pgserver.url());
+        return pg.is_ok() && (diff = compare(**pg, want)).empty();
+      },
+      60s))
+      << diff;
+  agg.proc->signal(SIGTERM);
+  EXPECT_EQ(agg.proc->wait(20s), 0);
+}
+
 }  // namespace
 }  // namespace gantry::testing
