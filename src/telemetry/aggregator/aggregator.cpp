@@ -57,6 +57,7 @@ struct Settings {
   int fetch_batch = 500;
   int consumers = 2;
   Ms flush_every{1'000};
+  Thresholds thresholds;
   Ms events_retention{7LL * 24 * 3'600'000};
   Ms agg_retention{90LL * 24 * 3'600'000};
   Ms retention_every{3'600'000};
@@ -340,13 +341,12 @@ class Aggregator final : public core::runtime::HttpRole {
 
   // Diagnosis of one freshly recomputed window against its path's baseline.
   Status label(const std::string& client, const std::string& target, int64_t window) {
-    return relabel(*flush_db_, client, target, window, thresholds_).status();
+    return relabel(*flush_db_, client, target, window, st_.thresholds).status();
   }
 
   static constexpr size_t kFlushBatch = 1000;
 
   Settings st_;
-  Thresholds thresholds_;
   core::metrics::Registry& reg_;
   core::metrics::Family<core::metrics::Counter>& processed_;
   core::metrics::Counter &success_, &duplicate_, &error_;
@@ -373,6 +373,7 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("port", &st_.port, "listen port for /health /ready /metrics").flag("metrics-port").env("METRICS_PORT");
     s.add("nats_url", &st_.nats_url, "NATS server with JetStream").env("NATS_URL");
     telemetry::bind(s, &st_.db);
+    aggregator::bind(s, &st_.thresholds);
     s.add("window_size", &st_.window_size, "aggregation window").env("WINDOW_SIZE").range(1000, 3'600'000);
     s.add("flush_delay", &st_.flush_delay, "how long after a window ends it is flushed").env("FLUSH_DELAY").range(0, 3'600'000);
     s.add("late_tolerance", &st_.late_tolerance, "events later than this are counted late (still applied)")

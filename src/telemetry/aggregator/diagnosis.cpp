@@ -23,7 +23,7 @@ Moments moments(const std::vector<WindowStats>& xs, F field) {
 }  // namespace
 
 std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<WindowStats>& baseline, const Thresholds& t) {
-  if (cur.count_success < t.min_success || baseline.size() < t.min_baseline) return std::nullopt;
+  if (cur.count_success < t.min_success || static_cast<int64_t>(baseline.size()) < t.min_baseline) return std::nullopt;
   Moments dns = moments(baseline, [](const WindowStats& w) { return w.dns_p95; });
   Moments tcp = moments(baseline, [](const WindowStats& w) { return w.tcp_p95; });
   Moments tls = moments(baseline, [](const WindowStats& w) { return w.tls_p95; });
@@ -35,13 +35,31 @@ std::optional<std::string> diagnose(const WindowStats& cur, const std::vector<Wi
   double base = tcp.mean + tls.mean;
   double sd_hs = std::sqrt(tcp.sd * tcp.sd + tls.sd * tls.sd);
 
-  if (total > 0 && cur.dns_p95 / total >= t.dns_share && dns.mean > 0 && (cur.dns_p95 - dns.mean) / dns.mean >= t.dns_rise)
+  if (total > 0 && cur.dns_p95 / total >= t.dns_share && dns.mean > 0 && (cur.dns_p95 - dns.mean) / dns.mean >= t.dns_rise &&
+      cur.dns_p95 - dns.mean >= t.min_change_ms)
     return "dns-bound";
-  if (tcp.mean > 0 && (hs > base + t.hs_sigmas * sd_hs || (base > 0 && (hs - base) / base >= t.hs_rise)))
+  if (tcp.mean > 0 && (hs > base + t.hs_sigmas * sd_hs || (base > 0 && (hs - base) / base >= t.hs_rise)) &&
+      hs - base >= t.min_change_ms)
     return "handshake-bound";
-  if (cur.ttfb_p95 > ttfb.mean + t.ttfb_sigmas * ttfb.sd && hs <= base + sd_hs) return "server-bound";
+  if (cur.ttfb_p95 > ttfb.mean + t.ttfb_sigmas * ttfb.sd && hs <= base + sd_hs && cur.ttfb_p95 - ttfb.mean >= t.min_change_ms)
+    return "server-bound";
   if (tput.mean > 0 && (tput.mean - cur.throughput_p50) / tput.mean >= t.throughput_drop) return "throughput-bound";
   return std::nullopt;
+}
+
+void bind(core::config::Schema& s, Thresholds* t) {
+  s.add("diagnosis_min_success", &t->min_success, "successes a window (and each baseline window) needs to be judged")
+      .range(1, 1e9);
+  s.add("diagnosis_min_baseline", &t->min_baseline, "earlier windows needed for a baseline").range(1, 10);
+  s.add("diagnosis_dns_share", &t->dns_share, "dns-bound: dns_p95 share of the total at least").range(0, 1);
+  s.add("diagnosis_dns_rise", &t->dns_rise, "dns-bound: rise of dns_p95 over its mean at least").range(0, 1e6);
+  s.add("diagnosis_hs_sigmas", &t->hs_sigmas, "handshake-bound: sigmas above the baseline").range(0, 1e6);
+  s.add("diagnosis_hs_rise", &t->hs_rise, "handshake-bound: or this relative rise").range(0, 1e6);
+  s.add("diagnosis_ttfb_sigmas", &t->ttfb_sigmas, "server-bound: sigmas above the baseline").range(0, 1e6);
+  s.add("diagnosis_throughput_drop", &t->throughput_drop, "throughput-bound: relative drop at least").range(0, 1);
+  s.add("diagnosis_min_change_ms", &t->min_change_ms,
+        "a rise smaller than this never labels a window (0 = the original's rules exactly)")
+      .range(0, 1e6);
 }
 
 core::Result<std::optional<std::string>> relabel(store::postgres::Connection& db, const std::string& client,

@@ -48,5 +48,20 @@ TEST(Diagnosis, ThresholdsAreConfigurable) {
   EXPECT_EQ(diagnose(now(10, 10, 10, 50, 300), steady(10), t), "throughput-bound");
 }
 
+// A quiet loopback path: sub-millisecond timings with almost no spread. A 0.3 ms wobble is
+// many sigmas and a 100% rise, but not a diagnosis; the original's rules (floor 0) label it.
+TEST(Diagnosis, RisesBelowTheAbsoluteFloorAreNoise) {
+  std::vector<WindowStats> quiet;
+  for (int i = 0; i < 10; ++i) quiet.push_back({i, 6, 0.05, 0.1, 0.2, 0.5, 50000});
+  WindowStats wobble = now(0.05, 0.3, 0.4, 0.5, 50000);
+  EXPECT_EQ(diagnose(wobble, quiet), std::nullopt);
+  Thresholds original;
+  original.min_change_ms = 0;
+  EXPECT_EQ(diagnose(wobble, quiet, original), "handshake-bound");
+  EXPECT_EQ(diagnose(now(0.05, 3, 4, 0.5, 50000), quiet), "handshake-bound");  // a real rise still counts
+  EXPECT_EQ(diagnose(now(0.05, 0.1, 0.2, 1.2, 50000), quiet), std::nullopt);     // +0.7 ms ttfb
+  EXPECT_EQ(diagnose(now(0.05, 0.1, 0.2, 5, 50000), quiet), "server-bound");
+}
+
 }  // namespace
 }  // namespace gantry::telemetry::aggregator

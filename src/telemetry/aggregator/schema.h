@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/status.h"
 #include "store/migration.h"
 #include "store/postgres/pg.h"
@@ -197,14 +198,21 @@ struct WindowStats {
 // The spec's rules and their defaults.
 struct Thresholds {
   int64_t min_success = 5;     // in the window, and in each baseline window
-  size_t min_baseline = 3;     // baseline windows needed
+  int64_t min_baseline = 3;    // baseline windows needed
   double dns_share = 0.60;     // dns_p95 / total
   double dns_rise = 0.50;      // (dns_p95 - mean) / mean
   double hs_sigmas = 2.0;      // handshake above baseline + this many sigma
   double hs_rise = 1.0;        // or this relative rise
   double ttfb_sigmas = 2.0;
   double throughput_drop = 0.30;
+  // Our addition: a rise smaller than this many ms never labels a window (dns, handshake,
+  // server rules). On a quiet path the baseline's sigma is near zero and sub-millisecond noise
+  // would otherwise read as "2 sigma above"; 0 restores the spec's rules exactly.
+  double min_change_ms = 1.0;
 };
+
+// The thresholds as settings (diagnosis_*), shared by the aggregator and the diagnoser.
+void bind(core::config::Schema& s, Thresholds* t);
 
 // dns-bound, handshake-bound, server-bound, throughput-bound (first match), or nothing.
 // `baseline` holds the earlier windows (count_success >= min_success), newest first.

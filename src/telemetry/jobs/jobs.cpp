@@ -53,6 +53,7 @@ std::optional<int64_t> parse_time(const std::string& t) {
 struct DiagnoserSettings {
   DbSettings db;
   std::string from, to, client_id;
+  aggregator::Thresholds thresholds;
 };
 
 class DiagnoserFactory final : public core::runtime::RoleFactory {
@@ -69,6 +70,7 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
     s.add("from", &st_.from, "first window start to re-label (RFC 3339 or Unix ms)").check(time_rule(&st_.from));
     s.add("to", &st_.to, "re-label windows starting before this").check(time_rule(&st_.to));
     s.add("client_id", &st_.client_id, "only this client (default: all)");
+    aggregator::bind(s, &st_.thresholds);
   }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
     int64_t from = *parse_time(st_.from), to = *parse_time(st_.to);
@@ -82,7 +84,8 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
                                     {std::to_string(from), std::to_string(to), st.client_id}));
       std::map<std::string, int64_t> counts;
       for (int i = 0; i < rows.size(); ++i) {
-        GANTRY_ASSIGN(l, aggregator::relabel(*db, std::string(rows.get(i, 0)), std::string(rows.get(i, 1)), rows.int64(i, 2)));
+        GANTRY_ASSIGN(l, aggregator::relabel(*db, std::string(rows.get(i, 0)), std::string(rows.get(i, 1)), rows.int64(i, 2),
+                                                    st.thresholds));
         counts[l.value_or("none")]++;
       }
       lg.info("windows re-labelled", {{"windows", static_cast<int64_t>(rows.size())},
