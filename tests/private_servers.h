@@ -111,39 +111,44 @@ struct PrivatePostgres {
     std::filesystem::remove_all(dir);
   }
   // Starts the server; after a kill the old server's backends may take a moment to notice and
-  // release the shared memory, so a refused start is retried.
+  // release the shared memory, so a start that exits is retried. (A FATAL line alone is no
+  // failure: clients connecting during recovery are logged FATAL by a server coming up fine.)
   void start() {
     for (int attempt = 0; attempt < 50; ++attempt) {
       proc = std::make_unique<Child>(as({bin + "postgres", "-D", dir + "/data", "-p", std::to_string(port), "-k", dir, "-c",
                                          "listen_addresses=127.0.0.1", "-c", "fsync=off"}));
-      bool up = eventually(
+      bool exited = false;
+      eventually(
           [&] {
-            proc->wait(std::chrono::milliseconds(0));
-            return proc->err().find("ready to accept connections") != std::string::npos ||
-                   proc->err().find("FATAL") != std::string::npos;
+            exited = proc->wait(std::chrono::milliseconds(0)) != -1;
+            return exited || proc->err().find("ready to accept connections") != std::string::npos;
           },
           std::chrono::seconds(30));
-      if (up && proc->err().find("FATAL") == std::string::npos) return;
-      proc->wait(std::chrono::seconds(2));
-      proc.reset();
+      if (!exited && proc->err().find("ready to accept connections") != std::string::npos) return;
+      last_error = proc->err();
+      kill();
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    ADD_FAILURE() << "PostgreSQL did not start";
+    ADD_FAILURE() << "PostgreSQL did not start: " << last_error;
   }
-  // SIGKILL to the postmaster (read from postmaster.pid: as root the child is runuser).
+  // SIGKILL to the postmaster (its pid from postmaster.pid: as root our child is runuser, which
+  // reaps it and exits; killing runuser first would leave the postmaster a zombie that a
+  // restart takes for a live server).
   void kill() {
     if (!proc) return;
     std::ifstream pidfile(dir + "/data/postmaster.pid");
     pid_t pm = 0;
     if (pidfile >> pm && pm > 0) ::kill(pm, SIGKILL);
-    proc->signal(SIGKILL);
-    proc->wait(std::chrono::seconds(5));
+    if (proc->wait(std::chrono::seconds(5)) < 0) {
+      proc->signal(SIGKILL);
+      proc->wait(std::chrono::seconds(5));
+    }
     proc.reset();
   }
   std::string url() const { return "postgres://postgres@127.0.0.1:" + std::to_string(port) + "/postgres?sslmode=disable"; }
 
   uint16_t port;
-  std::string bin, dir;
+  std::string bin, dir, last_error;
   std::unique_ptr<Child> proc;
 
  private:

@@ -459,6 +459,13 @@ TEST(TelemetryAggregator, KilledPostgresAndNatsMidStreamLoseNoAcceptedEvent) {
       },
       60s))
       << diff;
+  // Everything consumed and acked: the queue gauges (refreshed every second) say so.
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = http::Client().get(agg.url("/metrics")).value_or(http::ClientResponse{}).body;
+    return metrics.find("\nqueue_lag_messages 0\n") != std::string::npos &&
+           metrics.find("\nqueue_ack_pending_messages 0\n") != std::string::npos;
+  }, 10s)) << metrics;
   agg.proc->signal(SIGTERM);
   EXPECT_EQ(agg.proc->wait(20s), 0);
 }

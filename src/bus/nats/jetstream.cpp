@@ -280,4 +280,19 @@ Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string
   return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
 }
 
+Result<ConsumerState> JetStream::consumer_state(const std::string& stream, const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetConsumerInfo(&ci, js_, stream.c_str(), durable.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return from(s, "nats.consumer_info " + durable, jerr);
+  ConsumerState out{ci->NumPending, static_cast<uint64_t>(ci->NumAckPending), static_cast<uint64_t>(ci->NumRedelivered)};
+  jsConsumerInfo_Destroy(ci);
+  return out;
+}
+
+Status JetStream::purge_stream(const std::string& stream) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  return from(js_PurgeStream(js_, stream.c_str(), nullptr, &jerr), "nats.purge " + stream, jerr);
+}
+
 }  // namespace gantry::bus::nats

@@ -60,6 +60,13 @@ struct ConsumerSpec {
   int max_ack_pending = 1000;
 };
 
+// Where a durable consumer stands.
+struct ConsumerState {
+  uint64_t pending = 0;      // in the stream, not yet delivered
+  uint64_t ack_pending = 0;  // delivered, not yet acked
+  uint64_t redelivered = 0;  // delivered more than once and not yet acked
+};
+
 struct Options {
   std::string name = "gantry";
   std::chrono::milliseconds reconnect_wait{250};
@@ -122,6 +129,9 @@ class JetStream {
   Status wait_async(std::chrono::milliseconds timeout);
   Result<std::unique_ptr<PullConsumer>> pull_consumer(const std::string& stream, const std::string& subject,
                                                       const ConsumerSpec& c);
+  Result<ConsumerState> consumer_state(const std::string& stream, const std::string& durable);
+  // Deletes every message of the stream (benchmarks and tests start from an empty stream).
+  Status purge_stream(const std::string& stream);
 
   bool connected() const;
   uint64_t reconnects() const { return reconnects_.load(); }

@@ -91,6 +91,8 @@ class Aggregator final : public core::runtime::HttpRole {
         late_(reg_.counter("late_events_total", "events later than late_tolerance (still applied)").with({})),
         flush_seconds_(reg_.histogram("window_flush_duration_seconds", "one flush transaction", {"status"})),
         dlq_(reg_.counter("dlq_messages_total", "messages moved to the DLQ").with({})),
+        lag_(reg_.gauge("queue_lag_messages", "messages in the stream not yet delivered to the aggregator consumer").with({})),
+        ack_pending_(reg_.gauge("queue_ack_pending_messages", "messages delivered and not yet acked (all aggregators)").with({})),
         db_active_(reg_.gauge("db_connections_active", "open PostgreSQL connections").with({})) {}
 
   bool ready() const override { return running_.load(); }
@@ -282,11 +284,21 @@ class Aggregator final : public core::runtime::HttpRole {
   void flush_loop() {
     std::unique_lock lk(mu_);
     auto next_retention = std::chrono::steady_clock::now();
+    auto next_queue = next_retention;
     while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
       lk.unlock();
       for (;;) {
         auto r = flush(/*all=*/false);
         if (!r.is_ok() || *r < kFlushBatch) break;
+      }
+      if (std::chrono::steady_clock::now() >= next_queue) {
+        // The consumer's position, for queue_lag_messages and queue_ack_pending_messages (a
+        // request to the server, so at most once a second, not per scrape).
+        if (auto q = js_->consumer_state(std::string(kEventsStream), "aggregator"); q.is_ok()) {
+          lag_.set(static_cast<double>(q->pending));
+          ack_pending_.set(static_cast<double>(q->ack_pending));
+        }
+        next_queue = std::chrono::steady_clock::now() + Ms(1000);
       }
       if (std::chrono::steady_clock::now() >= next_retention) {
         retention();
@@ -354,6 +366,8 @@ class Aggregator final : public core::runtime::HttpRole {
   core::metrics::Counter& late_;
   core::metrics::Family<core::metrics::Histogram>& flush_seconds_;
   core::metrics::Counter& dlq_;
+  core::metrics::Gauge& lag_;
+  core::metrics::Gauge& ack_pending_;
   core::metrics::Gauge& db_active_;
 
   std::unique_ptr<pg::Connection> flush_db_;
