@@ -18,6 +18,8 @@
 //       polling agg_1m every 100 ms: an event counts as arrived when its window's row holds
 //       every event of that window ingest accepted. Prints "events p50_s p99_s
 //       incomplete_windows", delays measured from the end of each event's window
+//   telemetry_load purge NATS_URL
+//       empties the events stream, so a run drains exactly the events it made
 //   telemetry_load lua PREFIX
 //       prints a wrk script POSTing unique single events
 #include <algorithm>
@@ -341,6 +343,13 @@ int main(int argc, char** argv) {
   if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 8 && a[1] == "e2e") return e2e(a[2], a[3], std::stod(a[4]), std::stod(a[5]), std::stoll(a[6]), a[7]);
+  if (a.size() == 3 && a[1] == "purge") {
+    auto js = gantry::bus::nats::JetStream::connect(a[2]);
+    if (!js.is_ok()) return std::cerr << js.status().to_string() << "\n", 1;
+    gantry::core::Status s = (*js)->purge_stream("telemetry-events");
+    if (!s.is_ok() && s.code() != gantry::core::Code::kNotFound) return std::cerr << s.to_string() << "\n", 1;
+    return 0;
+  }
   if (a.size() == 3 && a[1] == "lua") {
     lua(a[2]);
     return 0;

@@ -125,6 +125,7 @@ class Aggregator final : public core::runtime::HttpRole {
       lanes_.push_back(std::move(lane));
     }
     db_active_.set(static_cast<double>(lanes_.size() + 1));
+    refresh_queue_gauges();  // true from the first scrape, not zero until the first refresh
     auto& reg = reg_;
     reg.gauge_callback("nats_reconnects_total", "NATS reconnections", [this] {
       return js_ ? static_cast<double>(js_->reconnects()) : 0.0;
@@ -281,10 +282,17 @@ class Aggregator final : public core::runtime::HttpRole {
     (void)m.term();
   }
 
+  void refresh_queue_gauges() {
+    if (auto q = js_->consumer_state(std::string(kEventsStream), "aggregator"); q.is_ok()) {
+      lag_.set(static_cast<double>(q->pending));
+      ack_pending_.set(static_cast<double>(q->ack_pending));
+    }
+  }
+
   void flush_loop() {
     std::unique_lock lk(mu_);
     auto next_retention = std::chrono::steady_clock::now();
-    auto next_queue = next_retention;
+    auto next_queue = next_retention + Ms(1000);
     while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
       lk.unlock();
       for (;;) {
@@ -294,10 +302,7 @@ class Aggregator final : public core::runtime::HttpRole {
       if (std::chrono::steady_clock::now() >= next_queue) {
         // The consumer's position, for queue_lag_messages and queue_ack_pending_messages (a
         // request to the server, so at most once a second, not per scrape).
-        if (auto q = js_->consumer_state(std::string(kEventsStream), "aggregator"); q.is_ok()) {
-          lag_.set(static_cast<double>(q->pending));
-          ack_pending_.set(static_cast<double>(q->ack_pending));
-        }
+        refresh_queue_gauges();
         next_queue = std::chrono::steady_clock::now() + Ms(1000);
       }
       if (std::chrono::steady_clock::now() >= next_retention) {
