@@ -1,5 +1,6 @@
 #include "telemetry/event.h"
 
+#include <charconv>
 #include <cmath>
 
 #include <boost/json.hpp>
@@ -169,9 +170,9 @@ std::string to_json(const Event& e) {
       out += "null";
       return;
     }
-    char buf[32];
-    int n = std::snprintf(buf, sizeof buf, "%.17g", *v);
-    out.append(buf, n);
+    char buf[32];  // shortest text that reads back as the same double
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
+    out.append(buf, end);
   };
   auto opt = [&](std::string_view key, const std::optional<std::string>& v) {
     if (!v) return;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <charconv>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -70,9 +71,9 @@ int64_t now_ms() {
 
 std::optional<std::string> num(std::optional<double> v) {
   if (!v) return std::nullopt;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", *v);
-  return std::string(buf);
+  char buf[32];  // shortest text that reads back as the same double
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
+  return std::string(buf, end);
 }
 
 class Aggregator final : public core::runtime::HttpRole {
