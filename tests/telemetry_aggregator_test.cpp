@@ -243,8 +243,12 @@ TEST(TelemetryAggregator, PoisonMessagesLandInTheDlqAfterTheLastDelivery) {
   EXPECT_EQ(v.at("original_data").as_string(), "this is not an event");
   EXPECT_NE(v.at("reason").as_string(), "");
   EXPECT_TRUE(v.at("timestamp").is_string());
-  auto metrics = http::Client().get(agg->url("/metrics"));
-  EXPECT_NE(metrics->body.find("dlq_messages_total 1"), std::string::npos);
+  // Counted once the DLQ acknowledged it, a moment after a reader can see it there.
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = http::Client().get(agg->url("/metrics")).value_or(http::ClientResponse{}).body;
+    return metrics.find("dlq_messages_total 1") != std::string::npos;
+  }, 5s)) << metrics;
 }
 
 TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
