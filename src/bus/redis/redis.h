@@ -84,6 +84,8 @@ class Subscriber {
 
   void start();
   void stop();
+  // True once every channel is subscribed and on_connected has returned; false again once
+  // on_disconnected has returned.
   bool connected() const { return connected_.load(); }
   uint64_t reconnects() const { return reconnects_.load(); }
 
