@@ -186,12 +186,9 @@ void Subscriber::loop() {
     Status s = session();
     if (stop_) break;
     // A connection that was up starts the backoff over; failed attempts in a row grow it.
-    // Only this thread writes connected_; it turns false after the handler for the same reason
-    // it turns true after on_connected.
-    if (connected_.load()) {
+    if (connected_.exchange(false)) {
       b.reset();
       if (h_.on_disconnected) h_.on_disconnected(s);
-      connected_ = false;
     }
     if (!b) b.emplace(backoff_, core::Clock::real(), core::Random::real());
     auto wait = b->next(Status(Code::kUnavailable, std::string(s.message())));
@@ -260,9 +257,9 @@ Status Subscriber::session() {
     if (r->elements < 3) continue;
     if (kind == "subscribe") {
       if (++confirmed == channels_.size()) {
+        connected_ = true;
         lg.info("subscribed", {{"endpoint", ep_.describe()}, {"channels", static_cast<long long>(channels_.size())}});
         if (h_.on_connected) h_.on_connected();
-        connected_ = true;  // after the handler, so whoever sees connected() also sees its effects
       }
     } else if (kind == "message" && h_.on_message) {
       h_.on_message(std::string_view(r->element[1]->str, r->element[1]->len),

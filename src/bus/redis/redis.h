@@ -84,8 +84,9 @@ class Subscriber {
 
   void start();
   void stop();
-  // True once every channel is subscribed and on_connected has returned; false again once
-  // on_disconnected has returned.
+  // Changes before on_connected / on_disconnected are called, so a handler that wakes a waiter
+  // on connected() is never lost; a reader may therefore see the new state before the handler
+  // has run.
   bool connected() const { return connected_.load(); }
   uint64_t reconnects() const { return reconnects_.load(); }
 
