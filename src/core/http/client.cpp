@@ -47,10 +47,6 @@ Code code_for(CURLcode c) {
   }
 }
 
-int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<const std::atomic<bool>*>(cancel)->load() ? 1 : 0;
-}
-
 }  // namespace
 
 std::string_view ClientResponse::header(std::string_view name) const {
@@ -59,13 +55,59 @@ std::string_view ClientResponse::header(std::string_view name) const {
   return {};
 }
 
-struct Client::Pool {
-  std::mutex mu;
-  std::vector<CURL*> idle;
-  ~Pool() {
-    for (CURL* c : idle) curl_easy_cleanup(c);
+// A pooled easy handle with the multi handle that drives it. Driving it ourselves (instead of
+// curl_easy_perform) lets a cancel be seen between polls of at most 100 ms; libcurl's progress
+// callback comes only about once a second on an idle transfer. The multi handle holds the
+// connection cache, so keeping the pair together keeps connections alive across calls.
+namespace {
+struct Handle {
+  CURL* easy = nullptr;
+  CURLM* multi = nullptr;
+  ~Handle() {
+    if (easy) curl_easy_cleanup(easy);
+    if (multi) curl_multi_cleanup(multi);
   }
 };
+}  // namespace
+
+struct Client::Pool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<Handle>> idle;
+};
+
+namespace {
+
+// Runs the transfer to its end, or abandons it once *cancel is true.
+CURLcode perform(Handle& h, const std::atomic<bool>* cancel) {
+  if (curl_multi_add_handle(h.multi, h.easy) != CURLM_OK) return CURLE_FAILED_INIT;
+  CURLcode rc = CURLE_OK;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(h.multi, &running) != CURLM_OK) {
+      rc = CURLE_FAILED_INIT;
+      break;
+    }
+    if (!running) {
+      int left = 0;
+      while (CURLMsg* m = curl_multi_info_read(h.multi, &left))
+        if (m->msg == CURLMSG_DONE && m->easy_handle == h.easy) rc = m->data.result;
+      break;
+    }
+    if (cancel && cancel->load()) {
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    // libcurl shortens the wait to its own next timeout (the request's and connect limits).
+    if (curl_multi_poll(h.multi, nullptr, 0, cancel ? 100 : 1000, nullptr) != CURLM_OK) {
+      rc = CURLE_FAILED_INIT;
+      break;
+    }
+  }
+  curl_multi_remove_handle(h.multi, h.easy);  // an unfinished transfer's connection is closed
+  return rc;
+}
+
+}  // namespace
 
 Client::Client(ClientOptions o) : opts_(std::move(o)), pool_(std::make_unique<Pool>()) {
   static CurlGlobal global;
@@ -74,17 +116,22 @@ Client::Client(ClientOptions o) : opts_(std::move(o)), pool_(std::make_unique<Po
 Client::~Client() = default;
 
 Result<ClientResponse> Client::send(const ClientRequest& r) {
-  CURL* h = nullptr;
+  std::unique_ptr<Handle> handle;
   {
     std::lock_guard lock(pool_->mu);
     if (!pool_->idle.empty()) {
-      h = pool_->idle.back();
+      handle = std::move(pool_->idle.back());
       pool_->idle.pop_back();
     }
   }
-  if (!h) h = curl_easy_init();
-  if (!h) return Status(Code::kInternal, "curl_easy_init failed", "http.client");
-  curl_easy_reset(h);  // keeps the handle's live connections, clears the options
+  if (!handle) {
+    handle = std::make_unique<Handle>();
+    handle->easy = curl_easy_init();
+    handle->multi = curl_multi_init();
+    if (!handle->easy || !handle->multi) return Status(Code::kInternal, "curl_easy_init failed", "http.client");
+  }
+  CURL* h = handle->easy;
+  curl_easy_reset(h);  // clears the options; the connections live in the multi handle
 
   ClientResponse resp;
   curl_slist* hdrs = nullptr;
@@ -103,11 +150,6 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());  // "" disables proxies, including env ones
-  if (r.cancel) {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(r.cancel));
-  }
   switch (r.method) {
     case Method::kGet: break;
     case Method::kHead: curl_easy_setopt(h, CURLOPT_NOBODY, 1L); break;
@@ -124,18 +166,17 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
       }
   }
 
-  CURLcode rc = curl_easy_perform(h);
+  CURLcode rc = perform(*handle, r.cancel);
   curl_slist_free_all(hdrs);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   {
     std::lock_guard lock(pool_->mu);
-    if (static_cast<int>(pool_->idle.size()) < opts_.max_pooled_handles) {
-      pool_->idle.push_back(h);
-      h = nullptr;
-    }
+    if (static_cast<int>(pool_->idle.size()) < opts_.max_pooled_handles) pool_->idle.push_back(std::move(handle));
   }
-  if (h) curl_easy_cleanup(h);
+  if (rc == CURLE_ABORTED_BY_CALLBACK)
+    return Status(Code::kCancelled, "abandoned on request (" + std::string(method_name(r.method)) + " " + r.url + ")",
+                  "http.client");
   if (rc != CURLE_OK)
     return Status(code_for(rc), std::string(curl_easy_strerror(rc)) + " (" + std::string(method_name(r.method)) + " " + r.url + ")",
                   "http.client");
