@@ -111,6 +111,9 @@ TEST(CircuitBreaker, MaxConcurrentRejectsTheExcessInAnyState) {
 TEST(CircuitBreaker, MaxConcurrentHoldsUnderThreads) {
   CircuitBreaker b("t8", {1000000, 10s, 1, 3});
   std::atomic<int> inside{0}, most{0}, rejected{0};
+  // Until the first rejection, callers that got in stay in, so the limit is certainly reached
+  // however the threads are scheduled (on 2 cores they may otherwise never overlap 4 deep).
+  auto until = std::chrono::steady_clock::now() + 10s;
   std::vector<std::thread> ts;
   for (int t = 0; t < 8; ++t)
     ts.emplace_back([&] {
@@ -119,6 +122,7 @@ TEST(CircuitBreaker, MaxConcurrentHoldsUnderThreads) {
           int n = ++inside;
           int m = most.load();
           while (n > m && !most.compare_exchange_weak(m, n)) {}
+          while (rejected.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
           std::this_thread::yield();
           --inside;
           return Status();
