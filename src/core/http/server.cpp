@@ -46,6 +46,9 @@ void bind(config::Schema& s, ServerOptions* o) {
       .env("HTTP_WRITE_TIMEOUT").range(1, 3'600'000);
   s.add("http_max_connections", &o->max_connections, "connections beyond this are refused")
       .env("HTTP_MAX_CONNECTIONS").range(1, 1'000'000);
+  s.add("http_handler_timeout", &o->handler_timeout,
+        "an asynchronous handler that has not answered within this is answered 503")
+      .env("HTTP_HANDLER_TIMEOUT").range(1, 86'400'000);
   s.add("access_log", &o->access_log, "log one line per request").env("ACCESS_LOG");
 }
 
@@ -106,7 +109,8 @@ struct Connection {
   // no way to answer 408; this timer only cancels the read.
   asio::steady_timer read_deadline;
   bool read_timed_out = false;
-  std::optional<Response> async_result;
+  // The pending request's answer slot; replaced per request (see session()).
+  std::shared_ptr<std::optional<Response>> async_result;
   bool idle = true;
   std::string remote;
 };
@@ -128,6 +132,12 @@ class ServerImpl {
     duration_ = &reg.histogram("http_request_duration_seconds", "Time from a request's arrival to its response.",
                                {"server"}).with({opts_.name});
     connections_ = &reg.gauge("http_connections_active", "Open HTTP connections.", {"server"}).with({opts_.name});
+    auto& failures = reg.counter("http_handler_failures_total",
+                                 "Requests a handler failed to answer: it threw (exception) or did not complete "
+                                 "its responder within http_handler_timeout (timeout).",
+                                 {"server", "reason"});
+    handler_threw_ = &failures.with({opts_.name, "exception"});
+    handler_timed_out_ = &failures.with({opts_.name, "timeout"});
     for (auto& c : by_code_) c.store(nullptr, std::memory_order_relaxed);
   }
 
@@ -267,6 +277,19 @@ class ServerImpl {
       lg_.info("request rejected", {{"request_id", id}, {"status", status}, {"reason", message}, {"remote", c.remote}});
   }
 
+  Response handler_failed(const Request& req, int status, std::string_view message, std::string_view reason,
+                          std::string_view detail) {
+    (reason == "timeout" ? handler_timed_out_ : handler_threw_)->inc();
+    lg_.error("handler failed", {{"request_id", req.request_id()},
+                                 {"method", req.method_text()},
+                                 {"path", req.path()},
+                                 {"reason", reason},
+                                 {"error", detail}});
+    Response r;
+    r.error(status, message);
+    return r;
+  }
+
   // The frame is owned by w's io_context, so w outlives it; hence a plain reference.
   asio::awaitable<void> session(Worker& w, tcp::socket sock) {
     auto conn = std::make_shared<Connection>(std::move(sock));
@@ -362,36 +385,56 @@ class ServerImpl {
       req.request_id_ = acceptable_request_id(client_id) ? std::string(client_id) : new_request_id();
 
       Response resp;
-      bool done = router_->dispatch(req, resp, [weak_worker = w.weak_from_this(),
-                                                weak = std::weak_ptr<Connection>(conn)] {
-        return Responder([weak_worker, weak](Response&& r) {
-          auto worker = weak_worker.lock();
-          if (!worker) return;  // the server is gone; nobody to answer
-          if (worker->ioc.get_executor().running_in_this_thread()) {  // answered on the connection's own thread
-            if (auto cp = weak.lock()) {
-              cp->async_result = std::move(r);
+      // Each request gets its own slot: a Responder outliving its deadline writes into a slot
+      // nobody reads any more instead of into the next request's answer.
+      auto slot = std::make_shared<std::optional<Response>>();
+      c.async_result = slot;
+      bool done = true;
+      try {
+        done = router_->dispatch(req, resp, [weak_worker = w.weak_from_this(), weak = std::weak_ptr<Connection>(conn),
+                                             slot] {
+          return Responder([weak_worker, weak, slot](Response&& r) {
+            auto worker = weak_worker.lock();
+            if (!worker) return;  // the server is gone; nobody to answer
+            auto deliver = [weak, slot](Response&& r) {
+              auto cp = weak.lock();
+              if (!cp || cp->async_result != slot) return;  // answered 503 already, or closed
+              *slot = std::move(r);
               cp->wake.cancel();
+            };
+            if (worker->ioc.get_executor().running_in_this_thread()) {  // answered on the connection's own thread
+              deliver(std::move(r));
+              return;
             }
-            return;
-          }
-          asio::post(worker->ioc, [weak, r = std::move(r)]() mutable {
-            if (auto cp = weak.lock()) {
-              cp->async_result = std::move(r);
-              cp->wake.cancel();
-            }
+            asio::post(worker->ioc, [deliver, r = std::move(r)]() mutable { deliver(std::move(r)); });
           });
         });
-      });
-      if (!done) {
-        while (!c.async_result) {
-          c.wake.expires_at(asio::steady_timer::time_point::max());
-          co_await c.wake.async_wait(kTuple);
-          if (!c.async_result && !c.stream.socket().is_open()) break;  // force-closed while waiting
-        }
-        if (!c.async_result) break;
-        resp = std::move(*c.async_result);
-        c.async_result.reset();
+      } catch (const std::exception& e) {
+        resp = handler_failed(req, 500, "internal error: the handler failed", "exception", e.what());
+        done = true;
+      } catch (...) {
+        resp = handler_failed(req, 500, "internal error: the handler failed", "exception", "unknown exception");
+        done = true;
       }
+      if (!done) {
+        auto deadline = std::chrono::steady_clock::now() + opts_.handler_timeout;
+        while (!*slot) {
+          if (!c.stream.socket().is_open()) break;  // force-closed while waiting
+          if (std::chrono::steady_clock::now() >= deadline) {
+            *slot = handler_failed(req, 503, "the handler did not answer within " + config::format(opts_.handler_timeout),
+                                   "timeout", "responder not completed");
+            break;
+          }
+          c.wake.expires_at(deadline);
+          co_await c.wake.async_wait(kTuple);
+        }
+        if (!*slot) {
+          c.async_result.reset();
+          break;
+        }
+        resp = std::move(**slot);
+      }
+      c.async_result.reset();
 
       // 4. Answer.
       bool keep_alive = msg.keep_alive() && !resp.close && !draining_;
@@ -451,6 +494,8 @@ class ServerImpl {
   metrics::Family<metrics::Counter>* requests_;
   metrics::Histogram* duration_;
   metrics::Gauge* connections_;
+  metrics::Counter* handler_threw_;
+  metrics::Counter* handler_timed_out_;
   std::array<std::atomic<metrics::Counter*>, 600> by_code_;
 };
 

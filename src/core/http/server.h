@@ -13,6 +13,11 @@
 // in http_requests_total{server,code} and http_request_duration_seconds{server}; with
 // access_log on, each request is logged with its id, status and duration.
 //
+// A handler that throws is answered 500 and one whose Responder is not completed within
+// handler_timeout is answered 503; both are counted in
+// http_handler_failures_total{server,reason="exception"|"timeout"} and logged with the request
+// id, and the connection goes on serving (a late send() on the expired Responder is ignored).
+//
 // stop() drains: it stops accepting, closes idle keep-alive connections, lets requests in
 // progress finish (their responses say Connection: close) until the deadline, then closes
 // whatever is left.
@@ -46,6 +51,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds write_timeout{10'000};
   int max_connections = 10'000;
+  // Longest an asynchronous or deferred handler may hold a request before the server answers
+  // 503 for it. A role that holds requests on purpose (a long poll) raises it above its hold.
+  std::chrono::milliseconds handler_timeout{60'000};
   bool access_log = true;
   // Runs once per worker, on the thread calling start() and before that worker's thread
   // runs its io_context: a role attaches per-thread resources (a broker connection its
@@ -55,7 +63,7 @@ struct ServerOptions {
 
 // Binds the tuning keys shared by every HTTP role (http_threads, http_max_header_bytes,
 // http_max_body_bytes, http_read_timeout, http_idle_timeout, http_write_timeout,
-// http_max_connections, access_log). Address and port are bound by each role under its own
+// http_max_connections, http_handler_timeout, access_log). Address and port are bound by each role under its own
 // names and environment variables.
 void bind(config::Schema& schema, ServerOptions* o);
 

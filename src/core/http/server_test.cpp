@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/http/client.h"
+#include "core/metrics.h"
 #include "core/http/test_socket.h"
 
 namespace gantry::core::http {
@@ -296,6 +298,77 @@ TEST_F(ServerTest, StopDeadlineCutsStuckRequests) {
   s.read_until_close(1s, &closed);
   EXPECT_TRUE(closed);
   server.reset();
+}
+
+double handler_failures(std::string_view reason) {
+  return metrics::Registry::global()
+      .counter("http_handler_failures_total", "", {"server", "reason"})
+      .with({"test", std::string(reason)})
+      .value();
+}
+
+// A throwing handler used to skip the session's cleanup: the client hung, the connection was
+// counted open forever and stop() waited out its deadline.
+TEST_F(ServerTest, ThrowingHandlerIsAnswered500AndTheConnectionGoesOn) {
+  router->get("/throw", [](const Request&, Response&) -> void { throw std::runtime_error("boom"); });
+  router->add_async(Method::kGet, "/throw-async", [](const Request&, Responder) { throw 42; });
+  start();
+  double before = handler_failures("exception");
+  {
+    TestSocket s(server->port());
+    ASSERT_TRUE(s.send(get("/throw")));
+    std::string r = s.read_response(2s);
+    EXPECT_EQ(status_of(r), 500) << r;
+    EXPECT_NE(r.find(R"({"error":)"), std::string::npos) << r;
+    ASSERT_TRUE(s.send(get("/throw-async")));
+    r = s.read_response(2s);
+    EXPECT_EQ(status_of(r), 500) << r;
+    ASSERT_TRUE(s.send(get("/hello")));  // the same connection still serves
+    r = s.read_response(2s);
+    EXPECT_EQ(status_of(r), 200) << r;
+  }
+  EXPECT_EQ(handler_failures("exception") - before, 2);
+  for (int i = 0; i < 200 && server->active_connections() > 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server->active_connections(), 0);  // the closed connection is no longer counted
+  auto t0 = std::chrono::steady_clock::now();
+  server->stop(5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+// A responder kept and never completed used to hold its request (and its connection) forever.
+// After handler_timeout the server answers 503; a late send() must not leak into the next
+// request's answer on that connection.
+TEST_F(ServerTest, ForgottenResponderIsAnswered503AfterTheHandlerTimeout) {
+  auto kept = std::make_shared<std::vector<Responder>>();
+  auto mu = std::make_shared<std::mutex>();
+  router->add_async(Method::kGet, "/forgotten", [kept, mu](const Request&, Responder resp) {
+    std::lock_guard l(*mu);
+    kept->push_back(resp);
+  });
+  ServerOptions o;
+  o.handler_timeout = 200ms;
+  start(o);
+  double before = handler_failures("timeout");
+  TestSocket s(server->port());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(s.send(get("/forgotten")));
+  std::string r = s.read_response(3s);
+  EXPECT_EQ(status_of(r), 503) << r;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 190ms);
+  EXPECT_EQ(handler_failures("timeout") - before, 1);
+  {
+    std::lock_guard l(*mu);
+    ASSERT_EQ(kept->size(), 1u);
+    Response late;
+    late.text(200, "late answer");
+    kept->front().send(std::move(late));
+  }
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(s.send(get("/hello")));
+  r = s.read_response(2s);
+  EXPECT_EQ(status_of(r), 200) << r;
+  EXPECT_NE(r.find("\r\n\r\nhi"), std::string::npos) << r;
+  EXPECT_EQ(r.find("late answer"), std::string::npos) << r;
 }
 
 TEST_F(ServerTest, PortInUseIsAClearError) {

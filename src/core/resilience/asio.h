@@ -4,15 +4,14 @@
 // the coroutine's executor, so a backing-off operation holds no thread. The breaker, the rate
 // limiter and an idempotency hit never block and are called from coroutines directly. What
 // does block - ParallelManager::run, run_batches, an idempotency store run that may join a
-// running key - goes through co_offload, which runs it on a helper thread and resumes the
-// coroutine on its own executor with the result:
+// running key, a blocking C client - goes through co_offload, which runs it on a bounded
+// thread pool and resumes the coroutine on its own executor with the result:
 //
-//   ParallelReport rep = co_await co_offload([&] { return manager.run(std::move(ops)); });
+//   Result<ParallelReport> rep = co_await co_offload([&] { return manager.run(std::move(ops)); });
 #pragma once
 
-#include <future>
+#include <exception>
 #include <memory>
-#include <thread>
 #include <type_traits>
 
 #include <boost/asio/async_result.hpp>
@@ -24,6 +23,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/resilience/retry.h"
+#include "core/thread_pool.h"
 
 namespace gantry::core::resilience {
 
@@ -45,45 +45,61 @@ auto co_retry(const RetryPolicy& p, F fn, RetryOptions o = {})
   }
 }
 
-// Runs fn() on a new thread and completes with its result on the awaiting coroutine's
-// executor; the executor's io_context keeps running meanwhile (a work guard keeps run() from
-// returning early). The io_context must outlive the call.
+namespace detail {
+// What co_offload completes with: fn's own Status or Result<T>, or Result<T> around any other T,
+// so a refusal or an exception can be reported as a value.
+template <class T>
+struct Offloaded {
+  using type = Result<T>;
+};
+template <>
+struct Offloaded<Status> {
+  using type = Status;
+};
+template <class X>
+struct Offloaded<Result<X>> {
+  using type = Result<X>;
+};
+}  // namespace detail
+
+// Runs fn() on `pool` and completes with its result on the awaiting coroutine's executor; the
+// io_context keeps running meanwhile (a work guard keeps run() from returning early) and must
+// outlive the call. Failures are values: a pool that is full or stopping completes with
+// kUnavailable without running fn; an exception from fn completes with kInternal. fn returning
+// Status or Result<T> completes with that type, any other T with Result<T>.
 template <class F>
-auto co_offload(F fn) -> boost::asio::awaitable<std::invoke_result_t<F&>> {
-  using T = std::invoke_result_t<F&>;
+auto co_offload(ThreadPool& pool, F fn) -> boost::asio::awaitable<typename detail::Offloaded<std::invoke_result_t<F&>>::type> {
+  using R = typename detail::Offloaded<std::invoke_result_t<F&>>::type;
   auto ex = co_await boost::asio::this_coro::executor;
-  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(T)>(
-      [ex, fn = std::move(fn)](auto handler) mutable {
-        // The completion joins the helper before resuming the coroutine, so the thread has
-        // fully exited - its thread-local state (OpenSSL's, for one) freed - by then; a
-        // detached helper could still be exiting when the process does, which LeakSanitizer
-        // reports as a leak. `started` orders the join after the thread object is assigned.
-        auto helper = std::shared_ptr<std::thread>(new std::thread(), [](std::thread* t) {
-          // Dropped without the completion running (its io_context went away): never leave a
-          // joinable std::thread to terminate the process.
-          if (t->joinable()) {
-            if (t->get_id() == std::this_thread::get_id()) {
-              t->detach();
-            } else {
-              t->join();
+  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
+      [ex, &pool, fn = std::move(fn)](auto handler) mutable {
+        // The handler is shared between the job and the refusal path: only one of them runs it.
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto complete = [ex, h, guard = boost::asio::make_work_guard(ex)](R r) mutable {
+          boost::asio::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
+          guard.reset();
+        };
+        bool queued = pool.post([fn = std::move(fn), complete]() mutable {
+          R r = [&]() -> R {
+            try {
+              return R(fn());
+            } catch (const std::exception& e) {
+              return R(Status(Code::kInternal, std::string("offloaded work threw: ") + e.what(), "co_offload"));
+            } catch (...) {
+              return R(Status(Code::kInternal, "offloaded work threw", "co_offload"));
             }
-          }
-          delete t;
+          }();
+          complete(std::move(r));
         });
-        auto started = std::make_shared<std::promise<void>>();
-        std::shared_future<void> go = started->get_future().share();
-        *helper = std::thread([ex, fn = std::move(fn), handler = std::move(handler), helper, go,
-                               guard = boost::asio::make_work_guard(ex)]() mutable {
-          go.wait();
-          T result = fn();
-          boost::asio::post(ex, [handler = std::move(handler), result = std::move(result), helper]() mutable {
-            helper->join();
-            std::move(handler)(std::move(result));
-          });
-        });
-        started->set_value();
+        if (!queued) complete(R(Status(Code::kUnavailable, "blocking pool full or stopping", "co_offload")));
       },
       boost::asio::use_awaitable);
+}
+
+// co_offload on blocking_pool().
+template <class F>
+auto co_offload(F fn) {
+  return co_offload(core::blocking_pool(), std::move(fn));
 }
 
 }  // namespace gantry::core::resilience

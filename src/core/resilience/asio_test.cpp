@@ -1,5 +1,8 @@
 #include "core/resilience/asio.h"
 
+#include <future>
+#include <stdexcept>
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -74,7 +77,7 @@ TEST(CoOffload, BlockingManagersRunWithoutBlockingTheIoContext) {
   asio::io_context ioc;  // one thread: if the parallel run blocked it, no tick could happen
   std::atomic<int> ticks{0};
   std::atomic<bool> done{false};
-  std::optional<ParallelReport> rep;
+  std::optional<Result<ParallelReport>> rep;
   std::optional<Result<int>> joined;
   IdempotencyStore<int> store({"co-offload"});
   asio::co_spawn(
@@ -105,10 +108,42 @@ TEST(CoOffload, BlockingManagersRunWithoutBlockingTheIoContext) {
       },
       asio::detached);
   ioc.run();
-  ASSERT_TRUE(rep);
-  EXPECT_EQ(rep->succeeded, 6);
+  ASSERT_TRUE(rep && rep->is_ok());
+  EXPECT_EQ((*rep)->succeeded, 6);
   ASSERT_TRUE(joined && joined->is_ok());
   EXPECT_EQ(**joined, 7);
+}
+
+// A throwing function used to end the process (the helper thread's exception escaped); a
+// thread per call made the number of threads unbounded.
+TEST(CoOffload, ThrowsAndRefusalsAreValues) {
+  asio::io_context ioc;
+  ThreadPool pool(1, "co", 1);
+  std::optional<Status> threw, refused;
+  std::optional<Result<int>> ran;
+  std::promise<void> release;
+  std::shared_future<void> go = release.get_future().share();
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        threw = co_await co_offload(pool, []() -> Status { throw std::runtime_error("disk on fire"); });
+        // Hold the pool's only thread, fill its one-job queue, then ask for a third.
+        EXPECT_TRUE(pool.post([go] { go.wait(); }));
+        while (pool.queued() != 0) std::this_thread::sleep_for(1ms);
+        EXPECT_TRUE(pool.post([] {}));
+        refused = co_await co_offload(pool, [] { return Status(); });
+        release.set_value();
+        while (pool.queued() != 0) std::this_thread::sleep_for(1ms);
+        ran = co_await co_offload(pool, [] { return 5; });
+      },
+      asio::detached);
+  ioc.run();
+  ASSERT_TRUE(threw && refused && ran);
+  EXPECT_EQ(threw->code(), Code::kInternal);
+  EXPECT_NE(threw->to_string().find("disk on fire"), std::string::npos) << threw->to_string();
+  EXPECT_EQ(refused->code(), Code::kUnavailable);
+  ASSERT_TRUE(ran->is_ok());
+  EXPECT_EQ(**ran, 5);
 }
 
 }  // namespace

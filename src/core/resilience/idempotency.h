@@ -7,7 +7,9 @@
 //     (single flight);
 //   - completed: the cached value is returned (a hit) until its TTL ends.
 // A failed run is not cached: its concurrent waiters receive the failure, and the next call
-// runs the operation again. Completed entries beyond `max_entries` are evicted least recently
+// runs the operation again. An operation that throws is a failed run (kInternal, the exception's
+// text); the exception does not propagate. A caller joining a pending run waits at most
+// `join_timeout`, then gets kDeadlineExceeded (the run goes on and its result is still cached). Completed entries beyond `max_entries` are evicted least recently
 // used first; expired ones are dropped by sweep() (every 5 minutes with start_sweeper, or on
 // lookup).
 //
@@ -62,6 +64,7 @@ class IdempotencyStore {
     std::string name = "default";
     Duration ttl = std::chrono::hours(2);
     size_t max_entries = 100'000;
+    Duration join_timeout = std::chrono::minutes(5);
   };
 
   explicit IdempotencyStore(Options o = {}, const Clock& clock = Clock::real())
@@ -110,9 +113,9 @@ class IdempotencyStore {
         s.map.emplace(key, std::move(owned));
       }
     }
-    if (flight) return flight->wait();
+    if (flight) return flight->wait(o_.join_timeout);
 
-    Result<V> r = fn();
+    Result<V> r = run_guarded(fn);
     std::shared_ptr<Flight> done;
     {
       std::lock_guard lock(s.mu);
@@ -204,13 +207,28 @@ class IdempotencyStore {
  private:
   static constexpr size_t kShards = 16;
 
+  template <class F>
+  static Result<V> run_guarded(F& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      return Status(Code::kInternal, std::string("operation threw: ") + e.what(), "idempotency");
+    } catch (...) {
+      return Status(Code::kInternal, "operation threw", "idempotency");
+    }
+  }
+
   struct Flight {
     std::mutex mu;
     std::condition_variable cv;
     std::optional<Result<V>> result;
-    Result<V> wait() {
+    Result<V> wait(Duration limit) {
       std::unique_lock lock(mu);
-      cv.wait(lock, [this] { return result.has_value(); });
+      if (!cv.wait_for(lock, limit, [this] { return result.has_value(); }))
+        return Status(Code::kDeadlineExceeded,
+                      "the running operation with this key did not finish within " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()) + " ms",
+                      "idempotency");
       return *result;
     }
     void finish(const Result<V>& r) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <latch>
+#include <stdexcept>
 #include <thread>
 
 namespace gantry::core::resilience {
@@ -125,6 +126,50 @@ TEST(Idempotency, RecentlyUsedSurvivesEviction) {
   EXPECT_TRUE(big.peek(same[0]));
   EXPECT_FALSE(big.peek(same[1]));
   EXPECT_TRUE(big.peek(same[2]));
+}
+
+// A throwing operation used to leave its key pending forever: every later call with that key
+// waited without end.
+TEST(Idempotency, ThrowingOperationFailsItsRunAndTheKeyRunsAgain) {
+  IdempotencyStore<int> store({"t-throw"});
+  auto r = store.run(key(40), []() -> Result<int> { throw std::runtime_error("api exploded"); });
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kInternal);
+  EXPECT_NE(r.status().to_string().find("api exploded"), std::string::npos);
+  std::atomic<bool> finished{false};
+  std::thread again([&] {
+    auto r2 = store.run(key(40), []() -> Result<int> { return 3; });
+    EXPECT_TRUE(r2.is_ok() && *r2 == 3);
+    finished = true;
+  });
+  for (int i = 0; i < 200 && !finished; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(finished.load());
+  again.join();
+}
+
+// Joining a running operation used to wait without limit.
+TEST(Idempotency, JoiningWaitsAtMostTheJoinTimeout) {
+  IdempotencyStore<int>::Options o;
+  o.name = "t-join";
+  o.join_timeout = 50ms;
+  IdempotencyStore<int> store(o);
+  std::latch inside(1), release(1);
+  std::thread owner([&] {
+    auto r = store.run(key(41), [&]() -> Result<int> {
+      inside.count_down();
+      release.wait();
+      return 9;
+    });
+    EXPECT_TRUE(r.is_ok());
+  });
+  inside.wait();
+  auto t0 = std::chrono::steady_clock::now();
+  auto joined = store.run(key(41), []() -> Result<int> { return -1; });
+  EXPECT_EQ(joined.status().code(), Code::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  release.count_down();
+  owner.join();
+  EXPECT_EQ(*store.run(key(41), []() -> Result<int> { return -1; }), 9);  // the owner's result was cached
 }
 
 }  // namespace

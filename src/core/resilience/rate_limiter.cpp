@@ -42,10 +42,11 @@ uint64_t RateLimiter::total(uint64_t Shard::*field) const {
 
 size_t RateLimiter::sweep_locked(Shard& s, int64_t now) {
   size_t n = 0;
-  for (auto it = s.buckets.begin(); it != s.buckets.end();) {
-    double refilled = it->second.tokens + static_cast<double>(now - it->second.last_ns) * 1e-9 * rate_;
+  for (auto it = s.lru.begin(); it != s.lru.end();) {
+    double refilled = it->bucket.tokens + static_cast<double>(now - it->bucket.last_ns) * 1e-9 * rate_;
     if (refilled >= burst_) {
-      it = s.buckets.erase(it);
+      s.buckets.erase(std::string_view(it->key));
+      it = s.lru.erase(it);
       ++n;
     } else {
       ++it;
@@ -58,16 +59,20 @@ RateDecision RateLimiter::take(std::string_view key, double tokens) {
   int64_t now = clock_.now().time_since_epoch().count();
   Shard& s = shards_[std::hash<std::string_view>{}(key) % kShards];
   std::lock_guard lock(s.mu);
-  auto it = s.buckets.find(key);
-  if (it == s.buckets.end()) {
-    if (s.buckets.size() >= max_per_shard_ && sweep_locked(s, now) == 0) {
-      auto oldest = std::min_element(s.buckets.begin(), s.buckets.end(),
-                                     [](auto& a, auto& b) { return a.second.last_ns < b.second.last_ns; });
-      s.buckets.erase(oldest);
+  Bucket* bp;
+  if (auto it = s.buckets.find(key); it != s.buckets.end()) {
+    s.lru.splice(s.lru.begin(), s.lru, it->second);  // now the most recently used
+    bp = &it->second->bucket;
+  } else {
+    if (s.buckets.size() >= max_per_shard_) {
+      s.buckets.erase(std::string_view(s.lru.back().key));
+      s.lru.pop_back();
     }
-    it = s.buckets.emplace(std::string(key), Bucket{burst_, now}).first;
+    s.lru.push_front(Entry{std::string(key), Bucket{burst_, now}});
+    s.buckets.emplace(std::string_view(s.lru.front().key), s.lru.begin());
+    bp = &s.lru.front().bucket;
   }
-  Bucket& b = it->second;
+  Bucket& b = *bp;
   b.tokens = std::min(burst_, b.tokens + static_cast<double>(now - b.last_ns) * 1e-9 * rate_);
   b.last_ns = now;
   if (b.tokens >= tokens) {

@@ -2,14 +2,16 @@
 // to `burst`. O(1) per decision, sharded by key so threads rarely share a lock.
 //
 // Memory stays bounded under any number of keys: a bucket that has refilled to `burst` is
-// indistinguishable from a new one, so sweep() drops such idle keys without changing any
-// future answer; and a shard that reaches its share of `max_keys` sweeps itself, then, if
-// still full, evicts its least recently used key. Decisions are counted per shard and exported
+// indistinguishable from a new one, so sweep() (O(keys), meant for a periodic job) drops such
+// idle keys without changing any future answer; and a new key arriving at a shard that holds
+// its share of `max_keys` evicts that shard's least recently used key, in O(1) (a forgotten
+// key starts again with a full bucket). Decisions are counted per shard and exported
 // at scrape time (resilience_rate_limit_decisions_total, resilience_rate_limit_keys), so the
 // decision path shares no cache line between threads.
 #pragma once
 
 #include <array>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,9 +50,16 @@ class RateLimiter {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
+  struct Entry {
+    std::string key;
+    Bucket bucket;
+  };
+  using Lru = std::list<Entry>;  // most recently used first
   struct alignas(64) Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
+    Lru lru;
+    // Keyed by a view of the list node's own key: nodes never move, so the views stay valid.
+    std::unordered_map<std::string_view, Lru::iterator, Hash, std::equal_to<>> buckets;
     uint64_t allowed = 0, limited = 0;  // counted under mu, read at scrape time
   };
   uint64_t total(uint64_t Shard::*field) const;

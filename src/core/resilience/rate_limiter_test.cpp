@@ -74,5 +74,17 @@ TEST(RateLimiter, MemoryBoundedUnderManyKeys) {
   EXPECT_FALSE(rl.take("client-99999", 5).allowed);
 }
 
+// A full shard used to sweep all its keys (O(n) under the shard lock) on every new key; it
+// now evicts exactly one, so a full limiter stays exactly full.
+TEST(RateLimiter, AFullShardEvictsOneKeyPerNewKey) {
+  ManualClock clock;
+  RateLimiter rl("t", 1, 5, clock, /*max_keys=*/64);  // 4 keys per shard
+  for (int i = 0; i < 1000; ++i) {
+    clock.advance(std::chrono::hours(1));  // every bucket refills: a sweep would drop them all
+    rl.take("client-" + std::to_string(i));
+  }
+  EXPECT_EQ(rl.size(), 64u);
+}
+
 }  // namespace
 }  // namespace gantry::core::resilience

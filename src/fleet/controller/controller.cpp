@@ -901,6 +901,8 @@ class Factory final : public core::runtime::RoleFactory {
 
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
     apply(st_.listen, &st_.http);
+    // A long poll is held on purpose: the server's forgotten-responder deadline must not cut it.
+    st_.http.handler_timeout = std::max(st_.http.handler_timeout, st_.long_poll_max + std::chrono::seconds(10));
     if (st_.offline_after <= st_.stale_after)
       return core::invalid_argument("controller.offline_after must be longer than controller.stale_after");
     return std::unique_ptr<core::runtime::Role>(std::make_unique<Controller>(st_));

@@ -148,13 +148,19 @@ class Probe final : public core::runtime::HttpRole {
     for (;;) {
       std::atomic<int> left{static_cast<int>(st_.targets.size())};
       for (const std::string& t : st_.targets) {
-        pool_->post([this, t, &left] {
-          measure_one(t);
+        auto finished = [this, &left] {
           if (--left == 0) {
             std::lock_guard lk(mu_);  // so the scheduler cannot miss this between its check and its wait
             cv_.notify_all();
           }
-        });
+        };
+        if (!pool_->post([this, t, finished] {
+              measure_one(t);
+              finished();
+            })) {
+          lg.warn("measurement skipped: the measuring pool is full or stopping", {{"target", t}});
+          finished();
+        }
       }
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return left.load() == 0; });  // `left` lives on this frame
