@@ -101,6 +101,39 @@ TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {
   EXPECT_NE(up.out().find("\"msg\":\"request\""), std::string::npos);  // JSON access log line
 }
 
+// The access log used to block an io thread once its queue was full: with stdout a pipe nobody
+// reads, the server stopped answering after a few hundred requests. Now lines are dropped
+// (and counted) and every request is answered.
+TEST(Cli, AFullLogPipeDoesNotStopTheServer) {
+  Child up({kBin, "up", "--roles", "hello"}, {{"LOG_FORMAT", "json"}, {"LOG_QUEUE_LINES", "64"}, {"HTTP_THREADS", "1"}});
+  std::string out = up.wait_for_output("http://", 10s);
+  ASSERT_FALSE(out.empty()) << up.err();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(hello\s+http\s+(http://127\.0\.0\.1:\d+))"))) << out;
+  std::string base = m[1];
+  // From here on nobody reads the child's stdout: the pipe (64 KiB) fills after ~300 lines.
+  core::http::ClientOptions o;
+  o.timeout = 3s;
+  core::http::Client c(o);
+  int answered = 0;
+  for (int i = 0; i < 3000; ++i) {
+    auto r = c.get(base + "/");
+    if (!r.is_ok() || r->status != 200) {
+      ADD_FAILURE() << "request " << i << ": " << (r.is_ok() ? std::to_string(r->status) : r.status().to_string());
+      break;
+    }
+    ++answered;
+  }
+  EXPECT_EQ(answered, 3000);
+  auto metrics = c.get(base + "/metrics");
+  ASSERT_TRUE(metrics.is_ok());
+  std::smatch d;
+  ASSERT_TRUE(std::regex_search(metrics->body, d, std::regex(R"(\nlog_lines_dropped_total (\d+))"))) << metrics->body.substr(0, 2000);
+  EXPECT_GT(std::stod(d[1]), 0);
+  up.signal(SIGTERM);
+  EXPECT_EQ(up.wait(15s), 0) << up.err();  // waiting reads stdout again, so the writer drains
+}
+
 TEST(Cli, PortInUseOrBadAddressFailsAtStartWithClearMessage) {
   core::http::testing::HeldPort held;
   std::string port = std::to_string(held.port());

@@ -1,7 +1,9 @@
 #include "core/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/async.h>
@@ -16,10 +18,30 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::atomic<bool> g_json{false};
 std::mutex g_mu;  // guards (re)configuration
-// Loggers are kept until shutdown() so a writer holding the raw pointer never sees it freed;
-// reconfiguration is rare (start-up), so the few kept loggers cost nothing.
-std::vector<std::shared_ptr<spdlog::logger>> g_owned;
+// Loggers are never freed, so a writer holding the raw pointer never sees it freed;
+// reconfiguration is rare (start-up, shutdown), so the few kept loggers cost nothing. The
+// vector is leaked on purpose: threads may log during static destruction.
+auto& g_owned = *new std::vector<std::shared_ptr<spdlog::logger>>();
 std::atomic<spdlog::logger*> g_logger{nullptr};
+std::atomic<bool> g_async{false};
+std::atomic<uint64_t> g_submitted{0};  // lines handed to the async logger
+
+// The last sink of the async logger: counts the lines the writer thread has written to every
+// other sink, so flush() can wait for a given line without a message of its own (a flush
+// message could itself be dropped when the queue is full).
+class CountingSink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg&) override { written_.fetch_add(1, std::memory_order_release); }
+  void flush() override {}
+  void set_pattern(const std::string&) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+  uint64_t written() const { return written_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<uint64_t> written_{0};
+};
+std::shared_ptr<CountingSink> g_counter;  // of the current async logger; guarded by g_mu
+std::vector<spdlog::sink_ptr> g_sinks;    // its output sinks; guarded by g_mu
 
 spdlog::level::level_enum to_spd(Level l) { return static_cast<spdlog::level::level_enum>(static_cast<int>(l)); }
 
@@ -53,6 +75,8 @@ void bind(config::Schema& schema, Settings* s) {
   schema.add("log_file", &s->file, "also write logs to this file, rotated by size").env("LOG_FILE");
   schema.add("log_file_max_mb", &s->file_max_mb, "rotate the log file at this size").env("LOG_FILE_MAX_MB").range(1, 1 << 20);
   schema.add("log_file_count", &s->file_count, "rotated log files kept").env("LOG_FILE_COUNT").range(1, 1000);
+  schema.add("log_queue_lines", &s->queue_lines, "log lines queued for the writer; beyond, the oldest are dropped")
+      .env("LOG_QUEUE_LINES").range(16, 1 << 24);
 }
 
 Status init(const Settings& s) {
@@ -72,9 +96,14 @@ Status init(const Settings& s) {
       return io_error(std::string("cannot open log file: ") + e.what());
     }
   }
-  if (!spdlog::thread_pool()) spdlog::init_thread_pool(16384, 1);
-  auto logger = std::make_shared<spdlog::async_logger>("gantry", sinks.begin(), sinks.end(), spdlog::thread_pool(),
-                                                       spdlog::async_overflow_policy::block);
+  if (!spdlog::thread_pool()) spdlog::init_thread_pool(static_cast<size_t>(std::max(s.queue_lines, 16)), 1);
+  auto counter = std::make_shared<CountingSink>();
+  std::vector<spdlog::sink_ptr> all = sinks;
+  all.push_back(counter);
+  // overrun_oldest: a full queue drops its oldest line instead of blocking the caller (an io
+  // thread must never wait on a terminal or a pipe).
+  auto logger = std::make_shared<spdlog::async_logger>("gantry", all.begin(), all.end(), spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
   // The payload (%v) is built by write(): in JSON mode it is the remaining members of the object.
   if (json)
     logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l",%v})", spdlog::pattern_time_type::utc);
@@ -82,24 +111,69 @@ Status init(const Settings& s) {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::trace);  // filtering is done by enabled() before formatting
   logger->flush_on(spdlog::level::warn);
+  // Lines already queued for the previous logger are not waited for: it is replaced, not freed.
   g_owned.push_back(logger);
+  g_counter = counter;
+  g_sinks = sinks;
+  g_submitted.store(0);
+  g_async = true;
   g_logger.store(logger.get(), std::memory_order_release);
   g_json = json;
   g_level = static_cast<int>(*level);
   return {};
 }
 
-void flush() {
-  if (auto* lg = g_logger.load(std::memory_order_acquire)) lg->flush();
+namespace {
+bool flush_locked(std::chrono::milliseconds limit) {
+  if (!g_async.load() || !g_counter) {
+    if (auto* lg = g_logger.load(std::memory_order_acquire)) lg->flush();
+    return true;
+  }
+  uint64_t target = g_submitted.load(std::memory_order_acquire);
+  auto tp = spdlog::thread_pool();
+  uint64_t dropped_before = 0;  // lines dropped before the call count as handled
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  bool done = false;
+  while (true) {
+    uint64_t dropped = tp ? tp->overrun_counter() : 0;
+    if (g_counter->written() + (dropped - dropped_before) >= target) {
+      done = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (auto& sink : g_sinks) sink->flush();  // the sinks are thread-safe (_mt)
+  return done;
+}
+}  // namespace
+
+bool flush(std::chrono::milliseconds limit) {
+  std::lock_guard lock(g_mu);
+  return flush_locked(limit);
 }
 
 void shutdown() {
   std::lock_guard lock(g_mu);
-  if (auto* lg = g_logger.exchange(nullptr)) lg->flush();
-  // Join the writer thread (it finishes the queue) before the loggers and sinks it writes to
-  // are destroyed.
-  spdlog::shutdown();
-  g_owned.clear();
+  flush_locked(std::chrono::seconds(5));
+  if (!g_async.load() || g_sinks.empty()) return;
+  // Later lines are written directly to the same sinks (thread-safe) by a synchronous logger;
+  // the async logger stays alive for writers that loaded it a moment ago.
+  auto sync = std::make_shared<spdlog::logger>("gantry-sync", g_sinks.begin(), g_sinks.end());
+  sync->set_level(spdlog::level::trace);
+  sync->flush_on(spdlog::level::trace);
+  if (g_json.load())
+    sync->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l",%v})", spdlog::pattern_time_type::utc);
+  else
+    sync->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v", spdlog::pattern_time_type::utc);
+  g_owned.push_back(sync);
+  g_async = false;
+  g_logger.store(sync.get(), std::memory_order_release);
+}
+
+uint64_t dropped_lines() {
+  auto tp = spdlog::thread_pool();
+  return tp ? tp->overrun_counter() : 0;
 }
 
 bool enabled(Level l) noexcept { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }
@@ -180,6 +254,7 @@ void write(Level level, std::string_view role, std::string_view msg, Fields fiel
   }
   spdlog::logger* lg = g_logger.load(std::memory_order_acquire);
   if (!lg) lg = fallback().get();
+  else if (g_async.load(std::memory_order_relaxed)) g_submitted.fetch_add(1, std::memory_order_release);
   lg->log(to_spd(level), spdlog::string_view_t(line.data(), line.size()));
 }
 

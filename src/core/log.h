@@ -7,9 +7,12 @@
 //   -> 2026-11-22 10:00:00.123 info  [controller] config updated etag=… agents=3
 //
 // Writing is asynchronous (a background thread does the I/O), so a log line costs a format and
-// a queue push on the caller's thread. Secrets must never be passed as fields.
+// a queue push on the caller's thread, and never waits: when the queue is full (the output
+// cannot keep up, or stdout is a pipe nobody reads) the oldest queued line is dropped and
+// counted in log_lines_dropped_total. Secrets must never be passed as fields.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -27,17 +30,22 @@ struct Settings {
   std::string file;                // also write to this file, rotated; empty = stdout only
   int file_max_mb = 100;
   int file_count = 5;
+  int queue_lines = 16384;  // lines waiting for the writer before the oldest are dropped
 };
-// LOG_FORMAT, LOG_LEVEL, LOG_FILE, LOG_FILE_MAX_MB, LOG_FILE_COUNT.
+// LOG_FORMAT, LOG_LEVEL, LOG_FILE, LOG_FILE_MAX_MB, LOG_FILE_COUNT, LOG_QUEUE_LINES.
 void bind(config::Schema& schema, Settings* s);
 
 // (Re)configures the process logger. Safe to call again; logs before the first call go to
-// stderr in console format at info level.
+// stderr in console format at info level. queue_lines takes effect at the first call only.
 Status init(const Settings& s);
-// Writes out everything logged so far.
-void flush();
-// Flushes and stops the background writer (at exit).
+// Returns once every line logged before the call is written and the outputs flushed, or after
+// `limit` (a writer stuck on a full pipe must not hang a shutdown); false in that case.
+bool flush(std::chrono::milliseconds limit = std::chrono::seconds(5));
+// Flushes (bounded as flush()) and from then on writes synchronously on the caller's thread,
+// for the last words of an exiting process. Safe while other threads log: no logger is freed.
 void shutdown();
+// Lines dropped because the queue was full, since the start.
+uint64_t dropped_lines();
 
 bool enabled(Level l) noexcept;
 

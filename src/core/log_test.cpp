@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <atomic>
+#include <vector>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -28,9 +30,7 @@ TEST(Log, JsonLinesWithFieldsToRotatingFile) {
   Logger lg("tester");
   lg.debug("below the level", {{"x", 1}});
   lg.info("config \"updated\"\nnext", {{"etag", "e-1"}, {"agents", 3}, {"ratio", 0.5}, {"ok", true}});
-  flush();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the async writer drains its queue
-  flush();
+  ASSERT_TRUE(flush());
   auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 1u);
   auto v = boost::json::parse(lines[0]).as_object();
@@ -43,6 +43,58 @@ TEST(Log, JsonLinesWithFieldsToRotatingFile) {
   EXPECT_EQ(v["ok"].as_bool(), true);
   EXPECT_EQ(v["ts"].as_string().size(), 24u);  // 2026-11-22T10:00:00.123Z
   shutdown();
+  std::remove(path.c_str());
+}
+
+// flush() used to queue a flush and return at once: lines logged just before were often not
+// in the file yet.
+TEST(Log, FlushReturnsOnceEveryEarlierLineIsWritten) {
+  std::string path = ::testing::TempDir() + "/gantry_log_flush_" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  Settings s;
+  s.format = "json";
+  s.level = "info";
+  s.file = path;
+  ASSERT_TRUE(init(s).is_ok());
+  Logger lg("flusher");
+  for (int i = 0; i < 3000; ++i) lg.info("line", {{"i", i}});
+  ASSERT_TRUE(flush());
+  auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 3000u);
+  EXPECT_NE(lines.back().find("\"i\":2999"), std::string::npos) << lines.back();
+  shutdown();
+  std::remove(path.c_str());
+}
+
+// shutdown() used to free the loggers while other threads (roles still running when the
+// runtime's watchdog gives up) were writing through them. Now they keep writing, synchronously.
+TEST(Log, ShutdownWhileOtherThreadsLogLosesNothingAfterward) {
+  std::string path = ::testing::TempDir() + "/gantry_log_shutdown_" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  Settings s;
+  s.format = "json";
+  s.file = path;
+  ASSERT_TRUE(init(s).is_ok());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      Logger lg("busy");
+      while (!stop) {
+        lg.warn("still running");
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  shutdown();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  stop = true;
+  for (auto& t : ts) t.join();
+  Logger("last").error("after shutdown");
+  auto lines = read_lines(path);  // written synchronously: no flush needed
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.back().find("after shutdown"), std::string::npos) << lines.back();
+  ASSERT_TRUE(init(Settings{}).is_ok());  // and the logger can be set up again
   std::remove(path.c_str());
 }
 

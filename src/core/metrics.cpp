@@ -1,5 +1,7 @@
 #include "core/metrics.h"
 
+#include "core/log.h"
+
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -312,6 +314,8 @@ void register_process_metrics(Registry& r) {
   static const double start = boot_time() + stat_field(22) / ticks;
   r.counter_callback("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                      [] { return (stat_field(14) + stat_field(15)) / ticks; });
+  r.counter_callback("log_lines_dropped_total", "Log lines dropped because the writer could not keep up.",
+                     [] { return static_cast<double>(log::dropped_lines()); });
   r.gauge_callback("process_resident_memory_bytes", "Resident memory size in bytes.",
                    [] { return stat_field(24) * page; });
   r.gauge_callback("process_virtual_memory_bytes", "Virtual memory size in bytes.", [] { return stat_field(23); });
