@@ -193,6 +193,54 @@ TEST(NatsPublisher, FrozenServerTimesOutAcksThenTheDeadConnectionIsReplaced) {
   EXPECT_TRUE(l.results[1].is_ok()) << l.results[1].status().to_string();
 }
 
+// The ack used to be scanned for substrings: in a stream named "seq" every ack read as
+// unreadable and every publish failed.
+TEST(NatsPublisher, AStreamNamedSeqIsAckedLikeAnyOther) {
+  PrivateNats nats;
+  {
+    auto js = JetStream::connect(nats.url());
+    ASSERT_TRUE(js.is_ok());
+    ASSERT_TRUE((*js)->ensure_stream(StreamSpec{"seq", {"seqsubj"}}).is_ok());
+  }
+  Loop l({.urls = nats.url()});
+  ASSERT_TRUE(l.connect_and_run().is_ok());
+  ASSERT_TRUE(l.publish("seqsubj", "{}", "s1").is_ok());
+  ASSERT_TRUE(eventually([&] { return l.answered() == 1; }, 5s));
+  std::lock_guard lk(l.mu);
+  ASSERT_TRUE(l.results[0].is_ok()) << l.results[0].status().to_string();
+  EXPECT_EQ(l.results[0]->stream, "seq");
+  EXPECT_EQ(l.results[0]->sequence, 1u);
+}
+
+// The write buffer used to grow without limit while the server took nothing (frozen).
+TEST(NatsPublisher, WriteBufferIsBoundedWhileTheServerTakesNothing) {
+  PrivateNats nats;
+  {
+    auto js = JetStream::connect(nats.url());
+    ASSERT_TRUE(js.is_ok());
+    ASSERT_TRUE((*js)->ensure_stream(StreamSpec{"BOUNDED", {"bounded.events"}}).is_ok());
+  }
+  Loop l({.urls = nats.url(), .ack_timeout = 60s, .ping_interval = 60s, .max_in_flight = 1'000'000,
+          .max_buffered_bytes = 1u << 20});
+  ASSERT_TRUE(l.connect_and_run().is_ok());
+  nats.proc->signal(SIGSTOP);
+  std::string data(4096, 'x');
+  Status refused;
+  int accepted = 0;
+  for (int i = 0; i < 20'000 && refused.is_ok(); ++i) {  // 80 MB: more than the kernel's socket buffers hold
+    Status st = l.publish("bounded.events", data, "b" + std::to_string(i));
+    if (st.is_ok()) ++accepted;
+    else refused = st;
+  }
+  l.on_loop([&] {
+    l.pub.close();  // fails what is pending here, on the loop's thread
+    return 0;
+  });
+  nats.proc->signal(SIGCONT);
+  EXPECT_EQ(refused.code(), Code::kUnavailable) << "accepted " << accepted << " without refusing";
+  EXPECT_NE(refused.to_string().find("write buffer full"), std::string::npos) << refused.to_string();
+}
+
 TEST(NatsPublisher, BadUrlsAndUnreachableServersAreClearErrors) {
   EXPECT_EQ(Publisher::check_urls("tls://host:4222").code(), Code::kInvalidArgument);
   EXPECT_EQ(Publisher::check_urls("nats://host:notaport").code(), Code::kInvalidArgument);

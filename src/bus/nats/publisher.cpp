@@ -110,38 +110,28 @@ void append_uint(std::string& out, uint64_t v) {
 }
 
 // {"stream":"S","seq":12,"duplicate":true} or {"error":{"code":...,"err_code":...,"description":"..."}}.
-// The success form is scanned (it is the hot path); errors go through the JSON parser.
+// Parsed as JSON, member by member: a substring scan read a stream named "seq" (or a
+// description holding "error") as the wrong field.
 Result<PubAck> parse_ack(std::string_view body) {
-  if (body.find("\"error\"") != std::string_view::npos) {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(body, ec);
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object())
+    return Status(Code::kIoError, "unreadable JetStream ack: " + std::string(body.substr(0, 200)), "nats.publish");
+  const auto& o = v.as_object();
+  if (auto* e = o.if_contains("error"); e && e->is_object()) {
     std::string what = "JetStream refused the message";
-    if (!ec && v.is_object()) {
-      if (auto* e = v.as_object().if_contains("error"); e && e->is_object()) {
-        if (auto* d = e->as_object().if_contains("description"); d && d->is_string()) what = std::string(d->as_string());
-        if (auto* c = e->as_object().if_contains("err_code"); c && c->is_int64())
-          what += " (JetStream error " + std::to_string(c->as_int64()) + ")";
-      }
-    }
+    if (auto* d = e->as_object().if_contains("description"); d && d->is_string()) what = std::string(d->as_string());
+    if (auto* c = e->as_object().if_contains("err_code"); c && c->is_int64())
+      what += " (JetStream error " + std::to_string(c->as_int64()) + ")";
     return Status(Code::kIoError, what, "nats.publish");
   }
   PubAck a;
-  auto field = [&](std::string_view key) -> std::string_view {
-    auto k = body.find(key);
-    if (k == std::string_view::npos) return {};
-    auto v = body.substr(k + key.size());
-    while (!v.empty() && (v.front() == ' ' || v.front() == ':')) v.remove_prefix(1);
-    return v;
-  };
-  std::string_view seq = field("\"seq\"");
-  auto [p, ec] = std::from_chars(seq.data(), seq.data() + seq.size(), a.sequence);
-  if (seq.empty() || ec != std::errc()) return Status(Code::kIoError, "unreadable JetStream ack: " + std::string(body.substr(0, 200)), "nats.publish");
-  if (std::string_view s = field("\"stream\""); !s.empty() && s.front() == '"') {
-    s.remove_prefix(1);
-    a.stream = std::string(s.substr(0, s.find('"')));
-  }
-  std::string_view d = field("\"duplicate\"");
-  a.duplicate = d.substr(0, 4) == "true";
+  auto* seq = o.if_contains("seq");
+  if (!seq || !(seq->is_uint64() || (seq->is_int64() && seq->as_int64() >= 0)))
+    return Status(Code::kIoError, "unreadable JetStream ack: " + std::string(body.substr(0, 200)), "nats.publish");
+  a.sequence = seq->is_uint64() ? seq->as_uint64() : static_cast<uint64_t>(seq->as_int64());
+  if (auto* st = o.if_contains("stream"); st && st->is_string()) a.stream = std::string(st->as_string());
+  if (auto* d = o.if_contains("duplicate"); d && d->is_bool()) a.duplicate = d->as_bool();
   return a;
 }
 
@@ -193,6 +183,11 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
                     "nats.publish");
     if (subject.empty() || !clean_token(subject) || !clean_token(msg_id))
       return Status(Code::kInvalidArgument, "subject or message id with spaces or control characters", "nats.publish");
+    if (out_.size() + writing_.size() + data.size() + subject.size() + msg_id.size() + 128 > o_.max_buffered_bytes)
+      return Status(Code::kUnavailable,
+                    "write buffer full: " + std::to_string(out_.size() + writing_.size()) +
+                        " bytes not yet taken by the server",
+                    "nats.publish");
     uint64_t seq = next_seq_++;
     pending_.push_back({std::move(done), coarse_now_ + o_.ack_timeout});
     ++live_;
@@ -275,8 +270,9 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
       self->reconnecting_ = false;
       if (ec || self->closed_ || self->connected_) return;
       self->reconnecting_ = true;
-      asio::co_spawn(self->ioc_, self->handshake(self, self->gen_), [self](std::exception_ptr, Status s) {
+      asio::co_spawn(self->ioc_, self->handshake(self, self->gen_), [self](std::exception_ptr e, Status s) {
         self->reconnecting_ = false;
+        if (e) s = Status(Code::kInternal, "handshake threw", "nats.connect");  // one more failed attempt, not the end
         if (self->closed_ || self->connected_) return;
         if (!s.is_ok()) {
           if (self->failed_attempts_++ % 40 == 0)

@@ -16,7 +16,8 @@
 // kDeadlineExceeded when no ack came within ack_timeout (the same), or JetStream's own error.
 // When publish() itself fails, nothing was sent and `done` is never called.
 //
-// The connection reconnects by itself, forever, reconnect_wait apart, cycling through the
+// The connection reconnects by itself, forever, reconnect_wait apart (a handshake that fails
+// in any way, an exception included, is one failed attempt), cycling through the
 // URLs; while it is down publishes fail at once (nothing is buffered for later). A connection
 // that answers no PING for two ping intervals is dropped as dead. Plain TCP only: a server
 // that requires TLS is refused at connect with an error that says so.
@@ -52,6 +53,9 @@ class Publisher {
     std::chrono::milliseconds reconnect_wait{250};
     std::chrono::milliseconds ping_interval{2000};
     size_t max_in_flight = 100'000;  // publishes awaiting acks; beyond it publish() fails
+    // Bytes written by publish() and not yet taken by the socket (a slow or frozen server);
+    // beyond it publish() fails with kUnavailable instead of growing memory.
+    size_t max_buffered_bytes = 64u << 20;
   };
   using Done = std::function<void(core::Result<PubAck>)>;
 

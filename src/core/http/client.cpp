@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -14,8 +15,19 @@ struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
+struct BodySink {
+  std::string* body;
+  size_t limit;
+  bool over = false;
+};
+
 size_t on_body(char* p, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(p, size * n);
+  auto* sink = static_cast<BodySink*>(user);
+  if (sink->body->size() + size * n > sink->limit) {
+    sink->over = true;
+    return 0;  // libcurl ends the transfer with CURLE_WRITE_ERROR
+  }
+  sink->body->append(p, size * n);
   return size * n;
 }
 
@@ -146,7 +158,8 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
+  BodySink sink{&resp.body, static_cast<size_t>(std::max<int64_t>(0, r.max_body_bytes.value_or(opts_.max_body_bytes)))};
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());  // "" disables proxies, including env ones
@@ -174,6 +187,11 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
     std::lock_guard lock(pool_->mu);
     if (static_cast<int>(pool_->idle.size()) < opts_.max_pooled_handles) pool_->idle.push_back(std::move(handle));
   }
+  if (sink.over)
+    return Status(Code::kResourceExhausted,
+                  "response body larger than " + std::to_string(sink.limit) + " bytes (" +
+                      std::string(method_name(r.method)) + " " + r.url + ")",
+                  "http.client");
   if (rc == CURLE_ABORTED_BY_CALLBACK)
     return Status(Code::kCancelled, "abandoned on request (" + std::string(method_name(r.method)) + " " + r.url + ")",
                   "http.client");
@@ -185,7 +203,7 @@ Result<ClientResponse> Client::send(const ClientRequest& r) {
 }
 
 Result<ClientResponse> Client::get(std::string url, Headers h) {
-  return send(ClientRequest{Method::kGet, std::move(url), std::move(h), {}, std::nullopt, {}, nullptr});
+  return send(ClientRequest{Method::kGet, std::move(url), std::move(h), {}, std::nullopt, {}, nullptr, std::nullopt});
 }
 
 Result<ClientResponse> Client::post(std::string url, std::string body, Headers h) {
@@ -193,7 +211,7 @@ Result<ClientResponse> Client::post(std::string url, std::string body, Headers h
   for (auto& [k, v] : h)
     if (strcasecmp(k.c_str(), "Content-Type") == 0) has_type = true;
   if (!has_type) h.emplace_back("Content-Type", "application/json");
-  return send(ClientRequest{Method::kPost, std::move(url), std::move(h), std::move(body), std::nullopt, {}, nullptr});
+  return send(ClientRequest{Method::kPost, std::move(url), std::move(h), std::move(body), std::nullopt, {}, nullptr, std::nullopt});
 }
 
 }  // namespace gantry::core::http

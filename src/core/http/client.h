@@ -3,7 +3,8 @@
 // cache. Proxies (http://user:pass@host:port) and TLS come from libcurl.
 //
 // Failures are values: a URL that cannot be parsed is kInvalidArgument; a refused or reset
-// connection or DNS failure kUnavailable; a timeout kDeadlineExceeded. Any HTTP status,
+// connection or DNS failure kUnavailable; a timeout kDeadlineExceeded; a body over
+// max_body_bytes kResourceExhausted. Any HTTP status,
 // including 4xx and 5xx, is a successful exchange and returned as a ClientResponse.
 #pragma once
 
@@ -32,6 +33,7 @@ struct ClientRequest {
   // When set and it becomes true, the exchange is abandoned within ~100 ms with kCancelled
   // (a held long poll must not delay a shutdown).
   const std::atomic<bool>* cancel = nullptr;
+  std::optional<int64_t> max_body_bytes;  // default: the client's
 };
 
 struct ClientResponse {
@@ -47,6 +49,9 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   std::string user_agent = "gantry/0.1";
   int max_pooled_handles = 32;
+  // A response body larger than this is abandoned as kResourceExhausted: a target we do not
+  // control must not make us hold an unbounded answer in memory.
+  int64_t max_body_bytes = 16 << 20;
 };
 
 class Client {

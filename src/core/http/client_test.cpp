@@ -101,5 +101,33 @@ TEST(HttpClient, FailuresAreValuesWithTheirCodes) {
   EXPECT_EQ(refused.status().code(), Code::kUnavailable) << refused.status().to_string();
 }
 
+// Response bodies used to be appended without limit (the Fleet worker fetches targets nobody
+// here controls).
+TEST(HttpClient, ABodyOverTheLimitIsRefusedNotHeld) {
+  auto router = std::make_shared<Router>();
+  router->get("/big", [](const Request&, Response& resp) { resp.text(200, std::string(3 << 20, 'x')); });
+  ServerOptions o;
+  o.address = "127.0.0.1";
+  o.threads = 1;
+  o.access_log = false;
+  Server server(o, router);
+  ASSERT_TRUE(server.start().is_ok());
+  std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/big";
+  ClientOptions co;
+  co.max_body_bytes = 1 << 20;
+  Client c(co);
+  auto r = c.get(url);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted) << r.status().to_string();
+  EXPECT_NE(r.status().to_string().find("larger than 1048576 bytes"), std::string::npos) << r.status().to_string();
+  ClientRequest big;
+  big.url = url;
+  big.max_body_bytes = 4 << 20;  // a caller expecting more raises it for its call
+  auto ok = c.send(big);
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->body.size(), 3u << 20);
+  server.stop(2s);
+}
+
 }  // namespace
 }  // namespace gantry::core::http
