@@ -68,6 +68,31 @@ TEST(Redis, CommandsAndPubSub) {
   EXPECT_FALSE(sub.connected());
 }
 
+// The URL parser used to drop the ACL user: redis://user:pass@host authenticated as the
+// default user with that password, which Redis refuses.
+TEST(Redis, AnAclUserFromTheUrlIsUsed) {
+  std::string url = server_url("GANTRY_REDIS_URL");
+  ASSERT_FALSE(url.empty());
+  auto admin_ep = Endpoint::parse_url(url);
+  ASSERT_TRUE(admin_ep.is_ok());
+  Connection admin(*admin_ep);
+  std::string user = "gantry-acl-" + std::to_string(::getpid());
+  auto made = admin.command({"ACL", "SETUSER", user, "on", ">p@ss:word", "~*", "+@all"});
+  ASSERT_TRUE(made.is_ok() && made->type == Reply::kStatus) << (made.is_ok() ? made->str : made.status().to_string());
+  std::string rest = url.substr(std::string("redis://").size());
+  if (auto at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  auto ep = Endpoint::parse_url("redis://" + user + ":p%40ss%3Aword@" + rest);
+  ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
+  EXPECT_EQ(ep->user, user);
+  EXPECT_EQ(ep->password, "p@ss:word");
+  Connection c(*ep);
+  auto who = c.command({"ACL", "WHOAMI"});
+  ASSERT_TRUE(who.is_ok()) << who.status().to_string();
+  EXPECT_EQ(who->str, user);
+  (void)admin.command({"ACL", "DELUSER", user});
+  EXPECT_FALSE(Endpoint::parse_url("redis://u:bad%zz@h").is_ok());
+}
+
 TEST(Redis, SubscriberReconnectsWhenTheServerComesBack) {
   int port = core::http::testing::free_loopback_port();
   std::vector<std::string> argv{"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",

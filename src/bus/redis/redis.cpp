@@ -60,13 +60,32 @@ Result<redisContext*> connect(const Endpoint& ep) {
     return s;
   };
   Status s;
-  if (!ep.password.empty()) s = simple({"AUTH", ep.password});
+  if (!ep.user.empty()) s = simple({"AUTH", ep.user, ep.password});
+  else if (!ep.password.empty()) s = simple({"AUTH", ep.password});
   if (s.is_ok() && ep.db != 0) s = simple({"SELECT", std::to_string(ep.db)});
   if (!s.is_ok()) {
     redisFree(c);
     return s;
   }
   return c;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int v = 0;
+    auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+    if (ec != std::errc() || p != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
 }
 
 }  // namespace
@@ -79,7 +98,11 @@ Result<Endpoint> Endpoint::parse_url(std::string_view url) {
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view cred = rest.substr(0, at);
     auto colon = cred.find(':');
-    e.password = std::string(colon == std::string_view::npos ? cred : cred.substr(colon + 1));
+    auto user = percent_decode(colon == std::string_view::npos ? std::string_view() : cred.substr(0, colon));
+    auto pass = percent_decode(colon == std::string_view::npos ? cred : cred.substr(colon + 1));
+    if (!user || !pass) return Status(Code::kInvalidArgument, "bad percent-encoding in the user or password of a Redis URL");
+    e.user = std::move(*user);
+    e.password = std::move(*pass);
     rest.remove_prefix(at + 1);
   }
   std::string_view hostport = rest.substr(0, rest.find('/'));

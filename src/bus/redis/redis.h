@@ -32,10 +32,12 @@ using core::Status;
 struct Endpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
+  std::string user;  // an ACL user (Redis 6+); empty = the default user
   std::string password;
   int db = 0;
   std::chrono::milliseconds timeout{2000};
-  // redis://[[user]:password@]host[:port][/db]
+  // redis://[[user]:password@]host[:port][/db], user and password percent-decoded; a userinfo
+  // without ':' is the password (as redis-cli -u reads it)
   static Result<Endpoint> parse_url(std::string_view url);
   std::string describe() const;  // host:port/db, never the password
 };

@@ -12,8 +12,17 @@ Status status_from(int rc, sqlite3* db, std::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return {};
   int primary = rc & 0xff;
   Code code = Code::kIoError;
-  if (primary == SQLITE_CONSTRAINT) code = Code::kAlreadyExists;
-  else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = Code::kUnavailable;
+  if (primary == SQLITE_CONSTRAINT) {
+    // Only a duplicate key is "already exists" (409); a missing or invalid value is the
+    // caller's bad input, a dangling reference a precondition.
+    switch (rc) {
+      case SQLITE_CONSTRAINT_UNIQUE:
+      case SQLITE_CONSTRAINT_PRIMARYKEY:
+      case SQLITE_CONSTRAINT_ROWID: code = Code::kAlreadyExists; break;
+      case SQLITE_CONSTRAINT_FOREIGNKEY: code = Code::kFailedPrecondition; break;
+      default: code = Code::kInvalidArgument;  // NOT NULL, CHECK, DATATYPE, TRIGGER
+    }
+  } else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = Code::kUnavailable;
   else if (primary == SQLITE_MISUSE || primary == SQLITE_RANGE) code = Code::kInternal;
   else if (primary == SQLITE_READONLY || primary == SQLITE_PERM || primary == SQLITE_CANTOPEN) code = Code::kFailedPrecondition;
   std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
@@ -135,7 +144,12 @@ Result<bool> Statement::step() {
   if (!bind_error_.is_ok()) return bind_error_;
   int rc = sqlite3_step(st_);
   if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
+  if (rc == SQLITE_DONE) {
+    // sqlite3_changes64 is the connection's latest statement's count: read it now, while that
+    // is this statement, so a later statement on the connection cannot change our answer.
+    changes_ = sqlite3_stmt_readonly(st_) ? 0 : sqlite3_changes64(db_);
+    return false;
+  }
   Status s = status_from(rc, db_, sql_);
   sqlite3_reset(st_);
   return s;
@@ -168,6 +182,6 @@ std::string_view Statement::text(int col) const {
   return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string_view();
 }
 bool Statement::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
-int64_t Statement::changes() const { return sqlite3_changes64(db_); }
+int64_t Statement::changes() const { return changes_; }
 
 }  // namespace gantry::store::sqlite

@@ -59,7 +59,8 @@ class Statement {
   double real(int col) const;
   std::string_view text(int col) const;  // valid until the next step()/reset()
   bool is_null(int col) const;
-  // Rows changed by the last run (insert/update/delete).
+  // Rows changed by this statement's last completed run (insert/update/delete), whatever ran
+  // on the connection since.
   int64_t changes() const;
 
  private:
@@ -69,6 +70,7 @@ class Statement {
   sqlite3_stmt* st_;
   std::string sql_;
   Status bind_error_;
+  int64_t changes_ = 0;
 };
 
 using store::Migration;

@@ -68,6 +68,33 @@ TEST_F(DbTest, ConstraintViolationIsAlreadyExistsAndChangesNothing) {
   EXPECT_EQ(n->int64(0), 1);
 }
 
+// Every constraint failure used to read as kAlreadyExists (a 409 for a missing value).
+TEST_F(DbTest, OnlyDuplicateKeysAreAlreadyExists) {
+  auto db = open();
+  ASSERT_TRUE(db->migrate(kMigrations).is_ok());
+  ASSERT_TRUE(db->exec("CREATE TABLE checked (n INTEGER CHECK (n > 0))").is_ok());
+  auto pk = db->prepare("INSERT INTO agents(agent_id, status) VALUES (?, ?)");
+  ASSERT_TRUE(pk->bind(1, "a1").bind(2, "online").run().is_ok());
+  EXPECT_EQ(pk->bind(1, "a1").bind(2, "online").run().code(), Code::kAlreadyExists);
+  Status missing = pk->bind(1, "a2").bind(2, std::nullopt).run();
+  EXPECT_EQ(missing.code(), Code::kInvalidArgument) << missing.to_string();
+  EXPECT_NE(missing.to_string().find("NOT NULL constraint failed"), std::string::npos) << missing.to_string();
+  EXPECT_EQ(db->exec("INSERT INTO checked VALUES (-1)").code(), Code::kInvalidArgument);
+}
+
+// changes() used to be the connection's latest statement's count, not this statement's.
+TEST_F(DbTest, ChangesAreTheStatementsOwn) {
+  auto db = open();
+  ASSERT_TRUE(db->migrate(kMigrations).is_ok());
+  ASSERT_TRUE(db->exec("INSERT INTO agents(agent_id, status) VALUES ('a','x'),('b','x'),('c','y')").is_ok());
+  auto upd = db->prepare("UPDATE agents SET status = 'z' WHERE status = 'x'");
+  ASSERT_TRUE(upd->run().is_ok());
+  auto del = db->prepare("DELETE FROM agents WHERE agent_id = 'c'");
+  ASSERT_TRUE(del->run().is_ok());
+  EXPECT_EQ(upd->changes(), 2);
+  EXPECT_EQ(del->changes(), 1);
+}
+
 TEST_F(DbTest, TransactionRollsBackOnFailure) {
   auto db = open();
   ASSERT_TRUE(db->migrate(kMigrations).is_ok());
