@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <set>
 #include <random>
 #include <thread>
 
 #include "env.h"
+#include "private_servers.h"
 
 namespace gantry::testing {
 namespace {
@@ -114,6 +116,87 @@ TEST_F(PgTest, AdvisoryLockIsExclusiveAndDiesWithItsSession) {
   }
   EXPECT_TRUE(got);
   EXPECT_TRUE(b->unlock(key).is_ok());
+}
+
+// Nothing set a statement timeout: a runaway statement held its caller indefinitely.
+TEST_F(PgTest, StatementTimeoutEndsALongStatementAndTheSessionGoesOn) {
+  store::postgres::Options o;
+  o.statement_timeout = std::chrono::milliseconds(200);
+  auto c = Connection::connect(url, o);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = (*c)->query("SELECT pg_sleep(5)");
+  EXPECT_EQ(r.status().code(), Code::kDeadlineExceeded) << r.status().to_string();
+  EXPECT_NE(r.status().to_string().find("57014"), std::string::npos) << r.status().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ((*c)->generation(), 1u);  // the server cancelled the statement; the session is intact
+  EXPECT_TRUE((*c)->query("SELECT 1").is_ok());
+}
+
+// A server that accepts TCP but never answers (SIGSTOP) used to hold the caller forever: the
+// server cannot enforce its own statement timeout. The client's call timeout ends the call,
+// and the session, which its owner is told about.
+TEST(PgPrivate, FrozenServerFailsCallsWithinTheCallTimeoutAndTheOwnerIsTold) {
+  PrivatePostgres pg;
+  store::postgres::Options o;
+  o.call_timeout = std::chrono::milliseconds(500);
+  auto c = Connection::connect(pg.url(), o);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  int64_t key = 77;
+  ASSERT_TRUE(*(*c)->try_lock(key));
+  std::vector<std::string> told;
+  std::set<int64_t> lost;
+  (*c)->on_session_lost([&](const Status& why, const std::set<int64_t>& locks) {
+    told.push_back(why.to_string());
+    lost = locks;
+  });
+  pg.freeze();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = (*c)->query("SELECT 1");
+  auto took = std::chrono::steady_clock::now() - t0;
+  pg.freeze(false);
+  EXPECT_EQ(r.status().code(), Code::kDeadlineExceeded) << r.status().to_string();
+  EXPECT_LT(took, std::chrono::seconds(3));
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(lost, std::set<int64_t>{key});
+  EXPECT_FALSE((*c)->holds(key));
+  auto again = (*c)->query("SELECT 1");  // a new session
+  EXPECT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ((*c)->generation(), 2u);
+  EXPECT_FALSE((*c)->holds(key));  // a new session holds nothing
+}
+
+// A terminated session used to be replaced silently on the next call: a lock holder went on
+// acting as leader (split brain). Now holds() reads the server's goodbye without a round trip.
+TEST_F(PgTest, TerminatedSessionIsReportedAndItsLockIsNoLongerHeld) {
+  auto leader = open();
+  auto admin = open();
+  ASSERT_TRUE(leader && admin);
+  int64_t key = 515151 + ::getpid();
+  std::set<int64_t> lost;
+  int told = 0;
+  leader->on_session_lost([&](const Status&, const std::set<int64_t>& locks) {
+    ++told;
+    lost = locks;
+  });
+  ASSERT_TRUE(*leader->try_lock(key));
+  EXPECT_TRUE(leader->holds(key));
+  auto pid = leader->query("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.is_ok());
+  ASSERT_TRUE(admin->query("SELECT pg_terminate_backend($1::int)", {pid->get(0, 0)}).is_ok());
+  bool released = false;
+  for (int i = 0; i < 100 && !released; ++i) {  // the goodbye arrives within milliseconds
+    released = !leader->holds(key);
+    if (!released) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(released);
+  EXPECT_EQ(told, 1);
+  EXPECT_EQ(lost, std::set<int64_t>{key});
+  EXPECT_EQ(leader->generation(), 1u);
+  EXPECT_TRUE(*admin->try_lock(key));  // a standby can take over
+  EXPECT_TRUE(leader->query("SELECT 1").is_ok());
+  EXPECT_EQ(leader->generation(), 2u);
+  EXPECT_FALSE(*leader->try_lock(key));
 }
 
 TEST(Pg, UnreachableServerIsUnavailableWithoutLeakingThePassword) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -146,6 +147,19 @@ struct PrivatePostgres {
     proc.reset();
   }
   std::string url() const { return "postgres://postgres@127.0.0.1:" + std::to_string(port) + "/postgres?sslmode=disable"; }
+
+  // SIGSTOP (or SIGCONT) to the postmaster and every backend: a server that still accepts
+  // TCP (the kernel answers) but never replies, like a hung host.
+  void freeze(bool frozen = true) {
+    std::ifstream pidfile(dir + "/data/postmaster.pid");
+    pid_t pm = 0;
+    if (!(pidfile >> pm) || pm <= 0) return ADD_FAILURE() << "no postmaster.pid";
+    int sig = frozen ? SIGSTOP : SIGCONT;
+    auto kids = run({"pgrep", "-P", std::to_string(pm)});
+    std::istringstream in(kids.out);
+    for (pid_t k; in >> k;) ::kill(k, sig);
+    ::kill(pm, sig);
+  }
 
   uint16_t port;
   std::string bin, dir, last_error;

@@ -1,14 +1,20 @@
 #include "store/postgres/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <charconv>
+
+#include "core/log.h"
 
 namespace gantry::store::postgres {
 
 using core::Code;
 
 namespace {
+
+const core::log::Logger lg("postgres");
 
 // Migrations of every schema in this database take turns on this lock.
 constexpr int64_t kMigrationLock = 0x67616e7472790001;  // "gantry" + 1
@@ -51,11 +57,16 @@ int64_t Rows::affected() const {
   return n && *n ? std::strtoll(n, nullptr, 10) : 0;
 }
 
-Result<std::unique_ptr<Connection>> Connection::connect(std::string url, std::chrono::milliseconds timeout) {
-  std::unique_ptr<Connection> c(new Connection(std::move(url)));
-  c->timeout_ = timeout;
+Result<std::unique_ptr<Connection>> Connection::connect(std::string url, Options o) {
+  std::unique_ptr<Connection> c(new Connection(std::move(url), std::move(o)));
   GANTRY_RETURN_IF_ERROR(c->ensure_connected());
   return c;
+}
+
+Result<std::unique_ptr<Connection>> Connection::connect(std::string url, std::chrono::milliseconds timeout) {
+  Options o;
+  o.connect_timeout = timeout;
+  return connect(std::move(url), std::move(o));
 }
 
 Connection::~Connection() {
@@ -64,15 +75,41 @@ Connection::~Connection() {
 
 bool Connection::healthy() const { return c_ && PQstatus(c_) == CONNECTION_OK; }
 
+std::chrono::milliseconds Connection::call_timeout() const {
+  if (limit_override_) return *limit_override_;
+  if (o_.call_timeout.count() > 0) return o_.call_timeout;
+  if (o_.statement_timeout.count() > 0) return o_.statement_timeout + std::chrono::seconds(2);
+  return std::chrono::seconds(60);
+}
+
+void Connection::lose(const Status& why) {
+  if (!c_) return;
+  PQfinish(c_);
+  c_ = nullptr;
+  std::set<int64_t> locks;
+  locks.swap(locks_);
+  lg.warn("session lost", {{"generation", static_cast<long long>(generation_)},
+                           {"locks_lost", static_cast<long long>(locks.size())},
+                           {"error", why.to_string()}});
+  if (on_lost_) on_lost_(why, locks);
+}
+
 Status Connection::ensure_connected() {
-  if (healthy()) return {};
-  if (c_) {
-    PQfinish(c_);
-    c_ = nullptr;
+  if (c_ && PQstatus(c_) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c_);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    lose(Status(Code::kUnavailable, msg.empty() ? "connection lost" : msg, "postgres"));
   }
-  std::string timeout = std::to_string(std::max<int64_t>(1, timeout_.count() / 1000));
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* vals[] = {url_.c_str(), timeout.c_str(), "gantry", nullptr};
+  if (c_) return {};
+  std::string timeout = std::to_string(std::max<int64_t>(1, (o_.connect_timeout.count() + 999) / 1000));
+  std::string idle = std::to_string(o_.keepalive_idle_s), interval = std::to_string(o_.keepalive_interval_s),
+              count = std::to_string(o_.keepalive_count), user_timeout = std::to_string(o_.tcp_user_timeout.count());
+  std::string options = "-c statement_timeout=" + std::to_string(o_.statement_timeout.count());
+  // Ours first: entries before the expanded URL are overridden by what the URL sets.
+  const char* keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "options", "dbname", nullptr};
+  const char* vals[] = {timeout.c_str(), o_.application_name.c_str(), "1", idle.c_str(), interval.c_str(),
+                        count.c_str(), user_timeout.c_str(), options.c_str(), url_.c_str(), nullptr};
   c_ = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
   if (PQstatus(c_) != CONNECTION_OK) {
     std::string msg = PQerrorMessage(c_);
@@ -82,12 +119,116 @@ Status Connection::ensure_connected() {
     // The URL may hold a password: name only where the failure happened, not the URL.
     return Status(Code::kUnavailable, msg, "postgres.connect");
   }
+  PQsetnonblocking(c_, 1);
+  ++generation_;
   return {};
 }
 
-Result<Rows> Connection::query(std::string_view sql, std::initializer_list<Param> params) {
+namespace {
+// Waits for `events` on fd until the deadline; false when it passed first.
+bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, events, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let libpq report the socket's error
+  }
+}
+}  // namespace
+
+bool Connection::session_alive() {
+  if (!c_) return false;
+  if (PQstatus(c_) == CONNECTION_OK) {
+    pollfd p{PQsocket(c_), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) {
+      // A terminated backend says goodbye (FATAL 57P01) and closes: reading finds either.
+      if (PQconsumeInput(c_)) (void)PQisBusy(c_);
+    }
+    if (PQstatus(c_) == CONNECTION_OK) return true;
+  }
+  std::string msg = PQerrorMessage(c_);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  lose(Status(Code::kUnavailable, msg.empty() ? "the server ended the session" : msg, "postgres"));
+  return false;
+}
+
+Result<Rows> Connection::run(std::string_view sql, const std::vector<const char*>* values,
+                             std::optional<std::chrono::milliseconds> limit) {
   GANTRY_RETURN_IF_ERROR(ensure_connected());
+  std::string where = "postgres [" + brief(sql) + "]";
+  auto fail = [&](Code code, std::string msg) -> Status {
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    Status st(code, msg, where);
+    lose(st);
+    return st;
+  };
   std::string text(sql);
+  int sent = values ? PQsendQueryParams(c_, text.c_str(), static_cast<int>(values->size()), nullptr, values->data(),
+                                        nullptr, nullptr, 0)
+                    : PQsendQuery(c_, text.c_str());
+  if (!sent) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  auto budget = limit ? *limit : call_timeout();
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  auto timed_out = [&] {
+    return fail(Code::kDeadlineExceeded, "no answer within " + std::to_string(budget.count()) +
+                                             " ms; the session was closed (server frozen or unreachable?)");
+  };
+  int fd = PQsocket(c_);
+  for (;;) {
+    int f = PQflush(c_);
+    if (f == 0) break;
+    if (f < 0) return fail(Code::kUnavailable, PQerrorMessage(c_));
+    if (!wait_fd(fd, POLLIN | POLLOUT, deadline)) return timed_out();
+    if (!PQconsumeInput(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  }
+  pg_result* error = nullptr;  // the first failed statement's result
+  pg_result* last = nullptr;   // the last successful one's
+  for (;;) {
+    while (!PQisBusy(c_)) {
+      pg_result* r = PQgetResult(c_);
+      if (!r) goto done;
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (last) PQclear(last);
+        last = r;
+      } else if (!error) {
+        error = r;
+      } else {
+        PQclear(r);
+      }
+    }
+    if (!wait_fd(fd, POLLIN, deadline)) {
+      if (error) PQclear(error);
+      if (last) PQclear(last);
+      return timed_out();
+    }
+    if (!PQconsumeInput(c_)) {
+      if (error) PQclear(error);
+      if (last) PQclear(last);
+      return fail(Code::kUnavailable, PQerrorMessage(c_));
+    }
+  }
+done:
+  if (!error) {
+    if (last) return Rows(last);
+    return fail(Code::kUnavailable, PQerrorMessage(c_));
+  }
+  if (last) PQclear(last);
+  Rows err(error);
+  const char* state = PQresultErrorField(error, PG_DIAG_SQLSTATE);
+  std::string msg = PQresultErrorMessage(error);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  Code code = state ? code_for_sqlstate(state) : Code::kUnavailable;
+  Status st(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), where);
+  if (PQstatus(c_) != CONNECTION_OK || (state && std::string_view(state).substr(0, 2) == "57" &&
+                                        std::string_view(state) != "57014"))
+    lose(st);  // the server ended the session (admin shutdown, terminated backend)
+  return st;
+}
+
+Result<Rows> Connection::query(std::string_view sql, std::initializer_list<Param> params) {
   std::vector<std::string> owned;
   owned.reserve(params.size());
   std::vector<const char*> values;
@@ -99,41 +240,29 @@ Result<Rows> Connection::query(std::string_view sql, std::initializer_list<Param
       values.push_back(nullptr);
     }
   }
-  pg_result* r = PQexecParams(c_, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                              nullptr, 0);
-  Rows rows(r);
-  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return rows;
-  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c_);
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  Code code = state ? code_for_sqlstate(state) : (PQstatus(c_) != CONNECTION_OK ? Code::kUnavailable : Code::kIoError);
-  return Status(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), "postgres [" + brief(sql) + "]");
+  return run(sql, &values);
 }
 
 Status Connection::exec(std::string_view sql) {
-  GANTRY_RETURN_IF_ERROR(ensure_connected());
-  std::string text(sql);
-  Rows r(PQexec(c_, text.c_str()));
-  ExecStatusType st = r.r_ ? PQresultStatus(r.r_) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return {};
-  const char* state = r.r_ ? PQresultErrorField(r.r_, PG_DIAG_SQLSTATE) : nullptr;
-  std::string msg = r.r_ ? PQresultErrorMessage(r.r_) : PQerrorMessage(c_);
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  Code code = state ? code_for_sqlstate(state) : Code::kUnavailable;
-  return Status(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), "postgres [" + brief(sql) + "]");
+  auto r = run(sql, nullptr);
+  return r.is_ok() ? Status() : r.status();
 }
 
 Result<bool> Connection::try_lock(int64_t key) {
   auto r = query("SELECT pg_try_advisory_lock($1::bigint)", {std::to_string(key)});
   if (!r.is_ok()) return r.status();
-  return r->get(0, 0) == "t";
+  bool got = r->get(0, 0) == "t";
+  if (got) locks_.insert(key);
+  return got;
 }
 
 Status Connection::unlock(int64_t key) {
+  locks_.erase(key);
   auto r = query("SELECT pg_advisory_unlock($1::bigint)", {std::to_string(key)});
   return r.is_ok() ? Status() : r.status();
 }
+
+bool Connection::holds(int64_t key) { return locks_.count(key) > 0 && session_alive(); }
 
 Result<int> Connection::schema_version() {
   GANTRY_RETURN_IF_ERROR(exec(
@@ -145,6 +274,13 @@ Result<int> Connection::schema_version() {
 }
 
 Status Connection::migrate(std::span<const Migration> migrations) {
+  // A migration may rewrite a big table: no statement timeout, and an hour's client budget.
+  struct Unbounded {
+    Connection& c;
+    explicit Unbounded(Connection& cc) : c(cc) { c.limit_override_ = std::chrono::hours(1); }
+    ~Unbounded() { c.limit_override_.reset(); }
+  } unbounded(*this);
+  GANTRY_RETURN_IF_ERROR(exec("SET statement_timeout = 0"));
   auto locked = query("SELECT pg_advisory_lock($1::bigint)", {std::to_string(kMigrationLock)});
   if (!locked.is_ok()) return locked.status();
   Status s;
@@ -170,7 +306,8 @@ Status Connection::migrate(std::span<const Migration> migrations) {
         },
         "postgres.migrate");
   }
-  (void)unlock(kMigrationLock);
+  (void)query("SELECT pg_advisory_unlock($1::bigint)", {std::to_string(kMigrationLock)});
+  (void)exec("RESET statement_timeout");
   return s;
 }
 

@@ -1,15 +1,29 @@
-// PostgreSQL over libpq: one blocking connection with parameterised queries, transactions,
-// advisory locks and the shared migrations (store/migration.h).
+// PostgreSQL over libpq: one connection with parameterised queries, transactions, session
+// advisory locks and the shared migrations (store/migration.h). Calls block their caller, so
+// call from a thread of your own or a pool (never an io_context thread), and every call is
+// bounded in time:
+//   - the server ends a statement after statement_timeout (SQLSTATE 57014 ->
+//     kDeadlineExceeded);
+//   - the client gives up after call_timeout even when the server cannot answer at all (frozen,
+//     partitioned): the session is then closed, as below, and the call fails kDeadlineExceeded;
+//   - TCP keepalives and tcp_user_timeout notice a peer that vanished.
+//
+// Sessions: a lost session is never silently replaced. When a call finds the session gone (or
+// ends it on a timeout), the session_lost handler runs with the reason and the advisory locks
+// the session held, holds() turns false for them, and the call fails kUnavailable or
+// kDeadlineExceeded. The next call opens a new session, whose generation() is one higher;
+// session state (locks, LISTEN, SET) must be re-established by its owner.
 //
 // Not thread-safe: one owner per Connection. Failures are Status values carrying the SQLSTATE:
 // unique violation -> kAlreadyExists; other integrity violations and bad input
 // (22xxx, 23xxx) -> kInvalidArgument; serialization failure or deadlock -> kAborted (retry the
 // transaction); connection loss or a server shutting down -> kUnavailable; the rest -> kIoError.
-// A lost connection is re-established on the next call.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -56,9 +70,26 @@ class Rows {
   pg_result* r_;
 };
 
+struct Options {
+  std::chrono::milliseconds connect_timeout{5000};
+  // Server side, per statement; 0 = none. Migrations run without it.
+  std::chrono::milliseconds statement_timeout{15'000};
+  // Client side, per call; 0 = statement_timeout + 2 s (or 60 s without a statement timeout).
+  std::chrono::milliseconds call_timeout{0};
+  // Keepalive probes after this idle time, then every keepalive_interval, keepalive_count of them.
+  int keepalive_idle_s = 10;
+  int keepalive_interval_s = 5;
+  int keepalive_count = 3;
+  // Unacknowledged data older than this ends the connection (Linux TCP_USER_TIMEOUT).
+  std::chrono::milliseconds tcp_user_timeout{10'000};
+  std::string application_name = "gantry";
+};
+
 class Connection {
  public:
   // url: postgres://user:password@host:port/db?sslmode=… (or a libpq key=value string).
+  // Settings given in the URL win over those of Options.
+  static Result<std::unique_ptr<Connection>> connect(std::string url, Options o);
   static Result<std::unique_ptr<Connection>> connect(std::string url,
                                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
   ~Connection();
@@ -85,18 +116,45 @@ class Connection {
   Status migrate(std::span<const Migration> migrations);
   Result<int> schema_version();
 
-  // Session advisory locks: held until unlocked or until this connection ends.
+  // Session advisory locks: held until unlocked or until the session ends.
   Result<bool> try_lock(int64_t key);
   Status unlock(int64_t key);
+  // Whether this session still holds `key`: checks, without a round trip, that the server has
+  // not ended the session (a terminated backend's goodbye is read from the socket). Call it
+  // before acting on the lock.
+  bool holds(int64_t key);
+
+  // Called (on the calling thread, before the failing call returns) once per lost session,
+  // with the reason and the advisory locks it held.
+  using SessionLost = std::function<void(const Status& why, const std::set<int64_t>& locks_lost)>;
+  void on_session_lost(SessionLost fn) { on_lost_ = std::move(fn); }
+  // 1 for the first session, one more for each new one.
+  uint64_t generation() const { return generation_; }
+  // Reads what the server sent without waiting; false (after reporting the loss) when the
+  // session has ended.
+  bool session_alive();
 
   bool healthy() const;
+  // The libpq connection, for LISTEN/NOTIFY (see Listener); null between sessions.
+  pg_conn* raw() { return c_; }
+  const Options& options() const { return o_; }
 
  private:
-  explicit Connection(std::string url) : url_(std::move(url)) {}
+  explicit Connection(std::string url, Options o) : url_(std::move(url)), o_(std::move(o)) {}
   Status ensure_connected();
+  // Sends and waits for the result within the call timeout (or `limit`).
+  Result<Rows> run(std::string_view sql, const std::vector<const char*>* values,
+                   std::optional<std::chrono::milliseconds> limit = std::nullopt);
+  void lose(const Status& why);
+  std::chrono::milliseconds call_timeout() const;
+
   std::string url_;
-  std::chrono::milliseconds timeout_{5000};
+  Options o_;
   pg_conn* c_ = nullptr;
+  uint64_t generation_ = 0;
+  std::set<int64_t> locks_;
+  SessionLost on_lost_;
+  std::optional<std::chrono::milliseconds> limit_override_;  // while migrating
 };
 
 }  // namespace gantry::store::postgres
