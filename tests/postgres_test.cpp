@@ -1,10 +1,12 @@
 // The PostgreSQL store against the real server: queries with parameters, error mapping,
 // transactions, advisory locks, and migrations applied once even by concurrent migrators.
 #include "store/postgres/pg.h"
+#include "store/postgres/listener.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
+#include <mutex>
 #include <set>
 #include <random>
 #include <thread>
@@ -197,6 +199,53 @@ TEST_F(PgTest, TerminatedSessionIsReportedAndItsLockIsNoLongerHeld) {
   EXPECT_TRUE(leader->query("SELECT 1").is_ok());
   EXPECT_EQ(leader->generation(), 2u);
   EXPECT_FALSE(*leader->try_lock(key));
+}
+
+// The listener: notifications arrive; a terminated session is replaced, LISTENed again, the
+// owner is told it may have missed some, and later notifications arrive.
+TEST_F(PgTest, ListenerRelistensAfterALostSessionAndSaysMissed) {
+  std::string channel = "gantry_test_" + std::to_string(::getpid());
+  std::mutex mu;
+  std::vector<std::string> got;
+  std::vector<std::string> missed;
+  store::postgres::Listener::Settings ls;
+  ls.reconnect.base_delay = std::chrono::milliseconds(20);
+  store::postgres::Listener listener(
+      url, {channel},
+      {[&](std::string_view ch, std::string_view payload) {
+         std::lock_guard l(mu);
+         got.push_back(std::string(ch) + ":" + std::string(payload));
+       },
+       [&](const Status& why) {
+         std::lock_guard l(mu);
+         missed.push_back(why.to_string());
+       }},
+      ls);
+  ASSERT_TRUE(listener.start().is_ok());
+  EXPECT_TRUE(listener.listening());
+  auto admin = open();
+  ASSERT_TRUE(admin);
+  auto count = [&] {
+    std::lock_guard l(mu);
+    return got.size();
+  };
+  ASSERT_TRUE(admin->query("SELECT pg_notify($1, $2)", {channel, "one"}).is_ok());
+  ASSERT_TRUE(eventually([&] { return count() == 1; }, std::chrono::seconds(5)));
+  auto pids = admin->query("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()");
+  ASSERT_TRUE(pids.is_ok());
+  ASSERT_GE(pids->size(), 1);
+  for (int i = 0; i < pids->size(); ++i)
+    (void)admin->query("SELECT pg_terminate_backend($1::int)", {pids->get(i, 0)});
+  ASSERT_TRUE(eventually([&] { return listener.sessions() == 2 && listener.listening(); }, std::chrono::seconds(10)));
+  {
+    std::lock_guard l(mu);
+    EXPECT_EQ(missed.size(), 1u);
+  }
+  ASSERT_TRUE(admin->query("SELECT pg_notify($1, $2)", {channel, "two"}).is_ok());
+  ASSERT_TRUE(eventually([&] { return count() == 2; }, std::chrono::seconds(5)));
+  std::lock_guard l(mu);
+  EXPECT_EQ(got[0], channel + ":one");
+  EXPECT_EQ(got[1], channel + ":two");
 }
 
 TEST(Pg, UnreachableServerIsUnavailableWithoutLeakingThePassword) {

@@ -10,6 +10,7 @@ namespace gantry::core::resilience {
 using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
+using std::chrono::hours;
 
 RetryPolicy RetryPolicy::standard() { return {"default", 3, seconds(1), seconds(30), 2.0, minutes(5)}; }
 RetryPolicy RetryPolicy::cloud() { return {"cloud", 5, milliseconds(500), seconds(64), 2.0, minutes(10)}; }
@@ -18,11 +19,16 @@ RetryPolicy RetryPolicy::high_frequency() {
   return {"high_frequency", 2, milliseconds(100), seconds(2), 1.5, seconds(30)};
 }
 
+RetryPolicy RetryPolicy::reconnect() {
+  return {"reconnect", -1, milliseconds(100), seconds(5), 2.0, hours(24 * 365 * 100)};
+}
+
 std::optional<RetryPolicy> RetryPolicy::preset(std::string_view name) {
   if (name == "default") return standard();
   if (name == "cloud" || name == "aws") return cloud();
   if (name == "critical") return critical();
   if (name == "high_frequency" || name == "high-frequency") return high_frequency();
+  if (name == "reconnect") return reconnect();
   return std::nullopt;
 }
 

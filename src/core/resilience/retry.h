@@ -42,6 +42,9 @@ struct RetryPolicy {
   static RetryPolicy cloud();           // "cloud" (the guide's AWS): 5 / 500 ms / 64 s / 2 / 10 min
   static RetryPolicy critical();        // "critical": 7 / 2 s / 2 min / 2 / 20 min
   static RetryPolicy high_frequency();  // "high_frequency": 2 / 100 ms / 2 s / 1.5 / 30 s
+  // "reconnect": unlimited / 100 ms / 5 s / 2 / no timeout. The one policy every bus and store
+  // client's reconnection loop follows (with the service's breaker preset where it has one).
+  static RetryPolicy reconnect();
   static std::optional<RetryPolicy> preset(std::string_view name);
 
   // The delay before retry n (n >= 1) before jitter.
