@@ -451,6 +451,62 @@ TEST(FleetController, PostgresStoreKeepsStateAcrossRestart) {
   }
 }
 
+// Store calls used to run on the HTTP threads without a time limit: a frozen PostgreSQL held a
+// write forever and stalled every request on that thread. Now a write fails 503 after
+// DB_TIMEOUT while polls answered from memory keep answering in milliseconds.
+TEST(FleetController, FrozenPostgresFailsWritesWith503WhilePollsGoOn) {
+  PrivatePostgres pg;
+  Role c("controller", {{"DATABASE_URL", pg.url()}, {"DB_TIMEOUT", "2s"}, {"HTTP_THREADS", "2"}});
+  Registered a = register_agent(c.url());
+  std::string etag = post_config(c.url(), "http://example.com/before");
+  http::Client polls(http::ClientOptions{.timeout = 2s});
+  auto poll = [&]() -> std::pair<int, std::chrono::steady_clock::duration> {
+    auto h = bearer(a.token);
+    h.emplace_back("If-None-Match", etag);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = polls.get(c.url() + "/config", h);
+    return {r.is_ok() ? r->status : -1, std::chrono::steady_clock::now() - t0};
+  };
+  EXPECT_EQ(poll().first, 304);
+
+  pg.freeze();
+  std::atomic<int> write_status{0};
+  std::chrono::steady_clock::duration write_took{};
+  std::thread writer([&] {
+    auto t0 = std::chrono::steady_clock::now();
+    http::ClientRequest req;
+    req.method = http::Method::kPost;
+    req.url = c.url() + "/config";
+    req.headers = kAdmin;
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.body = R"({"url":"http://example.com/during"})";
+    req.timeout = 30s;
+    auto r = client().send(req);
+    write_took = std::chrono::steady_clock::now() - t0;
+    write_status = r.is_ok() ? r->status : -1;
+  });
+  int polled = 0;
+  while (write_status == 0 && polled < 200) {  // while the write is stuck in the database
+    auto [status, took] = poll();
+    EXPECT_EQ(status, 304);
+    EXPECT_LT(took, 500ms) << "poll " << polled;
+    ++polled;
+    std::this_thread::sleep_for(20ms);
+  }
+  writer.join();
+  EXPECT_GT(polled, 10);
+  EXPECT_EQ(write_status.load(), 503);
+  EXPECT_LT(write_took, 10s);
+  pg.freeze(false);
+
+  // Writes work again once the database answers.
+  std::string after = post_config(c.url(), "http://example.com/after");
+  EXPECT_FALSE(after.empty());
+  auto r = call(http::Method::kGet, c.url() + "/config", "", bearer(a.token));
+  EXPECT_EQ(str(parse(r.body), "etag"), after);
+  EXPECT_EQ(c.stop(), 0);
+}
+
 // ---- agents and workers ---------------------------------------------------------------
 
 TEST(FleetWorker, HitsDirectlyAndThroughAProxy) {

@@ -56,6 +56,9 @@ struct Settings {
   std::chrono::milliseconds offline_after{300'000};
   std::chrono::milliseconds refresh_interval{1'000};
   int heartbeat_batch = 4096;
+  // Longest a database statement may take (PostgreSQL: statement_timeout and the client's own
+  // deadline; a frozen server fails writes with 503 after about this).
+  std::chrono::milliseconds db_timeout{5'000};
   http::ServerOptions http;
 };
 
@@ -153,7 +156,7 @@ class Controller final : public core::runtime::HttpRole {
  protected:
   Status on_start() override {
     if (!st_.database_url.empty()) {
-      GANTRY_ASSIGN(s, open_postgres_store(st_.database_url));
+      GANTRY_ASSIGN(s, open_postgres_store(st_.database_url, st_.db_timeout));
       store_ = std::move(s);
       shared_store_ = true;
     } else {
@@ -171,6 +174,10 @@ class Controller final : public core::runtime::HttpRole {
     GANTRY_ASSIGN(agents, store_->load_agents());
     for (AgentRecord& a : agents) remember(a);
 
+    // Handlers that touch the store run here, never on an HTTP thread: a slow or frozen
+    // database then delays only the requests that need it (answered 503 after db_timeout),
+    // while polls answered from memory go on.
+    store_pool_ = std::make_unique<core::ThreadPool>(1, "store", 1024);
     hub_ = std::make_unique<LongPollHub>();
     commit_ = std::make_unique<GroupCommit<HeartbeatRow>>(
         [this](std::span<const HeartbeatRow> rows) {
@@ -216,6 +223,7 @@ class Controller final : public core::runtime::HttpRole {
     if (refresher_.joinable()) refresher_.join();
     if (commit_) commit_->stop();  // what was acknowledged is already durable; this writes the rest
     if (publisher_) publisher_->stop();
+    if (store_pool_) store_pool_->stop();
     std::lock_guard lk(store_mu_);
     store_.reset();
   }
@@ -226,24 +234,45 @@ class Controller final : public core::runtime::HttpRole {
   void routes() {
     auto& r = router();
     r.get("/health", [](const http::Request&, http::Response& out) { out.json(200, R"({"status":"healthy"})"); });
-    r.post("/register", [this](const http::Request& q, http::Response& out) { do_register(q, out); });
+    r.add_async(http::Method::kPost, "/register", offload([this](const http::Request& q, http::Response& out) { do_register(q, out); }));
     for (const char* p : {"/config", "/controller/config"}) {
-      r.post(p, [this](const http::Request& q, http::Response& out) { post_config(q, out); });
+      r.add_async(http::Method::kPost, p, offload([this](const http::Request& q, http::Response& out) { post_config(q, out); }));
       r.add_deferrable(http::Method::kGet, p,
                        [this](const http::Request& q, http::Response& out, const std::function<http::Responder()>& d) {
                          return get_config(q, out, d);
                        });
     }
-    r.get("/config/history", [this](const http::Request& q, http::Response& out) { history(q, out); });
-    r.post("/config/rollback/{etag}", [this](const http::Request& q, http::Response& out) { rollback(q, out); });
+    r.add_async(http::Method::kGet, "/config/history", offload([this](const http::Request& q, http::Response& out) { history(q, out); }));
+    r.add_async(http::Method::kPost, "/config/rollback/{etag}",
+                offload([this](const http::Request& q, http::Response& out) { rollback(q, out); }));
     r.add_async(http::Method::kPost, "/heartbeat",
                 [this](const http::Request& q, http::Responder resp) { heartbeat(q, std::move(resp)); });
     r.get("/agents", [this](const http::Request& q, http::Response& out) { list_agents(q, out); });
     r.get("/agents/{id}", [this](const http::Request& q, http::Response& out) { get_agent(q, out); });
     for (const char* p : {"/agents/{id}/interval", "/agents/{id}/poll-interval"})
-      r.put(p, [this](const http::Request& q, http::Response& out) { set_interval(q, out); });
-    r.post("/agents/{id}/token/rotate", [this](const http::Request& q, http::Response& out) { rotate(q, out); });
-    r.del("/agents/{id}", [this](const http::Request& q, http::Response& out) { delete_agent(q, out); });
+      r.add_async(http::Method::kPut, p, offload([this](const http::Request& q, http::Response& out) { set_interval(q, out); }));
+    r.add_async(http::Method::kPost, "/agents/{id}/token/rotate",
+                offload([this](const http::Request& q, http::Response& out) { rotate(q, out); }));
+    r.add_async(http::Method::kDelete, "/agents/{id}",
+                offload([this](const http::Request& q, http::Response& out) { delete_agent(q, out); }));
+  }
+
+  // A handler that may touch the store, run on the store pool (the Request stays valid until
+  // the answer is sent). A full pool is answered 503 at once.
+  http::AsyncHandler offload(std::function<void(const http::Request&, http::Response&)> h) {
+    return [this, h = std::move(h)](const http::Request& q, http::Responder resp) {
+      bool queued = store_pool_ && store_pool_->post([h, &q, resp] {
+        http::Response out;
+        h(q, out);
+        resp.send(std::move(out));
+      });
+      if (!queued) {
+        http::Response out;
+        out.error(503, "the store is busy; retry later");
+        out.set_header("Retry-After", "1");
+        resp.send(std::move(out));
+      }
+    };
   }
 
   // ---- auth ---------------------------------------------------------------------------
@@ -268,8 +297,11 @@ class Controller final : public core::runtime::HttpRole {
     out.json(401, std::move(body));
   }
 
-  // The agent presenting the request's token, or nullptr after answering 401.
-  std::shared_ptr<Agent> bearer(const http::Request& q, http::Response& out) {
+  // The agent presenting the request's token, or nullptr after answering 401. A token not in
+  // memory may have been issued by another controller sharing the database: with
+  // `needs_lookup` given, that case returns nullptr with *needs_lookup set and nothing
+  // answered, so the caller can look it up off the HTTP thread (lookup_token) and come back.
+  std::shared_ptr<Agent> bearer(const http::Request& q, http::Response& out, bool* needs_lookup = nullptr) {
     http::Bearer b = http::parse_bearer(q);
     if (b.error != http::BearerError::kNone) {
       bearer_error(out, http::describe(b.error));
@@ -280,17 +312,26 @@ class Controller final : public core::runtime::HttpRole {
       std::shared_lock lk(agents_mu_);
       if (auto it = by_token_.find(hash); it != by_token_.end()) return it->second;
     }
-    if (shared_store_) {  // registered through another controller sharing the database
-      std::optional<AgentRecord> rec;
-      {
-        std::lock_guard lk(store_mu_);
-        auto r = store_->agent_by_token_hash(hash);
-        if (r.is_ok()) rec = std::move(*r);
-      }
-      if (rec) return remember(*rec);
+    if (shared_store_ && needs_lookup) {
+      *needs_lookup = true;
+      return nullptr;
     }
     bearer_error(out, "invalid api token");
     return nullptr;
+  }
+
+  // On the store pool: remembers the agent holding the request's token, if the store knows it.
+  void lookup_token(const http::Request& q) {
+    http::Bearer b = http::parse_bearer(q);
+    if (b.error != http::BearerError::kNone) return;
+    std::string hash = token_hash(b.token);
+    std::optional<AgentRecord> rec;
+    {
+      std::lock_guard lk(store_mu_);
+      auto r = store_->agent_by_token_hash(hash);
+      if (r.is_ok()) rec = std::move(*r);
+    }
+    if (rec) remember(*rec);
   }
 
   // ---- registration -------------------------------------------------------------------
@@ -391,7 +432,8 @@ class Controller final : public core::runtime::HttpRole {
 
   // The hot path: agents polling with the etag they have. No database, no allocation for the
   // 304, the agent map read under a shared lock.
-  bool get_config(const http::Request& q, http::Response& out, const std::function<http::Responder()>& defer) {
+  bool get_config(const http::Request& q, http::Response& out, const std::function<http::Responder()>& defer,
+                  bool from_pool = false) {
     http::Bearer b = http::parse_bearer(q);
     if (b.error != http::BearerError::kNone) {
       polls_401_.inc();
@@ -409,7 +451,23 @@ class Controller final : public core::runtime::HttpRole {
       }
     }
     if (!known) {
-      auto agent = bearer(q, out);  // a token another controller issued, or a 401
+      bool lookup = false;
+      auto agent = bearer(q, out, from_pool ? nullptr : &lookup);  // a token another controller issued, or a 401
+      if (lookup) {
+        // Looked up on the store pool, then answered from there as if it had been known.
+        http::Responder resp = defer();
+        bool queued = store_pool_->post([this, &q, resp] {
+          lookup_token(q);
+          http::Response again;
+          if (get_config(q, again, [resp] { return resp; }, /*from_pool=*/true)) resp.send(std::move(again));
+        });
+        if (!queued) {
+          http::Response busy;
+          busy.error(503, "the store is busy; retry later");
+          resp.send(std::move(busy));
+        }
+        return false;
+      }
       if (!agent) {
         polls_401_.inc();
         return true;
@@ -427,7 +485,8 @@ class Controller final : public core::runtime::HttpRole {
       }
     }
     if (interval == 0) interval = st_.poll_interval;
-    const Snapshot& snap = latest_.cached();
+    auto held = from_pool ? latest_.load() : nullptr;  // the per-thread cache is for HTTP threads
+    const Snapshot& snap = from_pool ? *held : latest_.cached();
     std::string_view inm = q.header("If-None-Match");
     if (!etag_matches(inm, snap.rec.etag)) {
       answer_config(snap, interval, out);
@@ -542,9 +601,21 @@ class Controller final : public core::runtime::HttpRole {
 
   // ---- heartbeats ---------------------------------------------------------------------
 
-  void heartbeat(const http::Request& q, http::Responder resp) {
+  void heartbeat(const http::Request& q, http::Responder resp, bool from_pool = false) {
     http::Response out;
-    auto agent = bearer(q, out);
+    bool lookup = false;
+    auto agent = bearer(q, out, from_pool ? nullptr : &lookup);
+    if (lookup) {
+      bool queued = store_pool_->post([this, &q, resp] {
+        lookup_token(q);
+        heartbeat(q, resp, /*from_pool=*/true);
+      });
+      if (!queued) {
+        out.error(503, "the store is busy; retry later");
+        resp.send(std::move(out));
+      }
+      return;
+    }
     if (!agent) return resp.send(std::move(out));
     auto body = parse_object(q, out);
     if (!body) return resp.send(std::move(out));
@@ -863,6 +934,7 @@ class Controller final : public core::runtime::HttpRole {
   std::unique_ptr<GroupCommit<HeartbeatRow>> commit_;
   std::unique_ptr<bus::redis::Connection> redis_;
   std::unique_ptr<core::ThreadPool> publisher_;
+  std::unique_ptr<core::ThreadPool> store_pool_;  // runs every handler that touches the store
 
   std::mutex refresh_mu_;
   std::condition_variable refresh_cv_;
@@ -896,6 +968,8 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("refresh_interval", &st_.refresh_interval, "with PostgreSQL: how often to look for versions published by other controllers")
         .range(100, 3'600'000);
     s.add("heartbeat_batch", &st_.heartbeat_batch, "most heartbeats written in one transaction").range(1, 100'000);
+    s.add("db_timeout", &st_.db_timeout, "with PostgreSQL: longest a statement may take before the request fails 503")
+        .env("DB_TIMEOUT").range(100, 600'000);
     http::bind(s, &st_.http);
   }
 

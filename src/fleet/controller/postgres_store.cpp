@@ -180,8 +180,11 @@ class PostgresStore final : public Store {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url) {
-  auto c = Connection::connect(url);
+Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url, std::chrono::milliseconds timeout) {
+  store::postgres::Options o;
+  o.statement_timeout = timeout;
+  o.call_timeout = timeout + std::chrono::seconds(1);
+  auto c = Connection::connect(url, o);
   if (!c.is_ok()) return c.status();
   return std::unique_ptr<Store>(std::make_unique<PostgresStore>(std::move(*c)));
 }

@@ -7,6 +7,8 @@
 // controller serialises calls. Timestamps are RFC 3339 UTC text at this interface.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -77,6 +79,8 @@ class Store {
 
 // path: a file (directories created). url: postgres://…
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
-Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url);
+// Every statement is bounded by `timeout` (server and client side, see store/postgres/pg.h).
+Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace gantry::fleet::controller
