@@ -1,18 +1,34 @@
 // The RabbitMQ channel against the real broker, with the orchestrator's kind of topology:
 // a topic exchange and a queue of length 1 that rejects publishes when full.
 #include "bus/amqp/amqp.h"
+#include "bus/amqp/pool.h"
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
 #include <random>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "env.h"
+#include "process.h"
 
 namespace gantry::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using bus::amqp::Channel;
+using bus::amqp::Message;
+using bus::amqp::Pool;
+using bus::amqp::PoolOptions;
 using bus::amqp::QueueArgs;
 using core::Code;
 
@@ -84,6 +100,231 @@ TEST_F(AmqpTest, MismatchedDeclarationIsAClearPreconditionFailure) {
   EXPECT_NE(s.to_string().find("PRECONDITION_FAILED"), std::string::npos) << s.to_string();
   EXPECT_FALSE(c->alive());
   EXPECT_EQ(c->publish("", queue, "x").code(), Code::kUnavailable);
+}
+
+// What a client nobody here wrote (amqp-get, Debian's amqp-tools) takes from the queue, one
+// message per call, until it says the queue is empty.
+std::vector<std::string> drain_with_amqp_get(const std::string& url, const std::string& queue) {
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 10'000; ++i) {
+    auto r = run({"amqp-get", "-u", url, "-q", queue});
+    if (r.status != 0) break;
+    bodies.push_back(r.out);
+  }
+  return bodies;
+}
+
+int rabbitmqctl(const std::vector<std::string>& args, std::string* out = nullptr) {
+  std::vector<std::string> argv{"bash", std::string(GANTRY_SOURCE_DIR) + "/scripts/servers", "rabbitmqctl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run(argv, {}, 60s);
+  if (out) *out = r.out;
+  return r.status;
+}
+
+// Confirms used to be matched to "the current publish": a nack or a multiple ack was credited
+// to whatever was being waited for. Now each message gets its own outcome, checked against
+// what the queue really holds.
+TEST_F(AmqpTest, EachMessageGetsItsOwnConfirmInABatch) {
+  auto pub = open();
+  ASSERT_TRUE(pub);
+  ASSERT_TRUE(pub->declare_queue(queue, true, QueueArgs{3, "reject-publish"}).is_ok());
+  std::vector<Message> batch;
+  for (int i = 0; i < 8; ++i) batch.push_back({"", queue, "m" + std::to_string(i)});
+  auto out = pub->publish_batch(batch);
+  ASSERT_EQ(out.size(), 8u);
+  std::vector<std::string> confirmed;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].is_ok()) confirmed.push_back(batch[i].body);
+    else EXPECT_EQ(out[i].code(), Code::kResourceExhausted) << i << ": " << out[i].to_string();
+  }
+  EXPECT_EQ(confirmed, (std::vector<std::string>{"m0", "m1", "m2"}));
+  EXPECT_TRUE(pub->alive());
+  EXPECT_EQ(drain_with_amqp_get(url, queue), confirmed);
+}
+
+// A TCP relay whose broker-to-client direction can be held: confirms are then late.
+struct HoldingRelay {
+  explicit HoldingRelay(int broker_port) : broker(broker_port) {
+    lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(lfd, reinterpret_cast<sockaddr*>(&a), len);
+    ::listen(lfd, 16);
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    t = std::thread([this] { loop(); });
+  }
+  ~HoldingRelay() {
+    stop = true;
+    t.join();
+    ::close(lfd);
+    for (auto& [c, b] : pairs) {
+      ::close(c);
+      ::close(b);
+    }
+  }
+  void loop() {
+    while (!stop) {
+      std::vector<pollfd> p{{lfd, POLLIN, 0}};
+      for (auto& [c, b] : pairs) {
+        p.push_back({c, POLLIN, 0});
+        p.push_back({b, static_cast<short>(hold ? 0 : POLLIN), 0});
+      }
+      if (::poll(p.data(), p.size(), 20) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        int c = ::accept(lfd, nullptr, nullptr);
+        int b = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(broker));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::connect(b, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        pairs.emplace_back(c, b);
+        continue;
+      }
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        auto [c, b] = pairs[i];
+        char buf[65536];
+        if (p[1 + 2 * i].revents & (POLLIN | POLLHUP)) {
+          ssize_t n = ::read(c, buf, sizeof buf);
+          if (n > 0) (void)!::write(b, buf, static_cast<size_t>(n));
+        }
+        if (p[2 + 2 * i].revents & (POLLIN | POLLHUP)) {
+          ssize_t n = ::read(b, buf, sizeof buf);
+          if (n > 0) (void)!::write(c, buf, static_cast<size_t>(n));
+        }
+      }
+    }
+  }
+  int broker;
+  int lfd = -1;
+  uint16_t port = 0;
+  std::atomic<bool> stop{false}, hold{false};
+  std::vector<std::pair<int, int>> pairs;
+  std::thread t;
+};
+
+// After a confirm deadline the channel used to live on, so the late ack could be taken for a
+// later message's. Now the connection is closed at once: the late confirm is never read.
+TEST_F(AmqpTest, AConfirmDeadlineClosesTheChannelSoALateAckCannotCreditAnotherMessage) {
+  auto [host, broker_port] = host_port(url);
+  HoldingRelay relay(broker_port);
+  std::string relayed = "amqp://guest:guest@127.0.0.1:" + std::to_string(relay.port);
+  bus::amqp::ChannelOptions o;
+  o.timeout = 500ms;
+  auto ch = Channel::connect(relayed, o);
+  ASSERT_TRUE(ch.is_ok()) << ch.status().to_string();
+  ASSERT_TRUE((*ch)->declare_queue(queue, true).is_ok());
+  ASSERT_TRUE((*ch)->publish("", queue, "first").is_ok());
+  relay.hold = true;  // the broker's confirm for "late" is held back
+  Status late = (*ch)->publish("", queue, "late");
+  EXPECT_EQ(late.code(), Code::kDeadlineExceeded) << late.to_string();
+  EXPECT_FALSE((*ch)->alive());
+  relay.hold = false;
+  std::this_thread::sleep_for(200ms);  // the held ack is now deliverable
+  Status next = (*ch)->publish("", queue, "next");
+  EXPECT_EQ(next.code(), Code::kUnavailable) << next.to_string();  // not "confirmed" by the late ack
+  // The broker did take "late" (its outcome was unknown to us, and said so); "next" never left.
+  auto bodies = drain_with_amqp_get(url, queue);
+  EXPECT_EQ(bodies, (std::vector<std::string>{"first", "late"}));
+}
+
+// Heartbeats were negotiated but an idle channel never sent any, so the broker closed it. The
+// pool services its idle channels: after idling past several heartbeat timeouts they work.
+TEST_F(AmqpTest, PoolKeepsIdleConnectionsAliveWithHeartbeats) {
+  PoolOptions o;
+  o.url = url;
+  o.name = "hb_" + suffix;
+  o.min_open = 2;
+  o.channel.heartbeat_s = 1;
+  auto pool = Pool::open(o);
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
+  std::this_thread::sleep_for(5s);  // the broker drops a connection silent for 2 heartbeats
+  EXPECT_TRUE((*pool)->publish("", queue, "after idling").is_ok());
+  auto st = (*pool)->stats();
+  EXPECT_EQ(st.retired, 0u);
+  EXPECT_EQ(st.dials, 2u);  // no connection had to be replaced
+  EXPECT_EQ(drain_with_amqp_get(url, queue), (std::vector<std::string>{"after idling"}));
+}
+
+// Every message now in the queue, taken by a consumer of ours (thousands of messages:
+// amqp-consume would run a process per message); bodies end in a newline, dropped here.
+std::vector<std::string> drain(const std::string& url, const std::string& queue) {
+  std::vector<std::string> out;
+  auto c = Channel::connect(url);
+  EXPECT_TRUE(c.is_ok());
+  if (!c.is_ok() || !(*c)->consume(queue, 1000).is_ok()) return out;
+  for (;;) {
+    auto d = (*c)->next(1s);
+    if (!d.is_ok() || !d->has_value()) break;
+    std::string body = (*d)->body;
+    if (!body.empty() && body.back() == '\n') body.pop_back();
+    out.push_back(body);
+    (void)(*c)->ack((*d)->tag);
+  }
+  return out;
+}
+
+// Connections forced closed by the broker (as in a restart) under a stream of confirmed
+// publishes: every publish is confirmed or reported failed, every confirmed message is in the
+// queue, the pool retires the broken connections and carries on without operator action.
+TEST_F(AmqpTest, PoolSurvivesForcedClosesAndNoConfirmIsCreditedToAnotherMessage) {
+  PoolOptions o;
+  o.url = url;
+  o.name = "fc_" + suffix;
+  o.min_open = 2;
+  o.max_open = 4;
+  o.dial_wait = 200ms;
+  auto pool = Pool::open(o);
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
+  std::atomic<bool> done{false};
+  std::mutex mu;
+  std::set<std::string> confirmed;
+  size_t sent = 0, failed = 0;
+  std::thread publisher([&] {
+    for (int i = 0; !done; ++i) {
+      std::vector<Message> batch;
+      for (int j = 0; j < 5; ++j) batch.push_back({"", queue, std::to_string(i) + "." + std::to_string(j) + "\n"});
+      auto out = (*pool)->publish_batch(batch);
+      std::lock_guard l(mu);
+      sent += out.size();
+      for (size_t k = 0; k < out.size(); ++k) {
+        if (out[k].is_ok()) confirmed.insert(batch[k].body.substr(0, batch[k].body.size() - 1));
+        else ++failed;
+      }
+    }
+  });
+  int closes = 0;
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(300ms);
+    std::string conns;
+    ASSERT_EQ(rabbitmqctl({"list_connections", "pid", "client_properties", "--no-table-headers", "-q"}, &conns), 0);
+    std::istringstream in(conns);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("gantry-" + o.name) == std::string::npos) continue;
+      if (rabbitmqctl({"close_connection", line.substr(0, line.find('\t')), "test: forced close"}) == 0) ++closes;
+    }
+  }
+  std::this_thread::sleep_for(500ms);  // a last stretch of publishing on fresh connections
+  done = true;
+  publisher.join();
+  EXPECT_GT(closes, 0);
+  auto st = (*pool)->stats();
+  EXPECT_GT(st.retired, 0u);
+  EXPECT_GT(st.dials, 2u);  // replacements were dialled without anyone's help
+  auto in_queue = drain(url, queue);
+  std::set<std::string> held(in_queue.begin(), in_queue.end());
+  size_t missing = 0;
+  for (const std::string& c : confirmed) missing += held.count(c) ? 0 : 1;
+  EXPECT_EQ(missing, 0u) << "messages confirmed but not in the queue";
+  EXPECT_EQ(confirmed.size() + failed, sent);
+  EXPECT_GT(confirmed.size(), sent / 2);
+  EXPECT_TRUE((*pool)->publish("", queue, "still works").is_ok());
 }
 
 TEST(Amqp, UnreachableBrokerIsUnavailable) {

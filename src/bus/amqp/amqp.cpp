@@ -4,6 +4,8 @@
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
 
+#include <map>
+
 namespace gantry::bus::amqp {
 
 using core::Code;
@@ -41,6 +43,7 @@ std::string server_reason(const amqp_rpc_reply_t& r, int* code) {
 }  // namespace
 
 Status Channel::check_rpc(std::string_view what) {
+  if (!s_->conn) return Status(Code::kUnavailable, "channel is closed", "amqp " + std::string(what));
   amqp_rpc_reply_t r = amqp_get_rpc_reply(s_->conn);
   if (r.reply_type == AMQP_RESPONSE_NORMAL) return {};
   alive_ = false;  // a channel or connection exception ends this channel
@@ -56,9 +59,15 @@ Status Channel::check_rpc(std::string_view what) {
 }
 
 Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, std::chrono::milliseconds timeout) {
+  ChannelOptions o;
+  o.timeout = timeout;
+  return connect(url, o);
+}
+
+Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, ChannelOptions o) {
   std::unique_ptr<Channel> ch(new Channel());
   ch->s_ = std::make_unique<State>();
-  ch->timeout_ = timeout;
+  ch->o_ = o;
   std::string mutable_url = url;
   amqp_connection_info info;
   if (amqp_parse_url(mutable_url.data(), &info) != AMQP_STATUS_OK)
@@ -66,13 +75,18 @@ Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, std::c
   ch->s_->conn = amqp_new_connection();
   amqp_socket_t* sock = amqp_tcp_socket_new(ch->s_->conn);
   if (!sock) return Status(Code::kInternal, "cannot create socket", "amqp.connect");
-  timeval tv = to_tv(timeout);
+  timeval tv = to_tv(o.timeout);
   int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
   std::string where = std::string("amqp.connect ") + info.host + ":" + std::to_string(info.port);
   if (rc != AMQP_STATUS_OK) return Status(Code::kUnavailable, amqp_error_string2(rc), where);
   amqp_set_rpc_timeout(ch->s_->conn, &tv);
-  amqp_rpc_reply_t login =
-      amqp_login(ch->s_->conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+  amqp_table_entry_t name_entry;
+  name_entry.key = amqp_cstring_bytes("connection_name");
+  name_entry.value.kind = AMQP_FIELD_KIND_UTF8;
+  name_entry.value.value.bytes = bytes(ch->o_.connection_name);
+  amqp_table_t props{1, &name_entry};
+  amqp_rpc_reply_t login = amqp_login_with_properties(ch->s_->conn, info.vhost, 0, 131072, o.heartbeat_s, &props,
+                                                      AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     int code = 0;
     std::string reason = server_reason(login, &code);
@@ -82,7 +96,16 @@ Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, std::c
   amqp_channel_open(ch->s_->conn, State::kChannel);
   ch->alive_ = true;
   GANTRY_RETURN_IF_ERROR(ch->check_rpc("channel.open"));
+  ch->opened_at_ = std::chrono::steady_clock::now();
   return ch;
+}
+
+void Channel::close_now() {
+  alive_ = false;
+  if (s_ && s_->conn) {
+    amqp_destroy_connection(s_->conn);  // closes the socket; no handshake with a broker that may not answer
+    s_->conn = nullptr;
+  }
 }
 
 Channel::~Channel() {
@@ -94,13 +117,34 @@ Channel::~Channel() {
   amqp_destroy_connection(s_->conn);
 }
 
+bool Channel::service() {
+  if (!alive_) return false;
+  for (;;) {
+    timeval zero{0, 0};
+    amqp_frame_t frame;
+    int rc = amqp_simple_wait_frame_noblock(s_->conn, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) return true;  // nothing to read; a due heartbeat was sent
+    if (rc != AMQP_STATUS_OK) {
+      close_now();
+      return false;
+    }
+    if (frame.frame_type == AMQP_FRAME_METHOD &&
+        (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+      close_now();
+      return false;
+    }
+  }
+}
+
 Status Channel::declare_exchange(const std::string& name, const std::string& type, bool durable) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp exchange.declare");
   amqp_exchange_declare(s_->conn, State::kChannel, bytes(name), bytes(type), /*passive=*/0, durable,
                         /*auto_delete=*/0, /*internal=*/0, amqp_empty_table);
   return check_rpc("exchange.declare " + name);
 }
 
 Status Channel::declare_queue(const std::string& name, bool durable, const QueueArgs& args) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp queue.declare");
   std::vector<amqp_table_entry_t> entries;
   if (args.max_length) {
     amqp_table_entry_t e;
@@ -116,74 +160,139 @@ Status Channel::declare_queue(const std::string& name, bool durable, const Queue
     e.value.value.bytes = bytes(args.overflow);
     entries.push_back(e);
   }
+  if (!args.dead_letter_exchange.empty()) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes("x-dead-letter-exchange");
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = bytes(args.dead_letter_exchange);
+    entries.push_back(e);
+  }
   amqp_table_t table{static_cast<int>(entries.size()), entries.data()};
   amqp_queue_declare(s_->conn, State::kChannel, bytes(name), 0, durable, 0, 0, table);
   return check_rpc("queue.declare " + name);
 }
 
 Status Channel::bind(const std::string& queue, const std::string& exchange, const std::string& key) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp queue.bind");
   amqp_queue_bind(s_->conn, State::kChannel, bytes(queue), bytes(exchange), bytes(key), amqp_empty_table);
   return check_rpc("queue.bind " + queue);
 }
 
 Status Channel::delete_queue(const std::string& name) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp queue.delete");
   amqp_queue_delete(s_->conn, State::kChannel, bytes(name), 0, 0);
   return check_rpc("queue.delete " + name);
 }
 
 Status Channel::delete_exchange(const std::string& name) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp exchange.delete");
   amqp_exchange_delete(s_->conn, State::kChannel, bytes(name), 0);
   return check_rpc("exchange.delete " + name);
 }
 
 Status Channel::publish(const std::string& exchange, const std::string& key, std::string_view body,
                         const std::string& content_type) {
-  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.publish");
+  Message m{exchange, key, std::string(body), content_type};
+  return std::move(publish_batch(std::span<const Message>(&m, 1)).front());
+}
+
+std::vector<Status> Channel::publish_batch(std::span<const Message> messages) {
+  std::vector<Status> out(messages.size());
+  std::vector<bool> settled(messages.size(), false);
+  auto settle_rest = [&](const Status& s) {
+    for (size_t i = 0; i < messages.size(); ++i)
+      if (!settled[i]) {
+        out[i] = s;
+        settled[i] = true;
+      }
+  };
+  if (messages.empty()) return out;
+  std::string where = "amqp.publish " + messages.front().exchange + " " + messages.front().routing_key;
+  if (!alive_) {
+    settle_rest(Status(Code::kUnavailable, "channel is closed", where));
+    return out;
+  }
   if (!confirms_) {
     amqp_confirm_select(s_->conn, State::kChannel);
-    GANTRY_RETURN_IF_ERROR(check_rpc("confirm.select"));
+    if (Status st = check_rpc("confirm.select"); !st.is_ok()) {
+      settle_rest(st);
+      return out;
+    }
     confirms_ = true;
   }
-  amqp_basic_properties_t props;
-  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-  props.delivery_mode = 2;  // persistent
-  props.content_type = bytes(content_type);
-  int rc = amqp_basic_publish(s_->conn, State::kChannel, bytes(exchange), bytes(key), 0, 0, &props, bytes(body));
-  std::string where = "amqp.publish " + exchange + " " + key;
-  if (rc != AMQP_STATUS_OK) {
-    alive_ = false;
-    return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+  // delivery tag -> message index, for the messages awaiting their confirm
+  std::map<uint64_t, size_t> waiting;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Message& m = messages[i];
+    amqp_basic_properties_t props;
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.delivery_mode = 2;  // persistent
+    props.content_type = bytes(m.content_type);
+    int rc = amqp_basic_publish(s_->conn, State::kChannel, bytes(m.exchange), bytes(m.routing_key), 0, 0, &props,
+                                bytes(m.body));
+    if (rc != AMQP_STATUS_OK) {
+      close_now();
+      settle_rest(Status(Code::kUnavailable, std::string("connection failed before the confirm: ") + amqp_error_string2(rc), where));
+      return out;
+    }
+    waiting.emplace(next_publish_tag_++, i);
   }
-  uint64_t tag = next_publish_tag_++;
-  auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (;;) {
+  auto credit = [&](uint64_t tag, bool multiple, const Status& s) {
+    auto end = multiple ? waiting.upper_bound(tag) : waiting.find(tag);
+    auto begin = multiple ? waiting.begin() : end;
+    if (!multiple) {
+      if (end == waiting.end()) return;  // not ours: cannot happen on a channel closed after any timeout
+      ++end;
+    }
+    for (auto it = begin; it != end; ++it) {
+      out[it->second] = s;
+      settled[it->second] = true;
+    }
+    waiting.erase(begin, end);
+  };
+  auto deadline = std::chrono::steady_clock::now() + o_.timeout;
+  while (!waiting.empty()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return Status(Code::kDeadlineExceeded, "no confirm from the broker", where);
+    if (left.count() <= 0) {
+      // Closed now, so that a confirm arriving later cannot be read as another message's.
+      close_now();
+      settle_rest(Status(Code::kDeadlineExceeded,
+                         "no confirm within " + std::to_string(o_.timeout.count()) +
+                             " ms (the message may or may not have been taken; the connection was closed)",
+                         where));
+      return out;
+    }
     timeval tv = to_tv(left);
     amqp_frame_t frame;
-    rc = amqp_simple_wait_frame_noblock(s_->conn, &frame, &tv);
+    int rc = amqp_simple_wait_frame_noblock(s_->conn, &frame, &tv);
     if (rc == AMQP_STATUS_TIMEOUT) continue;
     if (rc != AMQP_STATUS_OK) {
-      alive_ = false;
-      return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+      close_now();
+      settle_rest(Status(Code::kUnavailable, std::string("connection lost before the confirm: ") + amqp_error_string2(rc), where));
+      return out;
     }
     if (frame.frame_type != AMQP_FRAME_METHOD) continue;
     auto id = frame.payload.method.id;
     if (id == AMQP_BASIC_ACK_METHOD) {
       auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
-      if (ack->delivery_tag >= tag || ack->multiple) return {};
+      credit(ack->delivery_tag, ack->multiple, Status());
     } else if (id == AMQP_BASIC_NACK_METHOD) {
-      return Status(Code::kResourceExhausted, "the broker refused the message (queue full: already pending)", where);
+      auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+      credit(nack->delivery_tag, nack->multiple,
+             Status(Code::kResourceExhausted, "the broker refused the message (queue full: already pending)", where));
     } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
-      alive_ = false;
       auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-      return Status(Code::kUnavailable,
-                    std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len), where);
+      std::string reason(static_cast<char*>(m->reply_text.bytes), m->reply_text.len);
+      close_now();
+      settle_rest(Status(Code::kUnavailable, "the broker closed the channel: " + reason, where));
+      return out;
     }
   }
+  return out;
 }
 
 Status Channel::consume(const std::string& queue, uint16_t prefetch, const std::string& consumer_tag) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp basic.consume");
   amqp_basic_qos(s_->conn, State::kChannel, 0, prefetch, 0);
   GANTRY_RETURN_IF_ERROR(check_rpc("basic.qos"));
   amqp_basic_consume(s_->conn, State::kChannel, bytes(queue), bytes(consumer_tag), 0, /*no_ack=*/0, 0,
@@ -192,7 +301,7 @@ Status Channel::consume(const std::string& queue, uint16_t prefetch, const std::
 }
 
 Result<std::optional<Delivery>> Channel::next(std::chrono::milliseconds timeout) {
-  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.next");
+  if (!alive_ || !s_->conn) return Status(Code::kUnavailable, "channel is closed", "amqp.next");
   amqp_maybe_release_buffers(s_->conn);
   amqp_envelope_t env;
   timeval tv = to_tv(timeout);
@@ -221,11 +330,13 @@ Result<std::optional<Delivery>> Channel::next(std::chrono::milliseconds timeout)
 }
 
 Status Channel::ack(uint64_t tag) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.ack");
   int rc = amqp_basic_ack(s_->conn, State::kChannel, tag, 0);
   return rc == AMQP_STATUS_OK ? Status() : Status(Code::kUnavailable, amqp_error_string2(rc), "amqp.ack");
 }
 
 Status Channel::nack(uint64_t tag, bool requeue) {
+  if (!alive_) return Status(Code::kUnavailable, "channel is closed", "amqp.nack");
   int rc = amqp_basic_nack(s_->conn, State::kChannel, tag, 0, requeue);
   return rc == AMQP_STATUS_OK ? Status() : Status(Code::kUnavailable, amqp_error_string2(rc), "amqp.nack");
 }

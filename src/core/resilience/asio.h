@@ -38,7 +38,10 @@ auto co_retry(const RetryPolicy& p, F fn, RetryOptions o = {})
     R r = co_await fn(b.current());
     if (detail::ok_of(r)) co_return r;
     detail::Step step = detail::after_failure(b, p, o, detail::status_of(r));
-    if (step.give_up) co_return step.return_failure ? r : R(std::move(step.status));
+    if (step.give_up) {
+      if (step.return_failure) co_return r;
+      co_return R(std::move(step.status));
+    }
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(step.wait));
     co_await t.async_wait(boost::asio::use_awaitable);

@@ -148,7 +148,10 @@ auto retry(const RetryPolicy& p, F&& fn, const RetryOptions& o = {}) {
     R r = call(b.current());
     if (detail::ok_of(r)) return r;
     detail::Step step = detail::after_failure(b, p, o, detail::status_of(r));
-    if (step.give_up) return step.return_failure ? r : R(std::move(step.status));
+    if (step.give_up) {
+      if (step.return_failure) return r;  // moved: R may be move-only
+      return R(std::move(step.status));
+    }
     o.sleeper->sleep_for(step.wait);
   }
 }
