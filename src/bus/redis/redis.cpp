@@ -20,6 +20,9 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return {static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
+}  // namespace
+
+namespace detail {
 Reply convert(const redisReply* r) {
   Reply out;
   if (!r) return out;
@@ -69,6 +72,11 @@ Result<redisContext*> connect(const Endpoint& ep) {
   }
   return c;
 }
+}  // namespace detail
+
+namespace {
+using detail::connect;
+using detail::convert;
 
 std::optional<std::string> percent_decode(std::string_view s) {
   std::string out;

@@ -23,6 +23,7 @@
 #include "core/status.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace gantry::bus::redis {
 
@@ -48,6 +49,12 @@ struct Reply {
   int64_t integer = 0;
   std::vector<Reply> elements;
 };
+
+namespace detail {
+// Shared with Pipeline: a context connected, authenticated and on its database; a reply copied.
+Result<redisContext*> connect(const Endpoint& ep);
+Reply convert(const redisReply* r);
+}  // namespace detail
 
 class Connection {
  public:
