@@ -2,6 +2,12 @@
 // transactions, advisory locks, and migrations applied once even by concurrent migrators.
 #include "store/postgres/pg.h"
 #include "store/postgres/listener.h"
+#include "store/postgres/co_pool.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <gtest/gtest.h>
 
@@ -246,6 +252,68 @@ TEST_F(PgTest, ListenerRelistensAfterALostSessionAndSaysMissed) {
   std::lock_guard l(mu);
   EXPECT_EQ(got[0], channel + ":one");
   EXPECT_EQ(got[1], channel + ":two");
+}
+
+// The pool from coroutines: 100 queries awaited at once by one io_context thread, which keeps
+// ticking meanwhile (it never blocks); at most max_open connections; a full queue is refused.
+TEST_F(PgTest, PoolServesCoroutinesWithoutBlockingTheirThread) {
+  namespace asio = boost::asio;
+  store::postgres::PoolOptions po;
+  po.url = url;
+  po.name = "test";
+  po.max_open = 4;
+  po.max_idle = 1;
+  auto pool = store::postgres::Pool::open(po);
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  asio::io_context ioc;
+  std::atomic<int> ticks{0}, done{0}, right{0};
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        while (done < 100) {
+          asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(2));
+          co_await t.async_wait(asio::use_awaitable);
+          ++ticks;
+        }
+      },
+      asio::detached);
+  for (int i = 0; i < 100; ++i)
+    asio::co_spawn(
+        ioc,
+        [&, i]() -> asio::awaitable<void> {
+          auto r = co_await store::postgres::co_run(**pool, [i](Connection& c) {
+            return c.query("SELECT $1::int * 2, pg_sleep(0.01)", {std::to_string(i)});
+          });
+          if (r.is_ok() && r->int64(0, 0) == 2 * i) ++right;
+          ++done;
+        },
+        asio::detached);
+  ioc.run();
+  EXPECT_EQ(right.load(), 100);
+  EXPECT_GT(ticks.load(), 50);  // 100 x 10 ms over 4 connections: the thread kept ticking
+  auto st = (*pool)->stats();
+  EXPECT_LE(st.open, 4);
+  EXPECT_EQ(st.jobs, 100u);
+
+  store::postgres::PoolOptions tiny = po;
+  tiny.name = "tiny";
+  tiny.max_open = 1;
+  tiny.max_queued = 2;
+  auto small = store::postgres::Pool::open(tiny);
+  ASSERT_TRUE(small.is_ok());
+  std::atomic<bool> release{false};
+  ASSERT_TRUE((*small)->submit([&](Connection*, const Status&) {
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the only connection is busy
+  EXPECT_TRUE((*small)->submit([](Connection*, const Status&) {}));
+  EXPECT_TRUE((*small)->submit([](Connection*, const Status&) {}));
+  EXPECT_FALSE((*small)->submit([](Connection*, const Status&) {}));  // never blocks: refused
+  release = true;
+  while ((*small)->stats().queued > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto v = (*small)->run([](Connection& c) { return c.query("SELECT 41 + 1"); });
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ(v->int64(0, 0), 42);
 }
 
 TEST(Pg, UnreachableServerIsUnavailableWithoutLeakingThePassword) {

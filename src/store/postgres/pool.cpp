@@ -1,0 +1,122 @@
+#include "store/postgres/pool.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace gantry::store::postgres {
+
+using core::Code;
+
+namespace {
+const core::log::Logger lg("pg.pool");
+}
+
+Pool::Pool(PoolOptions o) : o_(std::move(o)) {
+  o_.max_open = std::max(1, o_.max_open);
+  o_.max_idle = std::clamp(o_.max_idle, 0, o_.max_open);
+}
+
+Result<std::unique_ptr<Pool>> Pool::open(PoolOptions o) {
+  std::unique_ptr<Pool> p(new Pool(std::move(o)));
+  GANTRY_ASSIGN(first, Connection::connect(p->o_.url, p->o_.connection));
+  auto now = std::chrono::steady_clock::now();
+  p->open_ = 1;
+  p->connects_ = 1;
+  p->threads_.reserve(p->o_.max_open);
+  p->threads_.emplace_back([pp = p.get(), s = Slot{std::move(first), now, now}]() mutable { pp->worker(std::move(s)); });
+  for (int i = 1; i < p->o_.max_open; ++i) p->threads_.emplace_back([pp = p.get()] { pp->worker(Slot{}); });
+  auto& reg = core::metrics::Registry::global();
+  reg.gauge_callback("pg_pool_connections", "Open connections of the PostgreSQL pool.", {"pool"}, {p->o_.name},
+                     [pp = p.get()] { return static_cast<double>(pp->stats().open); });
+  reg.gauge_callback("pg_pool_busy", "PostgreSQL pool connections running a job.", {"pool"}, {p->o_.name},
+                     [pp = p.get()] { return static_cast<double>(pp->stats().busy); });
+  reg.gauge_callback("pg_pool_queued", "Jobs waiting for a PostgreSQL pool connection.", {"pool"}, {p->o_.name},
+                     [pp = p.get()] { return static_cast<double>(pp->stats().queued); });
+  return p;
+}
+
+Pool::~Pool() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  auto& reg = core::metrics::Registry::global();
+  for (const char* m : {"pg_pool_connections", "pg_pool_busy", "pg_pool_queued"}) reg.remove_callback(m, {o_.name});
+}
+
+bool Pool::submit(Job job) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ || jobs_.size() >= o_.max_queued) {
+      ++refused_;
+      return false;
+    }
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+PoolStats Pool::stats() const {
+  std::lock_guard lk(mu_);
+  return {open_, busy_, jobs_.size(), done_, refused_, connects_, connect_failures_};
+}
+
+void Pool::worker(Slot slot) {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    // An idle connection beyond max_idle is closed after max_idle_time without a job.
+    bool waited_out = false;
+    if (slot.conn) {
+      waited_out = !cv_.wait_for(lk, o_.max_idle_time, [&] { return stopping_ || !jobs_.empty(); });
+    } else {
+      cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
+    }
+    if (waited_out) {
+      if (open_ - busy_ > o_.max_idle) {
+        slot.conn.reset();
+        --open_;
+      }
+      continue;
+    }
+    if (jobs_.empty()) break;  // stopping, and every queued job has run
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    ++busy_;
+    bool had = slot.conn != nullptr;
+    lk.unlock();
+
+    auto now = std::chrono::steady_clock::now();
+    if (slot.conn && now - slot.opened > o_.max_lifetime) slot.conn.reset();  // recycled
+    Status why;
+    bool connected_now = false;
+    if (!slot.conn) {
+      auto c = Connection::connect(o_.url, o_.connection);
+      if (c.is_ok()) {
+        slot.conn = std::move(*c);
+        slot.opened = now;
+        connected_now = true;
+      } else {
+        why = c.status();
+        lg.warn("cannot connect", {{"pool", o_.name}, {"error", why.to_string()}});
+      }
+    }
+    job(slot.conn.get(), why);
+    slot.last_used = std::chrono::steady_clock::now();
+
+    lk.lock();
+    --busy_;
+    ++done_;
+    if (connected_now) ++connects_;
+    if (!slot.conn && !why.is_ok()) ++connect_failures_;
+    if (!had && slot.conn) ++open_;
+    if (had && !slot.conn) --open_;
+  }
+  if (slot.conn) --open_;
+}
+
+}  // namespace gantry::store::postgres
