@@ -316,6 +316,53 @@ TEST_F(PgTest, PoolServesCoroutinesWithoutBlockingTheirThread) {
   EXPECT_EQ(v->int64(0, 0), 42);
 }
 
+// Bulk writes: COPY streams rows; a bad row copies nothing.
+TEST_F(PgTest, CopyInStreamsRowsAndABadRowCopiesNothing) {
+  auto c = open();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->exec("CREATE TABLE samples (id int PRIMARY KEY, name text NOT NULL, v float8)").is_ok());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 20'000; ++i) lines.push_back(std::to_string(i) + "\tname\\t" + std::to_string(i) + "\t" + std::to_string(i * 0.5) + "\n");
+  auto n = c->copy_in("COPY samples (id, name, v) FROM STDIN", lines);
+  ASSERT_TRUE(n.is_ok()) << n.status().to_string();
+  EXPECT_EQ(*n, 20'000);
+  auto row = c->query("SELECT name, v FROM samples WHERE id = 19999");
+  ASSERT_TRUE(row.is_ok());
+  EXPECT_EQ(row->get(0, 0), "name\t19999");  // COPY's escapes decoded by the server
+  EXPECT_EQ(row->get(0, 1), "9999.5");
+  std::vector<std::string> bad{"20000\tok\t1\n", "20001\t\\N\t2\n"};  // NULL name
+  auto b = c->copy_in("COPY samples (id, name, v) FROM STDIN", bad);
+  EXPECT_EQ(b.status().code(), Code::kInvalidArgument) << b.status().to_string();
+  EXPECT_EQ(c->query("SELECT count(*) FROM samples")->int64(0, 0), 20'000);
+  EXPECT_TRUE(c->query("SELECT 1").is_ok());  // the session goes on
+  EXPECT_EQ(c->generation(), 1u);
+}
+
+// Pipeline mode: many statements in one round trip, one outcome each; a failure aborts the
+// rest and rolls back the pipeline's implicit transaction.
+TEST_F(PgTest, PipelineSendsEveryStatementAtOnceWithAnOutcomeEach) {
+  auto c = open();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->exec("CREATE TABLE kv (k text PRIMARY KEY, v int)").is_ok());
+  std::vector<Connection::Statement> ok;
+  for (int i = 0; i < 500; ++i) ok.push_back({"INSERT INTO kv VALUES ($1, $2)", {"k" + std::to_string(i), std::to_string(i)}});
+  ok.push_back({"SELECT count(*) FROM kv", {}});
+  auto r = c->pipeline(ok);
+  ASSERT_EQ(r.size(), 501u);
+  for (size_t i = 0; i < 500; ++i) ASSERT_TRUE(r[i].is_ok()) << i << ": " << r[i].status().to_string();
+  EXPECT_EQ(r[500]->int64(0, 0), 500);
+  std::vector<Connection::Statement> mixed{{"INSERT INTO kv VALUES ('x', 1)", {}},
+                                           {"INSERT INTO kv VALUES ('k1', 1)", {}},  // duplicate key
+                                           {"INSERT INTO kv VALUES ('y', 1)", {}}};
+  auto m = c->pipeline(mixed);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_TRUE(m[0].is_ok());
+  EXPECT_EQ(m[1].status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(m[2].status().code(), Code::kAborted);
+  EXPECT_EQ(c->query("SELECT count(*) FROM kv WHERE k IN ('x', 'y')")->int64(0, 0), 0);  // rolled back
+  EXPECT_EQ(c->query("SELECT count(*) FROM kv")->int64(0, 0), 500);
+}
+
 TEST(Pg, UnreachableServerIsUnavailableWithoutLeakingThePassword) {
   auto c = Connection::connect("postgres://u:hunter2@127.0.0.1:1/db", std::chrono::milliseconds(1000));
   ASSERT_FALSE(c.is_ok());

@@ -243,6 +243,179 @@ Result<Rows> Connection::query(std::string_view sql, std::initializer_list<Param
   return run(sql, &values);
 }
 
+Result<Rows> Connection::query(std::string_view sql, std::span<const std::optional<std::string>> params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return run(sql, &values);
+}
+
+namespace {
+// The Status of a failed result (SQLSTATE mapped as for queries).
+Status result_status(pg_result* r, pg_conn* c, const std::string& where) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  Code code = state ? code_for_sqlstate(state) : Code::kUnavailable;
+  return Status(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), where);
+}
+}  // namespace
+
+Result<int64_t> Connection::copy_in(std::string_view copy_sql, std::span<const std::string> lines) {
+  GANTRY_RETURN_IF_ERROR(ensure_connected());
+  std::string where = "postgres [" + brief(copy_sql) + "]";
+  auto deadline = std::chrono::steady_clock::now() + call_timeout();
+  auto fail = [&](Code code, std::string msg) -> Status {
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    Status st(code, msg, where);
+    lose(st);
+    return st;
+  };
+  std::string text(copy_sql);
+  if (!PQsendQuery(c_, text.c_str())) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  int fd = PQsocket(c_);
+  // Flushes libpq's output buffer within the deadline.
+  auto flush = [&]() -> Status {
+    for (;;) {
+      int f = PQflush(c_);
+      if (f == 0) return {};
+      if (f < 0) return fail(Code::kUnavailable, PQerrorMessage(c_));
+      if (!wait_fd(fd, POLLIN | POLLOUT, deadline)) return fail(Code::kDeadlineExceeded, "COPY not taken within the call timeout");
+      if (!PQconsumeInput(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+    }
+  };
+  // The next result within the deadline (null: none left).
+  auto next_result = [&](pg_result** out) -> Status {
+    while (PQisBusy(c_)) {
+      if (!wait_fd(fd, POLLIN, deadline)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
+      if (!PQconsumeInput(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+    }
+    *out = PQgetResult(c_);
+    return {};
+  };
+  GANTRY_RETURN_IF_ERROR(flush());
+  pg_result* r = nullptr;
+  GANTRY_RETURN_IF_ERROR(next_result(&r));
+  if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+    Status st = result_status(r, c_, where);
+    if (r) PQclear(r);
+    while (PQgetResult(c_)) {
+    }
+    if (st.is_ok() || st.code() == Code::kUnavailable) st = Status(Code::kInvalidArgument, "not a COPY … FROM STDIN statement", where);
+    return st;
+  }
+  PQclear(r);
+  std::string chunk;
+  chunk.reserve(1 << 16);
+  auto put = [&](std::string_view data) -> Status {
+    for (;;) {
+      int p = PQputCopyData(c_, data.data(), static_cast<int>(data.size()));
+      if (p == 1) return {};
+      if (p < 0) return fail(Code::kUnavailable, PQerrorMessage(c_));
+      GANTRY_RETURN_IF_ERROR(flush());  // 0: the buffer is full, send some first
+    }
+  };
+  for (const std::string& line : lines) {
+    chunk += line;
+    if (chunk.size() >= (1 << 16)) {
+      GANTRY_RETURN_IF_ERROR(put(chunk));
+      chunk.clear();
+    }
+  }
+  if (!chunk.empty()) GANTRY_RETURN_IF_ERROR(put(chunk));
+  for (;;) {
+    int e = PQputCopyEnd(c_, nullptr);
+    if (e == 1) break;
+    if (e < 0) return fail(Code::kUnavailable, PQerrorMessage(c_));
+    GANTRY_RETURN_IF_ERROR(flush());
+  }
+  GANTRY_RETURN_IF_ERROR(flush());
+  Status outcome;
+  int64_t copied = 0;
+  for (;;) {
+    pg_result* res = nullptr;
+    GANTRY_RETURN_IF_ERROR(next_result(&res));
+    if (!res) break;
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+      const char* n = PQcmdTuples(res);
+      copied = n && *n ? std::strtoll(n, nullptr, 10) : 0;
+    } else if (outcome.is_ok()) {
+      outcome = result_status(res, c_, where);
+    }
+    PQclear(res);
+  }
+  if (!outcome.is_ok()) return outcome;
+  return copied;
+}
+
+std::vector<Result<Rows>> Connection::pipeline(std::span<const Statement> statements) {
+  std::vector<Result<Rows>> out;
+  out.reserve(statements.size());
+  auto all_fail = [&](const Status& s) {
+    out.clear();
+    for (size_t i = 0; i < statements.size(); ++i) out.emplace_back(s);
+    return std::move(out);
+  };
+  if (statements.empty()) return out;
+  if (Status s = ensure_connected(); !s.is_ok()) return all_fail(s);
+  std::string where = "postgres pipeline [" + brief(statements.front().sql) + "]";
+  auto deadline = std::chrono::steady_clock::now() + call_timeout();
+  auto fail = [&](Code code, std::string msg) {
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    Status st(code, msg, where);
+    lose(st);
+    return all_fail(st);
+  };
+  if (!PQenterPipelineMode(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  for (const Statement& st : statements) {
+    std::vector<const char*> values;
+    for (auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
+    if (!PQsendQueryParams(c_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                           nullptr, 0))
+      return fail(Code::kUnavailable, PQerrorMessage(c_));
+  }
+  if (!PQpipelineSync(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  int fd = PQsocket(c_);
+  for (;;) {
+    int f = PQflush(c_);
+    if (f == 0) break;
+    if (f < 0) return fail(Code::kUnavailable, PQerrorMessage(c_));
+    if (!wait_fd(fd, POLLIN | POLLOUT, deadline)) return fail(Code::kDeadlineExceeded, "pipeline not sent within the call timeout");
+    if (!PQconsumeInput(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  }
+  auto next_result = [&](pg_result** r) -> bool {
+    while (PQisBusy(c_)) {
+      if (!wait_fd(fd, POLLIN, deadline)) return false;
+      if (!PQconsumeInput(c_)) return false;
+    }
+    *r = PQgetResult(c_);
+    return true;
+  };
+  // Per statement: its result, then a null that ends it; then the sync's result.
+  for (size_t i = 0; i < statements.size(); ++i) {
+    pg_result* r = nullptr;
+    if (!next_result(&r)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      out.emplace_back(Rows(r));
+    } else if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(r);
+      out.emplace_back(Status(Code::kAborted, "not run: an earlier statement of the pipeline failed", where));
+    } else {
+      out.emplace_back(result_status(r, c_, where));
+      if (r) PQclear(r);
+    }
+    pg_result* end = nullptr;
+    if (!next_result(&end)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
+    if (end) PQclear(end);  // not expected: one result per statement
+  }
+  pg_result* sync = nullptr;
+  if (!next_result(&sync)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
+  if (sync) PQclear(sync);
+  PQexitPipelineMode(c_);
+  return out;
+}
+
 Status Connection::exec(std::string_view sql) {
   auto r = run(sql, nullptr);
   return r.is_ok() ? Status() : r.status();

@@ -97,6 +97,20 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   Result<Rows> query(std::string_view sql, std::initializer_list<Param> params = {});
+  Result<Rows> query(std::string_view sql, std::span<const std::optional<std::string>> params);
+
+  // Bulk writes. copy_in runs `COPY … FROM STDIN` and streams the rows (each a line of COPY
+  // text format, tab-separated, ending in '\n'); returns the rows copied. A failure copies
+  // nothing (COPY is one statement).
+  Result<int64_t> copy_in(std::string_view copy_sql, std::span<const std::string> lines);
+  // Pipeline mode: every statement is sent before any result is read, in one round trip. One
+  // outcome per statement; after a failed one the rest are kAborted (not run). The statements
+  // form one implicit transaction: a failure rolls back the ones before it too.
+  struct Statement {
+    std::string sql;
+    std::vector<std::optional<std::string>> params;
+  };
+  std::vector<Result<Rows>> pipeline(std::span<const Statement> statements);
   // One or more statements without parameters or results.
   Status exec(std::string_view sql);
 
