@@ -5,6 +5,10 @@
 #       keep-alive, against nginx answering 304 for a static file's ETag; same wrk settings,
 #       2 threads/processes each, alternating rounds, the better round of each counts
 #       (goal ratio >= 1.0, floor 0.7)
+#   hello_rps / poll_304_ratio_vs_hello
+#       `gantry hello` (the bare core HTTP server answering 13 bytes) in the same rounds: what
+#       the 304 path (Bearer lookup, If-None-Match compare, two headers) costs over a bare
+#       answer (goal >= 0.95)
 #   propagation_longpoll_p50_ms / _p99_ms, propagation_redis_p50_ms / _p99_ms
 #       1,000 simulated agents (bench/fleet/fleet_load.cpp, one process) hold a long poll, or
 #       are subscribed to Redis and fetch on a push; a new version is published ROUNDS times;
@@ -26,17 +30,22 @@ cmake --build --preset release --target gantry_bench_fleet_load >/dev/null
 LOAD=build/release/bench/gantry_bench_fleet_load
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-eval "$(bash scripts/servers start redis)"
+bench_servers redis
 rhost=${GANTRY_REDIS_URL#redis://}; rhost=${rhost%/*}; rport=${rhost##*:}; rhost=${rhost%:*}
 
-cport=$(free_port); nport=$(free_port)
+cport=$(free_port); nport=$(free_port); hport=$(free_port)
 CURL=http://127.0.0.1:$cport
 DATABASE_PATH=$dir/data.db REDIS_ENABLED=true REDIS_HOST=$rhost REDIS_PORT=$rport \
   build/gantry controller --address 127.0.0.1 --port "$cport" --http-threads 2 --access-log=false \
   --log-level warn --http-max-connections 30000 >"$dir/controller.log" 2>&1 &
 cpid=$!
-trap 'kill -TERM $cpid 2>/dev/null; wait $cpid 2>/dev/null; stop_nginx' EXIT
+build/gantry hello --address 127.0.0.1 --port "$hport" --http-threads 2 --access-log=false --log-level warn \
+  >"$dir/hello.log" 2>&1 &
+hpid=$!
+trap 'kill -TERM $cpid $hpid 2>/dev/null; wait $cpid $hpid 2>/dev/null; stop_nginx; bench_stop_servers' EXIT
 wait_http "$CURL/health"
+HURL=http://127.0.0.1:$hport/
+wait_http "$HURL"
 
 # --- 304 poll path vs nginx --------------------------------------------------------------
 emit_load $B
@@ -55,10 +64,13 @@ netag=$(curl -sfi "$NURL" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d 
 run_wrk() { wrk -t2 -c"$CONNS" -d"$2"s --latency "${@:4}" "$1" > "$3"; }
 run_n() { run_wrk "$NURL" "$1" "$2" -H "If-None-Match: $netag"; }
 run_g() { run_wrk "$CURL/config" "$1" "$2" -H "Authorization: Bearer $token" -H "If-None-Match: $etag"; }
-run_n 2 "$dir/warm-n.txt"; run_g 2 "$dir/warm-g.txt"
-best_n=0; best_g=0
+run_h() { run_wrk "$HURL" "$1" "$2"; }
+run_n 2 "$dir/warm-n.txt"; run_g 2 "$dir/warm-g.txt"; run_h 2 "$dir/warm-h.txt"
+best_n=0; best_g=0; best_h=0
 for round in 1 2; do
-  run_n "$DUR" "$dir/n$round.txt"; run_g "$DUR" "$dir/g$round.txt"
+  run_n "$DUR" "$dir/n$round.txt"; run_g "$DUR" "$dir/g$round.txt"; run_h "$DUR" "$dir/h$round.txt"
+  h=$(wrk_rps "$dir/h$round.txt")
+  awk "BEGIN{exit !($h > $best_h)}" && best_h=$h
   for f in "$dir/n$round.txt" "$dir/g$round.txt"; do
     grep -q 'Non-2xx' "$f" && ! grep -q "Non-2xx or 3xx responses: 0" "$f" && { echo "bench: errors in $f" >&2; cat "$f" >&2; exit 1; }
   done
@@ -70,6 +82,9 @@ stop_nginx
 emit $B poll_304_rps "$best_g" req/s
 emit $B nginx_304_rps "$best_n" req/s
 emit $B poll_304_ratio_vs_nginx "$(awk "BEGIN{printf \"%.3f\", $best_g / $best_n}")"
+emit $B hello_rps "$best_h" req/s
+emit $B poll_304_ratio_vs_hello "$(awk "BEGIN{printf \"%.3f\", $best_g / $best_h}")"
+kill -TERM $hpid 2>/dev/null; wait $hpid 2>/dev/null || true
 
 # --- propagation to 1,000 agents ---------------------------------------------------------
 emit_load $B

@@ -12,6 +12,21 @@ bench_build() {
 
 source "$REPO/scripts/lib.sh"  # free_port, wait_http
 
+# bench_servers NAME...: starts the servers of scripts/servers not already running and exports
+# their URLs; bench_stop_servers (put it in the EXIT trap) stops only the ones this started, so
+# a benchmark leaves the machine as it found it.
+BENCH_STARTED=()
+bench_servers() {
+  local s
+  for s in "$@"; do
+    bash scripts/servers status "$s" 2>/dev/null | grep -q ' running ' || BENCH_STARTED+=("$s")
+  done
+  eval "$(bash scripts/servers start "$@")"
+}
+bench_stop_servers() {
+  if [ ${#BENCH_STARTED[@]} -gt 0 ]; then bash scripts/servers stop "${BENCH_STARTED[@]}" >/dev/null 2>&1 || true; fi
+}
+
 # emit BENCH METRIC VALUE [UNIT]: one JSON line.
 emit() {
   if [ -n "${4:-}" ]; then

@@ -28,11 +28,11 @@ rm -rf "$dir"; mkdir -p "$dir"
 bench_build
 cmake --build --preset release --target gantry_bench_telemetry_load >/dev/null
 LOAD=build/release/bench/gantry_bench_telemetry_load
-eval "$(bash scripts/servers start nats pg)"
+bench_servers nats pg
 export GANTRY_NATS_URL GANTRY_PG_URL
 
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; bench_stop_servers' EXIT
 iport=$(free_port)
 build/gantry ingest --address 127.0.0.1 --port "$iport" --nats-url "$GANTRY_NATS_URL" --http-threads 2 \
   --access-log=false --log-level warn --rate-limit 1e9 --rate-limit-burst 1e9 >"$dir/ingest.log" 2>&1 &

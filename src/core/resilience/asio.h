@@ -14,6 +14,7 @@
 #include <memory>
 #include <type_traits>
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -70,22 +71,30 @@ struct Offloaded<Result<X>> {
 // outlive the call. Failures are values: a pool that is full or stopping completes with
 // kUnavailable without running fn; an exception from fn completes with kInternal. fn returning
 // Status or Result<T> completes with that type, any other T with Result<T>.
+// fn is moved to the heap at once and the initiation carries only pointers. With GCC 12, pass
+// a named lambda, not a temporary with captures inside the co_await expression (see
+// store/postgres/co_pool.h).
 template <class F>
-auto co_offload(ThreadPool& pool, F fn) -> boost::asio::awaitable<typename detail::Offloaded<std::invoke_result_t<F&>>::type> {
+auto co_offload(ThreadPool& pool, F fn) {
   using R = typename detail::Offloaded<std::invoke_result_t<F&>>::type;
-  auto ex = co_await boost::asio::this_coro::executor;
-  co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
-      [ex, &pool, fn = std::move(fn)](auto handler) mutable {
+  F* owned = new F(std::move(fn));
+  return boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
+      [pp = &pool, owned](auto handler) {
+        ThreadPool& pool = *pp;
+        std::shared_ptr<F> fn(owned);
+        auto ex = boost::asio::get_associated_executor(handler);
         // The handler is shared between the job and the refusal path: only one of them runs it.
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         auto complete = [ex, h, guard = boost::asio::make_work_guard(ex)](R r) mutable {
-          boost::asio::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
+          // Moved into the completion, so its last reference is dropped on the coroutine's own
+          // thread: destroying it on the pool's thread corrupts Asio's per-thread recycling.
+          boost::asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
           guard.reset();
         };
-        bool queued = pool.post([fn = std::move(fn), complete]() mutable {
+        bool queued = pool.post([fn, complete]() mutable {
           R r = [&]() -> R {
             try {
-              return R(fn());
+              return R((*fn)());
             } catch (const std::exception& e) {
               return R(Status(Code::kInternal, std::string("offloaded work threw: ") + e.what(), "co_offload"));
             } catch (...) {

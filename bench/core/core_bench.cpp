@@ -1,0 +1,250 @@
+// bench/run core: the store and bus clients against raw clients of the same servers, each pair
+// measured back to back in this process on this machine.
+//
+//   core_bench pg URL SECONDS       pool round trips/s (64 coroutines on one io thread, a pool of
+//                                   2 connections) vs a plain libpq loop (2 threads, one
+//                                   connection each), both `SELECT $1::int`
+//   core_bench redis URL SECONDS    Pipeline SETs/s (batches of 10,000, 1,000 in flight, random
+//                                   keys of a 1M keyspace, 3-byte values); redis-benchmark is the
+//                                   reference and runs from core.sh
+//   core_bench amqp URL SECONDS     Pool confirmed publishes/s (batches of 100) vs a raw
+//                                   rabbitmq-c loop (confirm.select, 100 published, then read
+//                                   acks until all are in), same queue, same messages
+// Prints JSON lines {"bench":"core",...}.
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "bus/amqp/amqp.h"
+#include "bus/amqp/pool.h"
+#include "bus/redis/pipeline.h"
+#include "core/log.h"
+#include "store/postgres/co_pool.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace gantry;
+
+void emit(const char* metric, double v, const char* unit = nullptr) {
+  if (unit)
+    std::printf("{\"bench\":\"core\",\"metric\":\"%s\",\"value\":%.0f,\"unit\":\"%s\"}\n", metric, v, unit);
+  else
+    std::printf("{\"bench\":\"core\",\"metric\":\"%s\",\"value\":%.3f}\n", metric, v);
+  std::fflush(stdout);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---- PostgreSQL ------------------------------------------------------------------------------
+
+double raw_libpq(const std::string& url, double secs) {
+  std::atomic<long> n{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 2; ++t)
+    ts.emplace_back([&] {
+      PGconn* c = PQconnectdb(url.c_str());
+      if (PQstatus(c) != CONNECTION_OK) {
+        std::fprintf(stderr, "raw libpq: %s", PQerrorMessage(c));
+        std::exit(1);
+      }
+      long i = 0;
+      while (!stop) {
+        std::string v = std::to_string(i++);
+        const char* vals[] = {v.c_str()};
+        PGresult* r = PQexecParams(c, "SELECT $1::int", 1, nullptr, vals, nullptr, nullptr, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) std::exit(1);
+        PQclear(r);
+        ++n;
+      }
+      PQfinish(c);
+    });
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(secs));
+  stop = true;
+  for (auto& t : ts) t.join();
+  return static_cast<double>(n.load()) / seconds_since(t0);
+}
+
+double pool_coroutines(const std::string& url, double secs) {
+  namespace asio = boost::asio;
+  store::postgres::PoolOptions o;
+  o.url = url;
+  o.name = "bench";
+  o.max_open = 2;
+  o.max_idle = 2;
+  auto pool = store::postgres::Pool::open(o);
+  if (!pool.is_ok()) {
+    std::fprintf(stderr, "pool: %s\n", pool.status().to_string().c_str());
+    std::exit(1);
+  }
+  asio::io_context ioc(1);
+  std::atomic<long> n{0}, failed{0};
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
+  auto t0 = Clock::now();
+  for (int c = 0; c < 64; ++c)
+    asio::co_spawn(
+        ioc,
+        [&, c]() -> asio::awaitable<void> {
+          long i = c;
+          while (Clock::now() < deadline) {
+            std::string v = std::to_string(i++);
+            // A named job: GCC 12 mishandles a lambda temporary inside a co_await expression.
+            auto job = [v](store::postgres::Connection& conn) { return conn.query("SELECT $1::int", {v}); };
+            auto r = co_await store::postgres::co_run(**pool, std::move(job));
+            if (r.is_ok()) ++n;
+            else ++failed;
+          }
+        },
+        asio::detached);
+  ioc.run();
+  double rate = static_cast<double>(n.load()) / seconds_since(t0);
+  if (failed) std::fprintf(stderr, "pool: %ld failed\n", failed.load());
+  return rate;
+}
+
+// ---- Redis -----------------------------------------------------------------------------------
+
+double redis_pipeline(const std::string& url, double secs) {
+  auto ep = bus::redis::Endpoint::parse_url(url);
+  if (!ep.is_ok()) std::exit(1);
+  bus::redis::PipelineOptions o;
+  o.max_in_flight = 1000;
+  o.breaker = "redis-bench";
+  bus::redis::Pipeline p(*ep, o);
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> key(0, 999'999);
+  long n = 0;
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < secs) {
+    for (int i = 0; i < 10'000; ++i) p.add({"SET", "key:" + std::to_string(key(rng)), "xxx"});
+    auto r = p.exec();
+    if (!r.is_ok()) {
+      std::fprintf(stderr, "pipeline: %s\n", r.status().to_string().c_str());
+      std::exit(1);
+    }
+    n += static_cast<long>(r->size());
+  }
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+// ---- RabbitMQ --------------------------------------------------------------------------------
+
+double raw_rabbitmq_c(const std::string& url, const std::string& queue, double secs) {
+  std::string u = url;
+  amqp_connection_info info;
+  amqp_parse_url(u.data(), &info);
+  amqp_connection_state_t c = amqp_new_connection();
+  amqp_socket_t* s = amqp_tcp_socket_new(c);
+  if (amqp_socket_open(s, info.host, info.port) != AMQP_STATUS_OK) std::exit(1);
+  amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+  amqp_channel_open(c, 1);
+  amqp_confirm_select(c, 1);
+  if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) std::exit(1);
+  amqp_basic_properties_t props;
+  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+  props.delivery_mode = 2;
+  props.content_type = amqp_cstring_bytes("application/json");
+  std::string body = R"({"channel":"cptm8.asmm8.get.scan","source":"orchestratorm8"})";
+  uint64_t tag = 0, acked = 0;
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < secs) {
+    for (int i = 0; i < 100; ++i) {
+      amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(queue.c_str()), 0, 0, &props,
+                         amqp_bytes_t{body.size(), body.data()});
+      ++tag;
+    }
+    while (acked < tag) {
+      amqp_frame_t f;
+      if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK) std::exit(1);
+      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+        auto* a = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
+        acked = a->multiple ? a->delivery_tag : std::max<uint64_t>(acked, a->delivery_tag);
+      }
+    }
+  }
+  double rate = static_cast<double>(acked) / seconds_since(t0);
+  amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(c);
+  return rate;
+}
+
+double amqp_pool(const std::string& url, const std::string& queue, double secs) {
+  bus::amqp::PoolOptions o;
+  o.url = url;
+  o.name = "bench";
+  auto pool = bus::amqp::Pool::open(o);
+  if (!pool.is_ok()) std::exit(1);
+  std::vector<bus::amqp::Message> batch(100, {"", queue, R"({"channel":"cptm8.asmm8.get.scan","source":"orchestratorm8"})"});
+  long n = 0, failed = 0;
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < secs) {
+    for (auto& s : (*pool)->publish_batch(batch)) (s.is_ok() ? n : failed)++;
+  }
+  if (failed) std::fprintf(stderr, "amqp pool: %ld failed\n", failed);
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: core_bench pg|redis|amqp URL SECONDS\n");
+    return 2;
+  }
+  core::log::Settings ls;
+  ls.level = "warn";
+  (void)core::log::init(ls);
+  std::string what = argv[1], url = argv[2];
+  double secs = std::stod(argv[3]);
+  if (what == "pg") {
+    double raw = raw_libpq(url, secs), ours = pool_coroutines(url, secs);
+    double raw2 = raw_libpq(url, secs), ours2 = pool_coroutines(url, secs);  // alternating, the better of each
+    raw = std::max(raw, raw2);
+    ours = std::max(ours, ours2);
+    emit("pg_pool_round_trips_per_s", ours, "1/s");
+    emit("pg_raw_libpq_round_trips_per_s", raw, "1/s");
+    emit("pg_ratio_vs_raw", ours / raw);
+  } else if (what == "redis") {
+    emit("redis_pipeline_sets_per_s", redis_pipeline(url, secs), "1/s");
+  } else if (what == "amqp") {
+    std::string queue = "gantry_bench_core";
+    {
+      auto ch = bus::amqp::Channel::connect(url);
+      if (!ch.is_ok()) return 1;
+      (void)(*ch)->delete_queue(queue);
+      bus::amqp::Channel* c = ch->get();
+      if (!c->alive()) return 1;
+    }
+    {
+      auto ch = bus::amqp::Channel::connect(url);
+      // Non-durable, bounded (oldest dropped): the broker's disk and memory stay out of the figure.
+      if (!ch.is_ok() || !(*ch)->declare_queue(queue, false, {100'000, "drop-head", ""}).is_ok()) return 1;
+    }
+    double raw = raw_rabbitmq_c(url, queue, secs), ours = amqp_pool(url, queue, secs);
+    double raw2 = raw_rabbitmq_c(url, queue, secs), ours2 = amqp_pool(url, queue, secs);
+    raw = std::max(raw, raw2);
+    ours = std::max(ours, ours2);
+    emit("amqp_confirmed_publishes_per_s", ours, "1/s");
+    emit("amqp_raw_confirmed_publishes_per_s", raw, "1/s");
+    emit("amqp_confirm_ratio_vs_raw", ours / raw);
+    if (auto ch = bus::amqp::Channel::connect(url); ch.is_ok()) (void)(*ch)->delete_queue(queue);
+  } else {
+    return 2;
+  }
+  return 0;
+}
