@@ -123,8 +123,14 @@ TEST(Redis, PipelineWritesABatchInWindowsAndRedisCliReadsItBack) {
   EXPECT_GT(std::stoi(ttl.out), 590) << ttl.out;
   auto n = run({"sh", "-c", "redis-cli -u '" + url + "' --scan --pattern '" + prefix + "*' | wc -l"});
   EXPECT_EQ(std::stoi(n.out), 5000);
+  p.add({"SET", prefix + "w", "1"});
+  p.add({"INCR", prefix + "4998"});  // not a number: counted, first error kept
   p.add({"EVAL", "for i=0,4999 do redis.call('DEL', ARGV[1]..i) end return 1", "0", prefix});
-  ASSERT_TRUE(p.exec().is_ok());
+  auto w = p.exec_writes();
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  EXPECT_EQ(w->commands, 3u);
+  EXPECT_EQ(w->errors, 1u);
+  EXPECT_NE(w->first_error.find("not an integer"), std::string::npos) << w->first_error;
 }
 
 // Redis restarted under pipelined writes: the writer fails fast while it is gone (never

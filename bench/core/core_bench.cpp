@@ -130,13 +130,17 @@ double redis_pipeline(const std::string& url, double secs) {
   long n = 0;
   auto t0 = Clock::now();
   while (seconds_since(t0) < secs) {
-    for (int i = 0; i < 10'000; ++i) p.add({"SET", "key:" + std::to_string(key(rng)), "xxx"});
-    auto r = p.exec();
-    if (!r.is_ok()) {
-      std::fprintf(stderr, "pipeline: %s\n", r.status().to_string().c_str());
+    char k[24];
+    for (int i = 0; i < 10'000; ++i) {
+      int len = std::snprintf(k, sizeof k, "key:%d", key(rng));
+      p.add({"SET", std::string_view(k, static_cast<size_t>(len)), "xxx"});
+    }
+    auto r = p.exec_writes();
+    if (!r.is_ok() || r->errors) {
+      std::fprintf(stderr, "pipeline: %s\n", r.is_ok() ? r->first_error.c_str() : r.status().to_string().c_str());
       std::exit(1);
     }
-    n += static_cast<long>(r->size());
+    n += static_cast<long>(r->commands);
   }
   return static_cast<double>(n) / seconds_since(t0);
 }

@@ -68,18 +68,33 @@ Status Pipeline::ensure_connected() {
   return {};
 }
 
-Result<std::vector<Reply>> Pipeline::exec() {
+template <class OnReply>
+Status Pipeline::send_all(OnReply&& on_reply) {
   std::string args;
   std::vector<size_t> arg_lens, lens;
   args.swap(args_);
   arg_lens.swap(arg_lens_);
   lens.swap(lens_);
-  std::vector<Reply> out;
-  if (lens.empty()) return out;
+  // The queue's buffers go back empty but with their capacity: the next batch of the same size
+  // allocates (and page-faults) nothing.
+  struct Reuse {
+    Pipeline& p;
+    std::string& a;
+    std::vector<size_t>& al;
+    std::vector<size_t>& l;
+    ~Reuse() {
+      a.clear();
+      al.clear();
+      l.clear();
+      if (p.args_.empty()) p.args_.swap(a);
+      if (p.arg_lens_.empty()) p.arg_lens_.swap(al);
+      if (p.lens_.empty()) p.lens_.swap(l);
+    }
+  } reuse{*this, args, arg_lens, lens};
+  if (lens.empty()) return {};
   GANTRY_RETURN_IF_ERROR(ensure_connected());
   auto p = breaker_.acquire();
   if (!p.is_ok()) return p.status();
-  out.reserve(lens.size());
   std::vector<const char*> argv;
   size_t arg = 0, offset = 0;  // next argument to send, and its place in `args`
   auto fail = [&](const char* what) -> Status {
@@ -104,13 +119,30 @@ Result<std::vector<Reply>> Pipeline::exec() {
     for (size_t i = 0; i < window; ++i) {
       void* r = nullptr;
       if (redisGetReply(c_, &r) != REDIS_OK || !r) return fail("connection failed mid-batch");
-      out.push_back(detail::convert(static_cast<redisReply*>(r)));
+      on_reply(static_cast<redisReply*>(r));
       freeReplyObject(r);
     }
     sent += window;
   }
   p->success();
+  return {};
+}
+
+Result<std::vector<Reply>> Pipeline::exec() {
+  std::vector<Reply> out;
+  out.reserve(lens_.size());
+  GANTRY_RETURN_IF_ERROR(send_all([&](redisReply* r) { out.push_back(detail::convert(r)); }));
   return out;
+}
+
+Result<Pipeline::WriteSummary> Pipeline::exec_writes() {
+  WriteSummary w;
+  w.commands = lens_.size();
+  GANTRY_RETURN_IF_ERROR(send_all([&](redisReply* r) {
+    if (r->type != REDIS_REPLY_ERROR) return;
+    if (w.errors++ == 0) w.first_error.assign(r->str, r->len);
+  }));
+  return w;
 }
 
 }  // namespace gantry::bus::redis

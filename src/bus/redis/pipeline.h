@@ -47,6 +47,13 @@ class Pipeline {
   size_t queued() const { return lens_.size(); }
   // Sends every queued command and returns their replies in order; the queue is emptied either way.
   Result<std::vector<Reply>> exec();
+  // The same for writes whose replies only matter when they are errors (SET, EXPIRE, …): no
+  // Reply is built, so a batch costs less. The count of error replies and the first one's text.
+  struct WriteSummary {
+    size_t commands = 0, errors = 0;
+    std::string first_error;
+  };
+  Result<WriteSummary> exec_writes();
 
   bool connected() const { return c_ != nullptr; }
   const core::resilience::CircuitBreaker& breaker() const { return breaker_; }
@@ -55,6 +62,9 @@ class Pipeline {
  private:
   Status ensure_connected();
   void drop();
+  // Sends the queue in windows; each reply is handed to on_reply(redisReply*) before it is freed.
+  template <class OnReply>
+  Status send_all(OnReply&& on_reply);
 
   Endpoint ep_;
   PipelineOptions o_;
