@@ -22,6 +22,8 @@
 //       empties the events stream, so a run drains exactly the events it made
 //   telemetry_load lua PREFIX
 //       prints a wrk script POSTing unique single events
+#include <nats/nats.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -79,28 +81,53 @@ Url parse(const std::string& u) {
   return {hp.substr(0, c), hp.substr(c + 1), slash == std::string::npos ? "/" : rest.substr(slash)};
 }
 
+// The reference: cnats' own asynchronous JetStream publishing (a raw C client of the server),
+// every message acknowledged, the same bodies and message ids as ingest gets.
+void raw_ack(jsCtx*, natsMsg* m, jsPubAck*, jsPubAckErr* pae, void* closure) {
+  auto* counts = static_cast<std::atomic<uint64_t>*>(closure);
+  counts[pae ? 1 : 0]++;
+  natsMsg_Destroy(m);
+}
+
 int raw(const std::string& url, uint64_t n, const std::string& prefix) {
-  auto js = gantry::bus::nats::JetStream::connect(url, {.max_pending_async = 8192});
-  if (!js.is_ok()) {
-    std::cerr << js.status().to_string() << "\n";
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  std::atomic<uint64_t> counts[2] = {0, 0};  // acked, refused
+  if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) {
+    std::cerr << "raw: cannot connect to " << url << "\n";
     return 1;
   }
-  std::atomic<uint64_t> ok{0}, failed{0};
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 8192;
+  jo.PublishAsync.AckHandler = &raw_ack;
+  jo.PublishAsync.AckHandlerClosure = counts;
+  if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK) return 1;
   std::vector<std::string> bodies;
   bodies.reserve(n);
   for (uint64_t i = 0; i < n; ++i) bodies.push_back(event(prefix, i));
+  uint64_t failed = 0;
   auto t0 = Clock::now();
   for (uint64_t i = 0; i < n; ++i) {
-    std::string_view b = bodies[i];
-    std::string_view id(b.data() + 13, 36);  // {"event_id":" is 13 bytes
-    auto s = (*js)->publish_async("telemetry.events", b, id, [&](gantry::core::Result<gantry::bus::nats::PubAck> r) {
-      (r.is_ok() ? ok : failed)++;
-    });
-    if (!s.is_ok()) ++failed;
+    const std::string& b = bodies[i];
+    std::string id = b.substr(13, 36);  // {"event_id":" is 13 bytes
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, "telemetry.events", nullptr, b.data(), static_cast<int>(b.size()));
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+    if (js_PublishMsgAsync(js, &m, nullptr) != NATS_OK) {
+      ++failed;
+      natsMsg_Destroy(m);
+    }
   }
-  (void)(*js)->wait_async(std::chrono::seconds(60));
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60'000;
+  (void)js_PublishAsyncComplete(js, &po);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("%.0f %llu\n", static_cast<double>(ok.load()) / secs, static_cast<unsigned long long>(failed.load()));
+  failed += counts[1].load();
+  std::printf("%.0f %llu\n", static_cast<double>(counts[0].load()) / secs, static_cast<unsigned long long>(failed));
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
   return failed ? 1 : 0;
 }
 

@@ -96,29 +96,6 @@ void JetStream::on_reconnected(natsConnection*, void* closure) {
   lg.info("reconnected", {{"reconnects", static_cast<long long>(self->reconnects_.load())}});
 }
 
-void JetStream::on_ack(jsCtx*, natsMsg* msg, ::jsPubAck* pa, ::jsPubAckErr* pae, void* closure) {
-  auto* self = static_cast<JetStream*>(closure);
-  AckCallback cb;
-  {
-    std::lock_guard lock(self->mu_);
-    auto it = self->pending_.find(msg);
-    if (it != self->pending_.end()) {
-      cb = std::move(it->second);
-      self->pending_.erase(it);
-    }
-  }
-  if (!cb) return;
-  if (pae) {
-    Status s = from(pae->Err, "nats.publish_async", pae->ErrCode);
-    if (pae->ErrText && *pae->ErrText) s = Status(s.code(), pae->ErrText, "nats.publish_async");
-    cb(s);
-  } else if (pa) {
-    cb(PubAck{pa->Stream ? pa->Stream : "", pa->Sequence, pa->Duplicate});
-  } else {
-    cb(Status(Code::kInternal, "ack without result", "nats.publish_async"));
-  }
-}
-
 Result<std::unique_ptr<JetStream>> JetStream::connect(const std::string& url, Options o) {
   std::unique_ptr<JetStream> j(new JetStream());
   j->o_ = o;
@@ -141,31 +118,15 @@ Result<std::unique_ptr<JetStream>> JetStream::connect(const std::string& url, Op
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = ms(o.timeout);
-  jo.PublishAsync.MaxPending = o.max_pending_async;
-  jo.PublishAsync.AckHandler = &JetStream::on_ack;
-  jo.PublishAsync.AckHandlerClosure = j.get();
   s = natsConnection_JetStream(&j->js_, j->nc_, &jo);
   if (s != NATS_OK) return from(s, "nats.jetstream");
   return j;
 }
 
 JetStream::~JetStream() {
-  if (js_) {
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = ms(o_.timeout);
-    (void)js_PublishAsyncComplete(js_, &po);
-  }
   if (nc_) natsConnection_Close(nc_);  // stops callbacks before the context goes
   if (js_) jsCtx_Destroy(js_);
   if (nc_) natsConnection_Destroy(nc_);
-  // Whatever never got an answer is answered now, so no caller waits forever.
-  std::unordered_map<natsMsg*, AckCallback> left;
-  {
-    std::lock_guard lock(mu_);
-    left.swap(pending_);
-  }
-  for (auto& [m, cb] : left) cb(Status(Code::kUnavailable, "connection closed before the ack", "nats.publish_async"));
 }
 
 bool JetStream::connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
@@ -212,43 +173,6 @@ Result<PubAck> JetStream::publish(std::string_view subject, std::string_view dat
   return out;
 }
 
-Status JetStream::publish_async(std::string_view subject, std::string_view data, std::string_view msg_id,
-                                AckCallback done) {
-  if (!connected()) return Status(Code::kUnavailable, "not connected", "nats.publish_async");
-  std::string subj(subject);
-  natsMsg* msg = nullptr;
-  natsStatus s = natsMsg_Create(&msg, subj.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-  if (s != NATS_OK) return from(s, "nats.publish_async");
-  if (!msg_id.empty()) {
-    std::string id(msg_id);
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
-  }
-  {
-    std::lock_guard lock(mu_);  // registered first: the ack may arrive before the call returns
-    pending_.emplace(msg, std::move(done));
-  }
-  natsMsg* handed = msg;
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = ms(o_.timeout);  // an ack not received in time is reported to `done` as a timeout
-  s = js_PublishMsgAsync(js_, &handed, &po);
-  if (s != NATS_OK) {
-    {
-      std::lock_guard lock(mu_);
-      pending_.erase(msg);
-    }
-    natsMsg_Destroy(msg);
-    return from(s, "nats.publish_async " + subj);
-  }
-  return {};
-}
-
-Status JetStream::wait_async(std::chrono::milliseconds timeout) {
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = ms(timeout);
-  return from(js_PublishAsyncComplete(js_, &po), "nats.wait_async");
-}
 
 Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string& stream, const std::string& subject,
                                                                const ConsumerSpec& c) {

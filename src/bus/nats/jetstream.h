@@ -1,9 +1,8 @@
 // NATS JetStream over cnats: streams, publishing with acknowledgements, pull consumers.
 //
-// A publish counts only once JetStream has acknowledged it (stored it). publish() waits for
-// the ack; publish_async() returns at once and reports the ack or the failure to a callback,
-// so a caller (an HTTP handler holding a Responder) can answer only after the event is
-// durable. A message id (Nats-Msg-Id) makes JetStream drop a resent message within the
+// A publish counts only once JetStream has acknowledged it (stored it): publish() waits for
+// the ack. It is for occasional publishes (a dead letter); a server answering requests
+// publishes through Publisher (bus/nats/publisher.h), the one asynchronous path. A message id (Nats-Msg-Id) makes JetStream drop a resent message within the
 // stream's duplicate window: the ack then says duplicate.
 //
 // The connection reconnects by itself, forever; while it is down, publishes fail fast with
@@ -71,7 +70,6 @@ struct Options {
   std::string name = "gantry";
   std::chrono::milliseconds reconnect_wait{250};
   std::chrono::milliseconds timeout{5000};  // connect, API requests, synchronous publish
-  int max_pending_async = 4096;             // async publishes in flight before publish_async blocks
 };
 
 // One received message; ack, nak or term it (or let ack_wait pass and it is redelivered).
@@ -111,10 +109,7 @@ class PullConsumer {
 
 class JetStream {
  public:
-  using AckCallback = std::function<void(Result<PubAck>)>;
-
   static Result<std::unique_ptr<JetStream>> connect(const std::string& url, Options o = {});
-  // Waits (up to the timeout) for outstanding async acks, then closes.
   ~JetStream();
   JetStream(const JetStream&) = delete;
   JetStream& operator=(const JetStream&) = delete;
@@ -122,11 +117,6 @@ class JetStream {
   // Creates the stream, or updates it to this spec when it exists.
   Status ensure_stream(const StreamSpec& s);
   Result<PubAck> publish(std::string_view subject, std::string_view data, std::string_view msg_id = {});
-  // Returns once the message is handed to the connection; `done` runs later, on a cnats
-  // thread, with the ack or the failure. If this returns a failure, `done` is never called.
-  Status publish_async(std::string_view subject, std::string_view data, std::string_view msg_id, AckCallback done);
-  // Waits until every async publish has its answer.
-  Status wait_async(std::chrono::milliseconds timeout);
   Result<std::unique_ptr<PullConsumer>> pull_consumer(const std::string& stream, const std::string& subject,
                                                       const ConsumerSpec& c);
   Result<ConsumerState> consumer_state(const std::string& stream, const std::string& durable);
@@ -138,14 +128,11 @@ class JetStream {
 
  private:
   JetStream() = default;
-  static void on_ack(jsCtx*, natsMsg* msg, ::jsPubAck* pa, ::jsPubAckErr* pae, void* closure);
   static void on_reconnected(natsConnection*, void* closure);
 
   Options o_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::mutex mu_;
-  std::unordered_map<natsMsg*, AckCallback> pending_;
   std::atomic<uint64_t> reconnects_{0};
 };
 
