@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "core/log.h"
+#include "core/resilience/retry.h"
 
 namespace gantry::bus::nats {
 
@@ -265,7 +266,14 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
   void schedule_reconnect() {
     if (closed_ || reconnecting_ || eps_.empty()) return;
     reconnecting_ = true;
-    retry_.expires_after(o_.reconnect_wait);
+    // The shared reconnect policy, starting at reconnect_wait: each failed attempt in a row
+    // doubles the wait, up to 5 s (jittered), so a server that stays down is not hammered.
+    core::resilience::RetryPolicy p = core::resilience::RetryPolicy::reconnect();
+    p.base_delay = o_.reconnect_wait;
+    p.max_delay = std::max(p.max_delay, o_.reconnect_wait);
+    int n = static_cast<int>(std::min<uint64_t>(failed_attempts_, 30)) + 1;
+    retry_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        p.delay(n, core::Random::real().uniform())));
     retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       self->reconnecting_ = false;
       if (ec || self->closed_ || self->connected_) return;

@@ -16,8 +16,9 @@
 // kDeadlineExceeded when no ack came within ack_timeout (the same), or JetStream's own error.
 // When publish() itself fails, nothing was sent and `done` is never called.
 //
-// The connection reconnects by itself, forever, reconnect_wait apart (a handshake that fails
-// in any way, an exception included, is one failed attempt), cycling through the
+// The connection reconnects by itself, forever, by the shared reconnect policy starting at
+// reconnect_wait and doubling per failed attempt to 5 s (a handshake that fails in any way,
+// an exception included, is one failed attempt), cycling through the
 // URLs; while it is down publishes fail at once (nothing is buffered for later). A connection
 // that answers no PING for two ping intervals is dropped as dead. Plain TCP only: a server
 // that requires TLS is refused at connect with an error that says so.

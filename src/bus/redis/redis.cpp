@@ -180,15 +180,7 @@ Result<int64_t> Connection::publish(std::string_view channel, std::string_view m
   return r->integer;
 }
 
-core::resilience::RetryPolicy Subscriber::reconnect_policy() {
-  core::resilience::RetryPolicy p;
-  p.name = "redis_reconnect";
-  p.max_retries = -1;
-  p.base_delay = std::chrono::milliseconds(100);
-  p.max_delay = std::chrono::milliseconds(5000);
-  p.timeout = std::chrono::hours(24 * 365);
-  return p;
-}
+core::resilience::RetryPolicy Subscriber::reconnect_policy() { return core::resilience::RetryPolicy::reconnect(); }
 
 Subscriber::Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h, core::resilience::RetryPolicy backoff,
                        std::chrono::milliseconds ping_every)

@@ -99,7 +99,7 @@ class Subscriber {
   bool connected() const { return connected_.load(); }
   uint64_t reconnects() const { return reconnects_.load(); }
 
-  // Unlimited retries, 100 ms doubling to 5 s.
+  // The shared reconnect policy (RetryPolicy::reconnect: unlimited, 100 ms doubling to 5 s).
   static core::resilience::RetryPolicy reconnect_policy();
 
  private:
