@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include "core/json.h"
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -178,25 +180,7 @@ uint64_t dropped_lines() {
 
 bool enabled(Level l) noexcept { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }
 
-void json_escape(std::string_view s, std::string& out) {
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-}
+void json_escape(std::string_view s, std::string& out) { json::append_escaped(s, out); }
 
 namespace {
 void append_value(const Value& v, bool json, std::string& out) {

@@ -1,5 +1,7 @@
 #include "core/http/message.h"
 
+#include "core/json.h"
+
 #include <strings.h>
 
 #include <algorithm>
@@ -139,19 +141,13 @@ std::string_view Response::header(std::string_view name) const {
   return {};
 }
 
-void append_json_string(std::string_view s, std::string& out) {
-  out += '"';
-  log::json_escape(s, out);
-  out += '"';
-}
+void append_json_string(std::string_view s, std::string& out) { json::append_string(s, out); }
 
 void Response::error(int s, std::string_view message) {
   status = s;
   content_type = "application/json";
   body.clear();
-  body += "{\"error\":";
-  append_json_string(message, body);
-  body += '}';
+  json::Writer(body).object().field("error", message).end();
 }
 
 void Response::json_string(int s, std::string_view text) {

@@ -96,7 +96,7 @@ struct Response {
   void json_string(int s, std::string_view text);
 };
 
-// Appends s as a JSON string literal, quotes included.
+// Appends s as a JSON string literal, quotes included (json::append_string).
 void append_json_string(std::string_view s, std::string& out);
 // Percent-decodes (and '+' -> ' ' for form/query encoding).
 std::string url_decode(std::string_view s);
