@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "core/json.h"
 #include "core/thread_pool.h"
 
 namespace gantry::cli {
@@ -63,7 +64,9 @@ class Hello final : public runtime::HttpRole {
       int ms = v ? std::atoi(v->c_str()) : -1;
       if (ms < 0 || ms > 60'000) return r.error(400, "ms must be 0..60000");
       slow_ms_ = ms;
-      r.json(200, "{\"slow_ms\":" + std::to_string(ms) + "}");
+      std::string b;
+      core::json::Writer(b).object().field("slow_ms", ms).end();
+      r.json(200, std::move(b));
     });
   }
 

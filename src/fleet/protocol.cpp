@@ -9,6 +9,7 @@
 #include <boost/url/parse.hpp>
 
 #include "core/http/message.h"
+#include "core/json.h"
 
 namespace gantry::fleet {
 
@@ -16,13 +17,13 @@ namespace json = boost::json;
 using core::Status;
 
 std::string to_json(const PushMessage& m) {
-  std::string out = "{\"agent_id\":";
-  core::http::append_json_string(m.agent_id, out);
-  out += ",\"etag\":";
-  core::http::append_json_string(m.etag, out);
-  out += ",\"correlation_id\":";
-  core::http::append_json_string(m.correlation_id, out);
-  out += '}';
+  std::string out;
+  core::json::Writer(out)
+      .object()
+      .field("agent_id", m.agent_id)
+      .field("etag", m.etag)
+      .field("correlation_id", m.correlation_id)
+      .end();
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/http/auth.h"
 #include "core/http/client.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/resilience/retry.h"
@@ -179,24 +180,22 @@ class Agent final : public core::runtime::HttpRole {
 
   void health(http::Response& out) {
     std::lock_guard lk(mu_);
-    std::string b = R"({"status":"healthy","registered":)";
-    b += registered_ ? "true" : "false";
-    b += ",\"agent_id\":";
-    http::append_json_string(agent_id_, b);
-    b += ",\"current_etag\":";
-    http::append_json_string(etag_, b);
-    b += ",\"worker_etag\":";
-    http::append_json_string(applied_etag_, b);
-    b += ",\"poll_interval_seconds\":" + std::to_string(interval_s_);
-    b += ",\"push\":";
-    b += subscriber_ && subscriber_->connected() ? "\"redis\"" : st_.long_poll ? "\"long-poll\"" : "\"poll\"";
-    b += ",\"last_contact\":";
+    std::string b;
+    core::json::Writer w(b);
+    w.object()
+        .field("status", "healthy")
+        .field("registered", registered_)
+        .field("agent_id", agent_id_)
+        .field("current_etag", etag_)
+        .field("worker_etag", applied_etag_)
+        .field("poll_interval_seconds", interval_s_)
+        .field("push", subscriber_ && subscriber_->connected() ? "redis" : st_.long_poll ? "long-poll" : "poll");
     if (last_contact_ == core::WallTime{}) {
-      b += "null";
+      w.field_null("last_contact");
     } else {
-      http::append_json_string(core::rfc3339(last_contact_), b);
+      w.field("last_contact", core::rfc3339(last_contact_));
     }
-    b += '}';
+    w.end();
     out.json(200, std::move(b));
   }
 
@@ -223,11 +222,13 @@ class Agent final : public core::runtime::HttpRole {
   }
 
   Status register_once() {
-    std::string body = "{\"hostname\":";
-    http::append_json_string(st_.hostname, body);
-    body += ",\"start_time\":\"" + core::rfc3339(start_time_) + "\",\"version\":";
-    http::append_json_string(st_.version, body);
-    body += '}';
+    std::string body;
+    core::json::Writer(body)
+        .object()
+        .field("hostname", st_.hostname)
+        .field("start_time", core::rfc3339(start_time_))
+        .field("version", st_.version)
+        .end();
     http::ClientRequest req;
     req.method = http::Method::kPost;
     req.url = st_.controller_url + "/register";
@@ -489,9 +490,8 @@ class Agent final : public core::runtime::HttpRole {
         heartbeat_now_ = false;
         if (!registered_) continue;
         token = token_;
-        body = "{\"config_version\":";
-        http::append_json_string(applied_etag_, body);
-        body += ",\"status\":\"healthy\"}";
+        body.clear();
+        core::json::Writer(body).object().field("config_version", applied_etag_).field("status", "healthy").end();
       }
       http::ClientRequest req;
       req.method = http::Method::kPost;

@@ -16,6 +16,7 @@
 #include "bus/redis/redis.h"
 #include "core/clock.h"
 #include "core/http/auth.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/runtime.h"
@@ -72,9 +73,13 @@ struct Snapshot {
 
 std::shared_ptr<const Snapshot> make_snapshot(ConfigRecord rec) {
   auto s = std::make_shared<Snapshot>();
-  s->body_head = "{\"id\":" + std::to_string(rec.id) + ",\"etag\":";
-  http::append_json_string(rec.etag, s->body_head);
-  s->body_head += ",\"config\":" + rec.config_data + ",\"poll_interval_seconds\":";
+  // Left open after the last key: each answer appends its interval and the closing brace.
+  core::json::Writer(s->body_head)
+      .object()
+      .field("id", rec.id)
+      .field("etag", rec.etag)
+      .field_raw("config", rec.config_data)
+      .key("poll_interval_seconds");
   s->rec = std::move(rec);
   return s;
 }
@@ -291,9 +296,8 @@ class Controller final : public core::runtime::HttpRole {
   }
 
   static void bearer_error(http::Response& out, std::string_view message) {
-    std::string body = R"({"success":false,"message":)";
-    http::append_json_string(message, body);
-    body += R"(,"data":null})";
+    std::string body;
+    core::json::Writer(body).object().field("success", false).field("message", message).field_null("data").end();
     out.json(401, std::move(body));
   }
 
@@ -364,12 +368,15 @@ class Controller final : public core::runtime::HttpRole {
     }
     remember(a);
     lg.info("agent registered", {{"agent_id", a.agent_id}, {"hostname", hostname}, {"version", version}});
-    std::string res = "{\"agent_id\":";
-    http::append_json_string(a.agent_id, res);
-    res += ",\"agent_name\":";
-    http::append_json_string(a.agent_name, res);
-    res += ",\"api_token\":\"" + token + "\",\"poll_url\":\"/config\",\"poll_interval_seconds\":" +
-           std::to_string(st_.poll_interval) + "}";
+    std::string res;
+    core::json::Writer(res)
+        .object()
+        .field("agent_id", a.agent_id)
+        .field("agent_name", a.agent_name)
+        .field("api_token", token)
+        .field("poll_url", "/config")
+        .field("poll_interval_seconds", st_.poll_interval)
+        .end();
     out.json(200, std::move(res));
   }
 
@@ -384,11 +391,8 @@ class Controller final : public core::runtime::HttpRole {
     if (!string_field(*body, "url", true, &url, out) || !string_field(*body, "proxy", false, &proxy, out)) return;
     if (auto e = check_target_url(url)) return out.error(400, *e);
     if (auto e = check_proxy(proxy)) return out.error(400, *e);
-    std::string data = "{\"url\":";
-    http::append_json_string(url, data);
-    data += ",\"proxy\":";
-    http::append_json_string(proxy, data);
-    data += '}';
+    std::string data;
+    core::json::Writer(data).object().field("url", url).field("proxy", proxy).end();
     auto snap = publish(std::move(data), who, out);
     if (!snap) return;
     out.json_string(200, "Config updated successfully");
@@ -560,19 +564,20 @@ class Controller final : public core::runtime::HttpRole {
     }();
     if (!h.is_ok()) return store_failure(out, "reading history", h.status());
     std::string latest = latest_.load()->rec.etag;
-    std::string body = "{\"configurations\":[";
-    for (size_t i = 0; i < h->size(); ++i) {
-      const ConfigRecord& c = (*h)[i];
-      if (i) body += ',';
-      body += "{\"id\":" + std::to_string(c.id) + ",\"etag\":";
-      http::append_json_string(c.etag, body);
-      body += ",\"config\":" + c.config_data + ",\"created_by\":";
-      http::append_json_string(c.created_by, body);
-      body += ",\"created_at\":";
-      http::append_json_string(c.created_at, body);
-      body += c.etag == latest ? ",\"latest\":true}" : ",\"latest\":false}";
+    std::string body;
+    core::json::Writer w(body);
+    w.object().key("configurations").array();
+    for (const ConfigRecord& c : *h) {
+      w.object()
+          .field("id", c.id)
+          .field("etag", c.etag)
+          .field_raw("config", c.config_data)
+          .field("created_by", c.created_by)
+          .field("created_at", c.created_at)
+          .field("latest", c.etag == latest)
+          .end();
     }
-    body += "],\"total\":" + std::to_string(h->size()) + "}";
+    w.end().field("total", h->size()).end();
     out.json(200, std::move(body));
   }
 
@@ -590,11 +595,13 @@ class Controller final : public core::runtime::HttpRole {
     if (!*old) return out.error(404, "no configuration with etag " + etag);
     auto snap = publish((*old)->config_data, who + " (rollback to " + etag + ")", out);
     if (!snap) return;
-    std::string body = "{\"message\":\"rolled back\",\"etag\":";
-    http::append_json_string(snap->rec.etag, body);
-    body += ",\"rolled_back_to\":";
-    http::append_json_string(etag, body);
-    body += '}';
+    std::string body;
+    core::json::Writer(body)
+        .object()
+        .field("message", "rolled back")
+        .field("etag", snap->rec.etag)
+        .field("rolled_back_to", etag)
+        .end();
     out.json(200, std::move(body));
     out.set_header("ETag", snap->rec.etag);
   }
@@ -643,11 +650,8 @@ class Controller final : public core::runtime::HttpRole {
         agent->updated_at = row.at;
         agent->last_contact = core::parse_rfc3339(row.at).value_or(std::chrono::system_clock::now());
       }
-      std::string b = "{\"latest_config_version\":";
-      http::append_json_string(latest, b);
-      b += ",\"received_at\":";
-      http::append_json_string(row.at, b);
-      b += '}';
+      std::string b;
+      core::json::Writer(b).object().field("latest_config_version", latest).field("received_at", row.at).end();
       r.json(200, std::move(b));
       resp.send(std::move(r));
     };
@@ -666,36 +670,26 @@ class Controller final : public core::runtime::HttpRole {
     return "offline";
   }
 
-  void agent_json(const Agent& a, const std::string& latest, core::WallTime now, std::string& out) const {
+  void agent_json(const Agent& a, const std::string& latest, core::WallTime now, core::json::Writer& w) const {
     std::lock_guard lk(a.mu);
-    auto field = [&](std::string_view k, std::string_view v, bool first = false) {
-      if (!first) out += ',';
-      out += '"';
-      out += k;
-      out += "\":";
-      http::append_json_string(v, out);
-    };
-    out += '{';
-    field("agent_id", a.id, true);
-    field("agent_name", a.name);
-    field("hostname", a.hostname);
-    field("version", a.version);
-    field("start_time", a.start_time);
-    field("status", derived_status(a, now));
-    field("reported_status", a.reported_status);
-    if (a.last_heartbeat.empty()) {
-      out += ",\"last_heartbeat\":null";
-    } else {
-      field("last_heartbeat", a.last_heartbeat);
-    }
-    field("last_config_version", a.last_config_version);
-    out += a.last_config_version == latest ? ",\"config_up_to_date\":true" : ",\"config_up_to_date\":false";
+    w.object()
+        .field("agent_id", a.id)
+        .field("agent_name", a.name)
+        .field("hostname", a.hostname)
+        .field("version", a.version)
+        .field("start_time", a.start_time)
+        .field("status", derived_status(a, now))
+        .field("reported_status", a.reported_status);
+    if (a.last_heartbeat.empty()) w.field_null("last_heartbeat");
+    else w.field("last_heartbeat", a.last_heartbeat);
+    w.field("last_config_version", a.last_config_version).field("config_up_to_date", a.last_config_version == latest);
     int iv = a.interval.load();
-    out += ",\"poll_interval_seconds\":" + (iv ? std::to_string(iv) : std::string("null"));
-    out += ",\"effective_poll_interval_seconds\":" + std::to_string(iv ? iv : st_.poll_interval);
-    field("created_at", a.created_at);
-    field("updated_at", a.updated_at);
-    out += '}';
+    if (iv) w.field("poll_interval_seconds", iv);
+    else w.field_null("poll_interval_seconds");
+    w.field("effective_poll_interval_seconds", iv ? iv : st_.poll_interval)
+        .field("created_at", a.created_at)
+        .field("updated_at", a.updated_at)
+        .end();
   }
 
   void list_agents(const http::Request& q, http::Response& out) {
@@ -712,16 +706,15 @@ class Controller final : public core::runtime::HttpRole {
     std::string latest = latest_.load()->rec.etag;
     auto now = std::chrono::system_clock::now();
     size_t lagging = 0;
-    std::string body = "{\"agents\":[";
-    for (size_t i = 0; i < all.size(); ++i) {
-      if (i) body += ',';
-      agent_json(*all[i], latest, now, body);
-      std::lock_guard lk(all[i]->mu);
-      if (all[i]->last_config_version != latest) ++lagging;
+    std::string body;
+    core::json::Writer w(body);
+    w.object().key("agents").array();
+    for (auto& a : all) {
+      agent_json(*a, latest, now, w);
+      std::lock_guard lk(a->mu);
+      if (a->last_config_version != latest) ++lagging;
     }
-    body += "],\"total\":" + std::to_string(all.size()) + ",\"latest_config_version\":";
-    http::append_json_string(latest, body);
-    body += ",\"lagging\":" + std::to_string(lagging) + "}";
+    w.end().field("total", all.size()).field("latest_config_version", latest).field("lagging", lagging).end();
     out.json(200, std::move(body));
   }
 
@@ -736,7 +729,8 @@ class Controller final : public core::runtime::HttpRole {
     auto a = find(q.param("id"));
     if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
     std::string body;
-    agent_json(*a, latest_.load()->rec.etag, std::chrono::system_clock::now(), body);
+    core::json::Writer w(body);
+    agent_json(*a, latest_.load()->rec.etag, std::chrono::system_clock::now(), w);
     out.json(200, std::move(body));
   }
 
@@ -801,9 +795,8 @@ class Controller final : public core::runtime::HttpRole {
       by_token_[hash] = a;
     }
     lg.info("token rotated", {{"agent_id", a->id}});
-    std::string body = "{\"agent_id\":";
-    http::append_json_string(a->id, body);
-    body += ",\"api_token\":\"" + token + "\",\"message\":\"token rotated\"}";
+    std::string body;
+    core::json::Writer(body).object().field("agent_id", a->id).field("api_token", token).field("message", "token rotated").end();
     out.json(200, std::move(body));
   }
 

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "core/http/client.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/runtime.h"
@@ -78,17 +79,14 @@ class Worker final : public core::runtime::HttpRole {
 
   void health(http::Response& out) {
     auto c = current();
-    std::string b = R"({"status":"healthy","configured":)";
-    b += c && !c->url.empty() ? "true" : "false";
+    std::string b;
+    core::json::Writer w(b);
+    w.object().field("status", "healthy").field("configured", c && !c->url.empty());
     if (c) {
-      b += ",\"etag\":";
-      http::append_json_string(c->etag, b);
-      if (!c->url.empty()) {
-        b += ",\"target_url\":";
-        http::append_json_string(c->url, b);
-      }
+      w.field("etag", c->etag);
+      if (!c->url.empty()) w.field("target_url", c->url);
     }
-    b += '}';
+    w.end();
     out.json(200, std::move(b));
   }
 
@@ -119,14 +117,14 @@ class Worker final : public core::runtime::HttpRole {
       if (auto e = check_target_url(c->url)) return out.error(400, *e);
     if (auto e = check_proxy(c->proxy)) return out.error(400, *e);
 
-    std::string body = "{\"message\":";
+    std::string_view message;
     {
       std::lock_guard lk(mu_);
       if (cfg_ && cfg_->etag == c->etag) {
-        body += "\"Configuration already up-to-date\"";
+        message = "Configuration already up-to-date";
       } else {
         cfg_ = c;
-        body += "\"Configuration updated\"";
+        message = "Configuration updated";
         applied_.inc();
         lg.info("configuration applied", {{"etag", c->etag},
                                           {"url", c->url},
@@ -134,16 +132,14 @@ class Worker final : public core::runtime::HttpRole {
                                           {"correlation_id", q.header("X-Correlation-ID")}});
       }
     }
-    body += ",\"etag\":";
-    http::append_json_string(c->etag, body);
-    body += '}';
+    std::string body;
+    core::json::Writer(body).object().field("message", message).field("etag", c->etag).end();
     out.json(200, std::move(body));
   }
 
   static void failure(http::Response& out, int status, std::string_view message) {
-    std::string b = R"({"success":false,"message":)";
-    http::append_json_string(message, b);
-    b += R"(,"data":null})";
+    std::string b;
+    core::json::Writer(b).object().field("success", false).field("message", message).field_null("data").end();
     out.json(status, std::move(b));
   }
 
@@ -179,13 +175,19 @@ class Worker final : public core::runtime::HttpRole {
         data = trim(r->body);
       }
       hits_.with({"ok"}).inc();
-      std::string b = R"({"success":true,"message":"Success","data":{"etag":)";
-      http::append_json_string(c->etag, b);
-      b += ",\"url\":";
-      http::append_json_string(c->url, b);
-      b += ",\"data\":";
-      http::append_json_string(data, b);
-      b += ",\"status_code\":" + std::to_string(r->status) + "}}";
+      std::string b;
+      core::json::Writer(b)
+          .object()
+          .field("success", true)
+          .field("message", "Success")
+          .key("data")
+          .object()
+          .field("etag", c->etag)
+          .field("url", c->url)
+          .field("data", data)
+          .field("status_code", r->status)
+          .end()
+          .end();
       out.json(200, std::move(b));
       resp.send(std::move(out));
     });
