@@ -183,22 +183,14 @@ bool enabled(Level l) noexcept { return static_cast<int>(l) >= g_level.load(std:
 void json_escape(std::string_view s, std::string& out) { json::append_escaped(s, out); }
 
 namespace {
-void append_value(const Value& v, bool json, std::string& out) {
+// A console field's value: bare, or quoted and escaped when it would not read back as one token.
+void append_value(const Value& v, std::string& out) {
   switch (v.kind()) {
     case Value::kStr:
-      if (json) {
-        out += '"';
-        json_escape(v.str(), out);
-        out += '"';
+      if (v.str().empty() || v.str().find_first_of(" \"=") != std::string_view::npos) {
+        json::append_string(v.str(), out);
       } else {
-        bool quote = v.str().empty() || v.str().find_first_of(" \"=") != std::string_view::npos;
-        if (quote) {
-          out += '"';
-          json_escape(v.str(), out);
-          out += '"';
-        } else {
-          out += v.str();
-        }
+        out += v.str();
       }
       break;
     case Value::kBool: out += v.i() ? "true" : "false"; break;
@@ -213,17 +205,21 @@ void write(Level level, std::string_view role, std::string_view msg, Fields fiel
   std::string line;
   line.reserve(128 + msg.size());
   if (json) {
-    line += "\"role\":\"";
-    json_escape(role, line);
-    line += "\",\"msg\":\"";
-    json_escape(msg, line);
-    line += '"';
+    // The members after ts and level (the pattern holds the braces): an object, unwrapped.
+    json::Writer w(line);
+    w.object().field("role", role).field("msg", msg);
     for (auto& f : fields) {
-      line += ",\"";
-      json_escape(f.key, line);
-      line += "\":";
-      append_value(f.value, true, line);
+      w.key(f.key);
+      switch (f.value.kind()) {
+        case Value::kStr: w.value(f.value.str()); break;
+        case Value::kBool: w.value(f.value.i() != 0); break;
+        case Value::kInt: w.value(static_cast<long long>(f.value.i())); break;
+        case Value::kDouble: w.value(f.value.d()); break;
+      }
     }
+    w.end();
+    line.pop_back();
+    line.erase(0, 1);
   } else {
     line += '[';
     line += role;
@@ -233,7 +229,7 @@ void write(Level level, std::string_view role, std::string_view msg, Fields fiel
       line += ' ';
       line += f.key;
       line += '=';
-      append_value(f.value, false, line);
+      append_value(f.value, line);
     }
   }
   spdlog::logger* lg = g_logger.load(std::memory_order_acquire);

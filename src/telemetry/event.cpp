@@ -1,5 +1,7 @@
 #include "telemetry/event.h"
 
+#include "core/json.h"
+
 #include <charconv>
 #include <cmath>
 
@@ -162,55 +164,40 @@ core::Result<Event> parse_event(std::string_view text, int64_t now_ms) {
 }
 
 std::string to_json(const Event& e) {
-  using core::http::append_json_string;
   std::string out;
   out.reserve(384);
-  auto num = [&](std::optional<double> v) {
-    if (!v) {
-      out += "null";
-      return;
-    }
-    char buf[32];  // shortest text that reads back as the same double
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
-    out.append(buf, end);
+  core::json::Writer w(out);
+  // Timings are written in their shortest exact form: they were parsed from the client's text.
+  auto num = [&](std::string_view key, std::optional<double> v) {
+    if (v) w.field(key, *v);
+    else w.field_null(key);
   };
   auto opt = [&](std::string_view key, const std::optional<std::string>& v) {
-    if (!v) return;
-    out += ",\"";
-    out += key;
-    out += "\":";
-    append_json_string(*v, out);
+    if (v) w.field(key, *v);
   };
-  out += "{\"event_id\":";
-  append_json_string(e.event_id, out);
-  out += ",\"client_id\":";
-  append_json_string(e.client_id, out);
-  out += ",\"ts_ms\":" + std::to_string(e.ts_ms) + ",\"recv_ts_ms\":" + std::to_string(e.recv_ts_ms);
-  out += ",\"schema_version\":";
-  append_json_string(e.schema_version, out);
-  out += ",\"target\":";
-  append_json_string(e.target, out);
-  out += ",\"network_context\":{\"interface_type\":";
-  append_json_string(e.interface_type, out);
-  if (e.vpn_enabled) out += *e.vpn_enabled ? ",\"vpn_enabled\":true" : ",\"vpn_enabled\":false";
-  if (e.user_label) {
-    out += ",\"user_label\":";
-    append_json_string(*e.user_label, out);
-  }
-  out += "},\"timings\":{\"dns_ms\":";
-  num(e.timings.dns_ms);
-  out += ",\"tcp_ms\":";
-  num(e.timings.tcp_ms);
-  out += ",\"tls_ms\":";
-  num(e.timings.tls_ms);
-  out += ",\"http_ttfb_ms\":";
-  num(e.timings.http_ttfb_ms);
-  out += "},\"throughput_kbps\":";
-  num(e.throughput_kbps);
+  w.object()
+      .field("event_id", e.event_id)
+      .field("client_id", e.client_id)
+      .field("ts_ms", e.ts_ms)
+      .field("recv_ts_ms", e.recv_ts_ms)
+      .field("schema_version", e.schema_version)
+      .field("target", e.target)
+      .key("network_context")
+      .object()
+      .field("interface_type", e.interface_type);
+  if (e.vpn_enabled) w.field("vpn_enabled", *e.vpn_enabled);
+  opt("user_label", e.user_label);
+  w.end().key("timings").object();
+  num("dns_ms", e.timings.dns_ms);
+  num("tcp_ms", e.timings.tcp_ms);
+  num("tls_ms", e.timings.tls_ms);
+  num("http_ttfb_ms", e.timings.http_ttfb_ms);
+  w.end();
+  num("throughput_kbps", e.throughput_kbps);
   opt("error_stage", e.error_stage);
   opt("traceparent", e.traceparent);
   opt("tracestate", e.tracestate);
-  out += '}';
+  w.end();
   return out;
 }
 

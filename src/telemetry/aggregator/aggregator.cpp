@@ -22,6 +22,7 @@
 
 #include "bus/nats/jetstream.h"
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/runtime.h"
@@ -267,11 +268,13 @@ class Aggregator final : public core::runtime::HttpRole {
       (void)m.nak();
       return;
     }
-    std::string doc = "{\"original_data\":";
-    http::append_json_string(m.data(), doc);
-    doc += ",\"reason\":";
-    http::append_json_string(reason, doc);
-    doc += ",\"timestamp\":\"" + core::rfc3339(std::chrono::system_clock::now()) + "\"}";
+    std::string doc;
+    core::json::Writer(doc)
+        .object()
+        .field("original_data", m.data())
+        .field("reason", reason)
+        .field("timestamp", core::rfc3339(std::chrono::system_clock::now()))
+        .end();
     auto r = js_->publish(kDlqSubject, doc);
     if (!r.is_ok()) {
       lg.error("could not move a poison message to the DLQ; it stays", {{"error", r.status().to_string()}});

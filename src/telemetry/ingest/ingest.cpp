@@ -22,6 +22,7 @@
 #include "bus/nats/publisher.h"
 #include "core/clock.h"
 #include "core/http/auth.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/resilience/rate_limiter.h"
@@ -259,9 +260,8 @@ class Ingest final : public core::runtime::HttpRole {
       http::Response o;
       if (status == 202) {
         client->inc();
-        std::string b = R"({"status":"accepted","event_id":)";
-        http::append_json_string(id, b);
-        b += '}';
+        std::string b;
+        core::json::Writer(b).object().field("status", "accepted").field("event_id", id).end();
         o.json(202, std::move(b));
       } else {
         o.error(status, error);
@@ -348,22 +348,17 @@ class Ingest final : public core::runtime::HttpRole {
     auto complete = [this, state, resp, t0] {
       if (--state->pending != 0) return;
       size_t accepted = 0;
-      std::string b = "{\"results\":[";
+      std::string b;
+      core::json::Writer w(b);
+      w.object().key("results").array();
       for (size_t i = 0; i < state->outcomes.size(); ++i) {
         const Outcome& o = state->outcomes[i];
         if (o.status == 202) ++accepted;
-        if (i) b += ',';
-        b += "{\"index\":" + std::to_string(i) + ",\"event_id\":";
-        http::append_json_string(o.event_id, b);
-        b += ",\"status\":" + std::to_string(o.status);
-        if (!o.error.empty()) {
-          b += ",\"error\":";
-          http::append_json_string(o.error, b);
-        }
-        b += '}';
+        w.object().field("index", i).field("event_id", o.event_id).field("status", o.status);
+        if (!o.error.empty()) w.field("error", o.error);
+        w.end();
       }
-      b += "],\"accepted\":" + std::to_string(accepted) +
-           ",\"rejected\":" + std::to_string(state->outcomes.size() - accepted) + "}";
+      w.end().field("accepted", accepted).field("rejected", state->outcomes.size() - accepted).end();
       http::Response r;
       r.json(accepted == state->outcomes.size() ? 202 : 207, std::move(b));
       finish(r, t0);
