@@ -157,10 +157,11 @@ bool Connection::session_alive() {
 Result<Rows> Connection::run(std::string_view sql, const std::vector<const char*>* values,
                              std::optional<std::chrono::milliseconds> limit) {
   GANTRY_RETURN_IF_ERROR(ensure_connected());
-  std::string where = "postgres [" + brief(sql) + "]";
+  // Built only on failure: a successful call allocates nothing for it.
+  auto where = [&] { return "postgres [" + brief(sql) + "]"; };
   auto fail = [&](Code code, std::string msg) -> Status {
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    Status st(code, msg, where);
+    Status st(code, msg, where());
     lose(st);
     return st;
   };
@@ -221,7 +222,7 @@ done:
   std::string msg = PQresultErrorMessage(error);
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   Code code = state ? code_for_sqlstate(state) : Code::kUnavailable;
-  Status st(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), where);
+  Status st(code, msg + (state ? " (SQLSTATE " + std::string(state) + ")" : ""), where());
   if (PQstatus(c_) != CONNECTION_OK || (state && std::string_view(state).substr(0, 2) == "57" &&
                                         std::string_view(state) != "57014"))
     lose(st);  // the server ended the session (admin shutdown, terminated backend)
