@@ -101,8 +101,10 @@ void ThreadPool::loop() {
 }
 
 ThreadPool& blocking_pool() {
-  static ThreadPool pool(8, "blocking", 1024);
-  return pool;
+  // Never destroyed: static destruction would join threads that may still be serving work
+  // started by other statics' destructors; at exit the threads simply end with the process.
+  static ThreadPool* pool = new ThreadPool(8, "blocking", 1024);
+  return *pool;
 }
 
 }  // namespace gantry::core

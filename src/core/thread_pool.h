@@ -51,7 +51,8 @@ class ThreadPool {
 };
 
 // The process's pool for blocking work started from coroutines (co_offload): 8 threads, at
-// most 1,024 jobs waiting. Created on first use.
+// most 1,024 jobs waiting. Created on first use and never destroyed (a job running at exit is
+// cut short with the process; stop work that must finish before returning from main).
 ThreadPool& blocking_pool();
 
 }  // namespace gantry::core

@@ -77,6 +77,7 @@ TEST(CoOffload, BlockingManagersRunWithoutBlockingTheIoContext) {
   asio::io_context ioc;  // one thread: if the parallel run blocked it, no tick could happen
   std::atomic<int> ticks{0};
   std::atomic<bool> done{false};
+  ThreadPool pool(2, "co");
   std::optional<Result<ParallelReport>> rep;
   std::optional<Result<int>> joined;
   IdempotencyStore<int> store({"co-offload"});
@@ -101,9 +102,11 @@ TEST(CoOffload, BlockingManagersRunWithoutBlockingTheIoContext) {
                            return Status();
                          }});
         int before = ticks.load();
-        rep = co_await co_offload([&] { return pm.run(std::move(ops)); });
+        // A pool of the test's own, joined before the test ends (the SHA-256 of the idempotency
+        // key leaves OpenSSL state on the thread that computed it).
+        rep = co_await co_offload(pool, [&] { return pm.run(std::move(ops)); });
         EXPECT_GT(ticks.load() - before, 5);  // the io_context kept serving while it ran
-        joined = co_await co_offload([&] { return store.run(idempotency_key("op", "1"), []() -> Result<int> { return 7; }); });
+        joined = co_await co_offload(pool, [&] { return store.run(idempotency_key("op", "1"), []() -> Result<int> { return 7; }); });
         done = true;
       },
       asio::detached);
