@@ -55,15 +55,19 @@ int thread_count() {
 
 TEST(Runtime, ShutdownWatchdogEndsWithACleanStop) {
   // The watchdog cuts an overrunning shutdown short at deadline + 5 s. After a clean stop it
-  // must be gone, or it would kill a process that simply lives on: wait_and_stop() returns
-  // with no thread more than the roles had.
-  Recorder rec;
-  Runtime rt;
-  rt.add(std::make_unique<FakeRole>("a", &rec));
-  ASSERT_TRUE(rt.start().is_ok());
-  int before = thread_count();
-  rt.request_stop();
-  EXPECT_EQ(rt.wait_and_stop(std::chrono::milliseconds(0)), 0);
+  // must be gone, or it would kill a process that simply lives on: a stop leaves no thread
+  // behind. The first cycle lets threads made lazily on first use (a sanitizer's, a logger's)
+  // appear; the next ones must not add any.
+  int before = 0;
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    Recorder rec;
+    Runtime rt;
+    rt.add(std::make_unique<FakeRole>("a", &rec));
+    ASSERT_TRUE(rt.start().is_ok());
+    rt.request_stop();
+    EXPECT_EQ(rt.wait_and_stop(std::chrono::milliseconds(0)), 0);
+    if (cycle == 0) before = thread_count();
+  }
   EXPECT_LE(thread_count(), before);
 }
 
