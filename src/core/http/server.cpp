@@ -385,14 +385,18 @@ class ServerImpl {
       req.request_id_ = acceptable_request_id(client_id) ? std::string(client_id) : new_request_id();
 
       Response resp;
-      // Each request gets its own slot: a Responder outliving its deadline writes into a slot
-      // nobody reads any more instead of into the next request's answer.
-      auto slot = std::make_shared<std::optional<Response>>();
-      c.async_result = slot;
+      // A request answered later gets its own slot, made when the handler asks for a Responder
+      // (a synchronous answer allocates none): a Responder outliving its deadline writes into a
+      // slot nobody reads any more instead of into the next request's answer.
+      std::shared_ptr<std::optional<Response>> slot;
       bool done = true;
       try {
-        done = router_->dispatch(req, resp, [weak_worker = w.weak_from_this(), weak = std::weak_ptr<Connection>(conn),
-                                             slot] {
+        done = router_->dispatch(req, resp, [&slot, &c, weak_worker = w.weak_from_this(),
+                                             weak = std::weak_ptr<Connection>(conn)] {
+          if (!slot) {
+            slot = std::make_shared<std::optional<Response>>();
+            c.async_result = slot;
+          }
           return Responder([weak_worker, weak, slot](Response&& r) {
             auto worker = weak_worker.lock();
             if (!worker) return;  // the server is gone; nobody to answer
@@ -414,6 +418,10 @@ class ServerImpl {
         done = true;
       } catch (...) {
         resp = handler_failed(req, 500, "internal error: the handler failed", "exception", "unknown exception");
+        done = true;
+      }
+      if (!done && !slot) {  // asynchronous without a Responder: nothing can answer it
+        resp = handler_failed(req, 500, "internal error: the handler failed", "exception", "no responder taken");
         done = true;
       }
       if (!done) {
