@@ -153,18 +153,13 @@ Status Channel::declare_queue(const std::string& name, bool durable, const Queue
     e.value.value.i64 = *args.max_length;
     entries.push_back(e);
   }
-  if (!args.overflow.empty()) {
+  for (auto [key, text] : {std::pair<const char*, const std::string*>{"x-overflow", &args.overflow},
+                            {"x-dead-letter-exchange", &args.dead_letter_exchange}}) {
+    if (text->empty()) continue;
     amqp_table_entry_t e;
-    e.key = amqp_cstring_bytes("x-overflow");
+    e.key = amqp_cstring_bytes(key);
     e.value.kind = AMQP_FIELD_KIND_UTF8;
-    e.value.value.bytes = bytes(args.overflow);
-    entries.push_back(e);
-  }
-  if (!args.dead_letter_exchange.empty()) {
-    amqp_table_entry_t e;
-    e.key = amqp_cstring_bytes("x-dead-letter-exchange");
-    e.value.kind = AMQP_FIELD_KIND_UTF8;
-    e.value.value.bytes = bytes(args.dead_letter_exchange);
+    e.value.value.bytes = bytes(*text);
     entries.push_back(e);
   }
   amqp_table_t table{static_cast<int>(entries.size()), entries.data()};

@@ -98,11 +98,11 @@ Result<std::unique_ptr<Channel>> Pool::dial() {
   ro.operation = "amqp.dial";
   // An open breaker is worth waiting out here: the dial budget is the spec's, not the breaker's.
   ro.retryable = [](const Status& s) { return resilience::is_retryable(s) || s.code() == Code::kCircuitOpen; };
-  auto r = resilience::retry(
-      p, [&]() -> Result<std::unique_ptr<Channel>> {
-        return m_->breaker.call([&] { return Channel::connect(o_.url, o_.channel); });
-      },
-      ro);
+  return resilience::retry(p, [&] { return dial_once(); }, ro);
+}
+
+Result<std::unique_ptr<Channel>> Pool::dial_once() {
+  auto r = m_->breaker.call([&] { return Channel::connect(o_.url, o_.channel); });
   std::lock_guard lk(mu_);
   ++dials_;
   if (r.is_ok()) {
@@ -238,17 +238,13 @@ void Pool::maintain() {
         if (stopping_) break;
         ++open_;
       }
-      auto ch = Channel::connect(o_.url, o_.channel);  // one try per round: the next round tries again
+      auto ch = dial_once();  // one try per round: the next round tries again
       std::lock_guard g(mu_);
-      ++dials_;
       if (ch.is_ok()) {
-        m_->dial_ok->inc();
         idle_.push_back({std::move(*ch), std::chrono::steady_clock::now()});
         cv_.notify_one();
       } else {
         --open_;
-        ++dial_failures_;
-        m_->dial_failed->inc();
         lg.warn("cannot refill the pool", {{"pool", o_.name}, {"error", ch.status().to_string()}});
         break;
       }

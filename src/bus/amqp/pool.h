@@ -68,7 +68,8 @@ class Pool {
     std::chrono::steady_clock::time_point since;
   };
   explicit Pool(PoolOptions o);
-  Result<std::unique_ptr<Channel>> dial();
+  Result<std::unique_ptr<Channel>> dial();       // with the dial retries
+  Result<std::unique_ptr<Channel>> dial_once();  // one attempt through the breaker, counted
   Result<std::unique_ptr<Channel>> acquire();
   void give_back(std::unique_ptr<Channel> ch);
   void retire(std::unique_ptr<Channel> ch, const char* reason);

@@ -12,6 +12,7 @@
 
 #include <exception>
 #include <memory>
+#include <utility>
 #include <type_traits>
 
 #include <boost/asio/associated_executor.hpp>
@@ -66,35 +67,50 @@ struct Offloaded<Result<X>> {
 };
 }  // namespace detail
 
-// Runs fn() on `pool` and completes with its result on the awaiting coroutine's executor; the
-// io_context keeps running meanwhile (a work guard keeps run() from returning early) and must
-// outlive the call. Failures are values: a pool that is full or stopping completes with
-// kUnavailable without running fn; an exception from fn completes with kInternal. fn returning
-// Status or Result<T> completes with that type, any other T with Result<T>.
-// fn is moved to the heap at once and the initiation carries only pointers. With GCC 12, pass
-// a named lambda, not a temporary with captures inside the co_await expression (see
-// store/postgres/co_pool.h).
-template <class F>
-auto co_offload(ThreadPool& pool, F fn) {
-  using R = typename detail::Offloaded<std::invoke_result_t<F&>>::type;
-  F* owned = new F(std::move(fn));
+// Completes with the R a job produces on another thread: the one way a coroutine hands blocking
+// work to threads of its own (co_offload here, store/postgres's co_run). submit(complete) hands
+// the copyable `complete` to such a thread, which calls it once with the result, and returns
+// true; or it returns false and the coroutine completes with `refused`. The coroutine resumes on
+// its own executor, whose io_context keeps running meanwhile (a work guard keeps run() from
+// returning early) and must outlive the call.
+//
+// submit lives on the heap and the initiation Asio passes through a coroutine of its own carries
+// only a pointer. With GCC 12, give co_offload/co_run a named lambda, not a temporary with
+// captures inside the co_await expression: that compiler destroys such a temporary twice.
+template <class R, class Submit>
+auto co_handoff(Submit submit, R refused) {
+  auto* owned = new std::pair<Submit, R>(std::move(submit), std::move(refused));
   return boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(R)>(
-      [pp = &pool, owned](auto handler) {
-        ThreadPool& pool = *pp;
-        std::shared_ptr<F> fn(owned);
+      [owned](auto handler) {
+        std::unique_ptr<std::pair<Submit, R>> s(owned);
         auto ex = boost::asio::get_associated_executor(handler);
-        // The handler is shared between the job and the refusal path: only one of them runs it.
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         auto complete = [ex, h, guard = boost::asio::make_work_guard(ex)](R r) mutable {
-          // Moved into the completion, so its last reference is dropped on the coroutine's own
-          // thread: destroying it on the pool's thread corrupts Asio's per-thread recycling.
+          // Moved into the completion, so the handler's last reference is dropped on the
+          // coroutine's own thread: destroying it on a pool thread corrupts Asio's per-thread
+          // recycling.
           boost::asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
           guard.reset();
         };
-        bool queued = pool.post([fn, complete]() mutable {
+        if (!s->first(complete)) complete(std::move(s->second));
+      },
+      boost::asio::use_awaitable);
+}
+
+// Runs fn() on `pool` and completes with its result (co_handoff). Failures are values: a pool
+// that is full or stopping completes with kUnavailable without running fn; an exception from fn
+// completes with kInternal. fn returning Status or Result<T> completes with that type, any other
+// T with Result<T>.
+template <class F>
+auto co_offload(ThreadPool& pool, F fn) {
+  using R = typename detail::Offloaded<std::invoke_result_t<F&>>::type;
+  auto f = std::make_shared<F>(std::move(fn));
+  return co_handoff<R>(
+      [pp = &pool, f](auto complete) {
+        return pp->post([f, complete]() mutable {
           R r = [&]() -> R {
             try {
-              return R((*fn)());
+              return R((*f)());
             } catch (const std::exception& e) {
               return R(Status(Code::kInternal, std::string("offloaded work threw: ") + e.what(), "co_offload"));
             } catch (...) {
@@ -103,9 +119,8 @@ auto co_offload(ThreadPool& pool, F fn) {
           }();
           complete(std::move(r));
         });
-        if (!queued) complete(R(Status(Code::kUnavailable, "blocking pool full or stopping", "co_offload")));
       },
-      boost::asio::use_awaitable);
+      R(Status(Code::kUnavailable, "blocking pool full or stopping", "co_offload")));
 }
 
 // co_offload on blocking_pool().
