@@ -316,6 +316,41 @@ TEST_F(PgTest, PoolServesCoroutinesWithoutBlockingTheirThread) {
   EXPECT_EQ(v->int64(0, 0), 42);
 }
 
+// co_query: statements queued by many coroutines share round trips (batches), and each gets
+// its own outcome: a failing one does not fail its batch neighbours.
+TEST_F(PgTest, PoolBatchesQueuedQueriesAndKeepsTheirOutcomesApart) {
+  namespace asio = boost::asio;
+  store::postgres::PoolOptions po;
+  po.url = url;
+  po.name = "batching";
+  po.max_open = 2;
+  auto pool = store::postgres::Pool::open(po);
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  asio::io_context ioc;
+  std::atomic<int> right{0}, failed_right{0};
+  for (int i = 0; i < 300; ++i)
+    asio::co_spawn(
+        ioc,
+        [&, i]() -> asio::awaitable<void> {
+          // Every 10th divides by zero.
+          std::string sql = "SELECT 100 / $1::int";
+          std::vector<std::optional<std::string>> params{std::to_string(i % 10 == 0 ? 0 : i)};
+          auto r = co_await store::postgres::co_query(**pool, std::move(sql), std::move(params));
+          if (i % 10 == 0) {
+            if (!r.is_ok() && r.status().to_string().find("22012") != std::string::npos) ++failed_right;
+          } else if (r.is_ok() && r->int64(0, 0) == 100 / i) {
+            ++right;
+          }
+        },
+        asio::detached);
+  ioc.run();
+  EXPECT_EQ(right.load(), 270);
+  EXPECT_EQ(failed_right.load(), 30);
+  EXPECT_EQ((*pool)->batched_queries(), 300u);
+  EXPECT_LT((*pool)->batches(), 100u);  // queued together, sent together
+  EXPECT_EQ((*pool)->stats().jobs, 300u);
+}
+
 // Bulk writes: COPY streams rows; a bad row copies nothing.
 TEST_F(PgTest, CopyInStreamsRowsAndABadRowCopiesNothing) {
   auto c = open();
@@ -361,6 +396,26 @@ TEST_F(PgTest, PipelineSendsEveryStatementAtOnceWithAnOutcomeEach) {
   EXPECT_EQ(m[2].status().code(), Code::kAborted);
   EXPECT_EQ(c->query("SELECT count(*) FROM kv WHERE k IN ('x', 'y')")->int64(0, 0), 0);  // rolled back
   EXPECT_EQ(c->query("SELECT count(*) FROM kv")->int64(0, 0), 500);
+}
+
+// batch: one round trip too, but each statement commits or fails alone.
+TEST_F(PgTest, BatchRunsEachStatementAsItsOwnTransaction) {
+  auto c = open();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->exec("CREATE TABLE kv (k text PRIMARY KEY, v int)").is_ok());
+  std::vector<Connection::Statement> mixed{{"INSERT INTO kv VALUES ('x', 1)", {}},
+                                           {"INSERT INTO kv VALUES ('x', 2)", {}},  // duplicate key
+                                           {"INSERT INTO kv VALUES ($1, $2)", {"y", std::nullopt}},
+                                           {"SELECT v FROM kv WHERE k = $1", {"x"}}};
+  auto m = c->batch(mixed);
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_TRUE(m[0].is_ok()) << m[0].status().to_string();
+  EXPECT_EQ(m[1].status().code(), Code::kAlreadyExists);
+  EXPECT_TRUE(m[2].is_ok()) << m[2].status().to_string();  // not aborted by the failure before it
+  ASSERT_TRUE(m[3].is_ok());
+  EXPECT_EQ(m[3]->get(0, 0), "1");
+  EXPECT_EQ(c->query("SELECT count(*) FROM kv")->int64(0, 0), 2);  // x and y committed
+  EXPECT_EQ(c->generation(), 1u);
 }
 
 TEST(Pg, UnreachableServerIsUnavailableWithoutLeakingThePassword) {

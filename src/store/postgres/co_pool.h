@@ -1,5 +1,13 @@
-// Awaiting a Pool job from an Asio coroutine: the coroutine's thread is never blocked; the
-// job runs on a pool thread and the coroutine resumes on its own executor with the result.
+// Awaiting the Pool from an Asio coroutine: the coroutine's thread is never blocked; the work
+// runs on a pool thread and the coroutine resumes on its own executor with the result.
+//
+// A single statement: co_query, batched with the statements other coroutines have queued
+// (Pool::submit_query), so many coroutines cost few round trips:
+//
+//   Result<Rows> r = co_await co_query(pool, "SELECT name FROM t WHERE id = $1", {id});
+//
+// Anything else (a transaction, COPY, several dependent statements): co_run with a function of
+// the connection:
 //
 //   Result<Rows> r = co_await co_run(pool, [](Connection& c) { return c.query("SELECT 1"); });
 //
@@ -16,6 +24,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "core/resilience/asio.h"
 #include "store/postgres/pool.h"
@@ -41,6 +52,16 @@ auto co_run(Pool& pool, F fn) {
         });
       },
       R(Status(core::Code::kResourceExhausted, "postgres pool queue full", "pg.pool")));
+}
+
+inline boost::asio::awaitable<Result<Rows>> co_query(Pool& pool, std::string sql,
+                                                     std::vector<std::optional<std::string>> params = {}) {
+  Connection::Statement st{std::move(sql), std::move(params)};
+  auto submit = [pp = &pool, st = std::move(st)](auto complete) mutable {
+    return pp->submit_query(std::move(st), std::move(complete));
+  };
+  return core::resilience::co_handoff<Result<Rows>>(
+      std::move(submit), Result<Rows>(Status(core::Code::kResourceExhausted, "postgres pool queue full", "pg.pool")));
 }
 
 }  // namespace gantry::store::postgres

@@ -350,6 +350,14 @@ Result<int64_t> Connection::copy_in(std::string_view copy_sql, std::span<const s
 }
 
 std::vector<Result<Rows>> Connection::pipeline(std::span<const Statement> statements) {
+  return run_pipeline(statements, /*sync_each=*/false);
+}
+
+std::vector<Result<Rows>> Connection::batch(std::span<const Statement> statements) {
+  return run_pipeline(statements, /*sync_each=*/true);
+}
+
+std::vector<Result<Rows>> Connection::run_pipeline(std::span<const Statement> statements, bool sync_each) {
   std::vector<Result<Rows>> out;
   out.reserve(statements.size());
   auto all_fail = [&](const Status& s) {
@@ -374,8 +382,10 @@ std::vector<Result<Rows>> Connection::pipeline(std::span<const Statement> statem
     if (!PQsendQueryParams(c_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                            nullptr, 0))
       return fail(Code::kUnavailable, PQerrorMessage(c_));
+    // A Sync ends an implicit transaction: after each statement, each commits (or fails) alone.
+    if (sync_each && !PQpipelineSync(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
   }
-  if (!PQpipelineSync(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
+  if (!sync_each && !PQpipelineSync(c_)) return fail(Code::kUnavailable, PQerrorMessage(c_));
   int fd = PQsocket(c_);
   for (;;) {
     int f = PQflush(c_);
@@ -409,10 +419,12 @@ std::vector<Result<Rows>> Connection::pipeline(std::span<const Statement> statem
     pg_result* end = nullptr;
     if (!next_result(&end)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
     if (end) PQclear(end);  // not expected: one result per statement
+    if (sync_each || i + 1 == statements.size()) {
+      pg_result* sync = nullptr;
+      if (!next_result(&sync)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
+      if (sync) PQclear(sync);
+    }
   }
-  pg_result* sync = nullptr;
-  if (!next_result(&sync)) return fail(Code::kDeadlineExceeded, "no answer within the call timeout");
-  if (sync) PQclear(sync);
   PQexitPipelineMode(c_);
   return out;
 }

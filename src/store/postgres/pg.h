@@ -111,6 +111,9 @@ class Connection {
     std::vector<std::optional<std::string>> params;
   };
   std::vector<Result<Rows>> pipeline(std::span<const Statement> statements);
+  // Pipeline mode too, but each statement is a transaction of its own (a Sync after each): the
+  // outcomes are those of running them one by one, in one round trip instead of one each.
+  std::vector<Result<Rows>> batch(std::span<const Statement> statements);
   // One or more statements without parameters or results.
   Status exec(std::string_view sql);
 
@@ -159,6 +162,7 @@ class Connection {
   // Sends and waits for the result within the call timeout (or `limit`).
   Result<Rows> run(std::string_view sql, const std::vector<const char*>* values,
                    std::optional<std::chrono::milliseconds> limit = std::nullopt);
+  std::vector<Result<Rows>> run_pipeline(std::span<const Statement> statements, bool sync_each);
   void lose(const Status& why);
   std::chrono::milliseconds call_timeout() const;
 

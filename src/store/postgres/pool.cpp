@@ -48,17 +48,56 @@ Pool::~Pool() {
   for (const char* m : {"pg_pool_connections", "pg_pool_busy", "pg_pool_queued"}) reg.remove_callback(m, {o_.name});
 }
 
-bool Pool::submit(Job job) {
+bool Pool::submit(Job job) { return job && enqueue(Queued{std::move(job), {}, {}}); }
+
+bool Pool::submit_query(Connection::Statement statement, QueryDone done) {
+  return done && enqueue(Queued{{}, std::move(statement), std::move(done)});
+}
+
+bool Pool::enqueue(Queued q) {
   {
     std::lock_guard lk(mu_);
     if (stopping_ || jobs_.size() >= o_.max_queued) {
       ++refused_;
       return false;
     }
-    jobs_.push_back(std::move(job));
+    jobs_.push_back(std::move(q));
   }
   cv_.notify_one();
   return true;
+}
+
+uint64_t Pool::batched_queries() const {
+  std::lock_guard lk(mu_);
+  return queries_;
+}
+
+uint64_t Pool::batches() const {
+  std::lock_guard lk(mu_);
+  return batches_;
+}
+
+void Pool::run_queries(Connection* c, const Status& why, std::vector<Queued>& batch) {
+  std::vector<Result<Rows>> out;
+  if (!c) {
+    for (size_t i = 0; i < batch.size(); ++i) out.emplace_back(why);
+  } else if (batch.size() == 1) {
+    out.push_back(c->query(batch[0].query.sql, batch[0].query.params));
+  } else {
+    std::vector<Connection::Statement> statements;
+    statements.reserve(batch.size());
+    for (auto& q : batch) statements.push_back(std::move(q.query));
+    out = c->batch(statements);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    try {
+      batch[i].done(std::move(out[i]));
+    } catch (const std::exception& e) {
+      lg.error("query callback threw", {{"pool", o_.name}, {"error", e.what()}});
+    } catch (...) {
+      lg.error("query callback threw", {{"pool", o_.name}});
+    }
+  }
 }
 
 PoolStats Pool::stats() const {
@@ -84,8 +123,21 @@ void Pool::worker(Slot slot) {
       continue;
     }
     if (jobs_.empty()) break;  // stopping, and every queued job has run
-    Job job = std::move(jobs_.front());
-    jobs_.pop_front();
+    Job job;
+    std::vector<Queued> queries;
+    if (jobs_.front().job) {
+      job = std::move(jobs_.front().job);
+      jobs_.pop_front();
+    } else {
+      // The queries at the head of the queue, shared out so every connection gets some.
+      size_t share = std::clamp<size_t>((jobs_.size() + o_.max_open - 1) / o_.max_open, 1, kMaxBatch);
+      while (queries.size() < share && !jobs_.empty() && !jobs_.front().job) {
+        queries.push_back(std::move(jobs_.front()));
+        jobs_.pop_front();
+      }
+      queries_ += queries.size();
+      ++batches_;
+    }
     ++busy_;
     bool had = slot.conn != nullptr;
     lk.unlock();
@@ -105,12 +157,22 @@ void Pool::worker(Slot slot) {
         lg.warn("cannot connect", {{"pool", o_.name}, {"error", why.to_string()}});
       }
     }
-    job(slot.conn.get(), why);
+    if (job) {
+      try {
+        job(slot.conn.get(), why);
+      } catch (const std::exception& e) {
+        lg.error("job threw", {{"pool", o_.name}, {"error", e.what()}});
+      } catch (...) {
+        lg.error("job threw", {{"pool", o_.name}});
+      }
+    } else {
+      run_queries(slot.conn.get(), why, queries);
+    }
     slot.last_used = std::chrono::steady_clock::now();
 
     lk.lock();
     --busy_;
-    ++done_;
+    done_ += job ? 1 : queries.size();
     if (connected_now) ++connects_;
     if (!slot.conn && !why.is_ok()) ++connect_failures_;
     if (!had && slot.conn) ++open_;
