@@ -1,6 +1,8 @@
-// Pipelined Redis writes: commands are queued with add() and sent by exec() without waiting
-// for each reply, with at most `max_in_flight` commands written before their replies are read
-// (a bound on the memory and the server's output buffer, whatever the batch size).
+// Pipelined Redis writes: commands are queued with add() (formatted as RESP at once, into one
+// buffer) and sent by exec() without waiting for each reply, with at most `max_in_flight`
+// commands written before their replies are read (a bound on the memory and the server's output
+// buffer, whatever the batch size). Writing and reading overlap: replies are read while later
+// commands are written, so the server never waits for the client to finish a window.
 //
 // Failures are values. A Redis error reply is a Reply of type kError in its slot. When the
 // connection fails during exec(), the whole batch fails with kUnavailable (some of its
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "bus/redis/redis.h"
+
+struct redisReader;
 #include "core/clock.h"
 #include "core/resilience/circuit_breaker.h"
 #include "core/resilience/retry.h"
@@ -44,7 +48,7 @@ class Pipeline {
   // Queues one command in argv form (copied, binary-safe).
   void add(std::initializer_list<std::string_view> args);
   void add(const std::vector<std::string>& args);
-  size_t queued() const { return lens_.size(); }
+  size_t queued() const { return ends_.size(); }
   // Sends every queued command and returns their replies in order; the queue is emptied either way.
   Result<std::vector<Reply>> exec();
   // The same for writes whose replies only matter when they are errors (SET, EXPIRE, …): no
@@ -62,9 +66,13 @@ class Pipeline {
  private:
   Status ensure_connected();
   void drop();
-  // Sends the queue in windows; each reply is handed to on_reply(redisReply*) before it is freed.
+  // Sends the queue in windows (connecting first), parsing the replies with the reader
+  // reader_of() gives, its privdata set; each reply is handed to on_reply(void*) before the
+  // reader frees it. The queue is emptied either way.
   template <class OnReply>
-  Status send_all(OnReply&& on_reply);
+  Status send_all(redisReader* (Pipeline::*reader_of)(), OnReply&& on_reply, void* privdata = nullptr);
+  redisReader* connection_reader();
+  redisReader* tally_reader();
 
   Endpoint ep_;
   PipelineOptions o_;
@@ -74,10 +82,15 @@ class Pipeline {
   core::MonoTime next_attempt_{};
   uint64_t reconnects_ = 0;
   bool ever_connected_ = false;
-  // The queued commands: one buffer of their arguments, and each command's argument count.
-  std::string args_;
-  std::vector<size_t> arg_lens_;
-  std::vector<size_t> lens_;  // arguments per command
+  void begin_command(size_t args);
+  void append_arg(std::string_view a);
+  // The queued commands in RESP, and where each one ends in it.
+  std::string out_;
+  std::vector<size_t> ends_;
+  std::vector<char> in_;  // read buffer
+  // exec_writes' reply parser: builds no reply objects, only counts errors (hiredis' own reader
+  // mallocs one per reply).
+  redisReader* tally_reader_ = nullptr;
 };
 
 }  // namespace gantry::bus::redis
