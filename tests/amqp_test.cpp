@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -325,6 +327,86 @@ TEST_F(AmqpTest, PoolSurvivesForcedClosesAndNoConfirmIsCreditedToAnotherMessage)
   EXPECT_EQ(confirmed.size() + failed, sent);
   EXPECT_GT(confirmed.size(), sent / 2);
   EXPECT_TRUE((*pool)->publish("", queue, "still works").is_ok());
+}
+
+// A broker of its own, run by scripts/servers in a private run directory (so the restart
+// disturbs no other test), restarted under a stream of confirmed publishes to a durable queue:
+// every publish is confirmed or reported failed, every confirmed message is in the queue after
+// the restart, and the pool publishes again without operator action.
+TEST(AmqpRestart, BrokerRestartedUnderConfirmedPublishesLosesNothingConfirmed) {
+  char tmpl[] = "/tmp/gantry-amqp-restart-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::map<std::string, std::string> env{{"GANTRY_SERVERS_DIR", dir}};
+  std::string servers = std::string(GANTRY_SOURCE_DIR) + "/scripts/servers";
+  struct Stop {
+    std::string servers, dir;
+    std::map<std::string, std::string> env;
+    ~Stop() {
+      run({"bash", servers, "stop", "amqp"}, env, 60s);
+      std::filesystem::remove_all(dir);
+    }
+  } stop{servers, dir, env};
+  auto started = run({"bash", servers, "start", "amqp"}, env, 120s);
+  ASSERT_EQ(started.status, 0) << started.err;
+  auto at = started.out.find("GANTRY_AMQP_URL=");
+  ASSERT_NE(at, std::string::npos) << started.out;
+  std::string url = started.out.substr(at + 16);
+  url = url.substr(0, url.find_first_of(" \n'\""));
+  std::string queue = "restart_q";
+
+  PoolOptions o;
+  o.url = url;
+  o.name = "restart";
+  o.min_open = 2;
+  o.dial_wait = 500ms;
+  o.dial_retries = 60;
+  auto pool = Pool::open(o);
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
+  std::atomic<bool> done{false};
+  std::atomic<size_t> confirmed_after{0};
+  std::atomic<bool> restarted{false};
+  std::mutex mu;
+  std::set<std::string> confirmed;
+  size_t sent = 0, failed = 0;
+  std::thread publisher([&] {
+    for (int i = 0; !done; ++i) {
+      std::vector<Message> batch;
+      for (int j = 0; j < 5; ++j) batch.push_back({"", queue, std::to_string(i) + "." + std::to_string(j) + "\n"});
+      auto out = (*pool)->publish_batch(batch);
+      std::lock_guard l(mu);
+      sent += out.size();
+      for (size_t k = 0; k < out.size(); ++k) {
+        if (out[k].is_ok()) {
+          confirmed.insert(batch[k].body.substr(0, batch[k].body.size() - 1));
+          if (restarted) ++confirmed_after;
+        } else {
+          ++failed;
+        }
+      }
+      if (!out.empty() && !out[0].is_ok()) std::this_thread::sleep_for(50ms);
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  auto re = run({"bash", servers, "restart", "amqp"}, env, 120s);
+  restarted = true;
+  EXPECT_EQ(re.status, 0) << re.err;
+  EXPECT_TRUE(eventually([&] { return confirmed_after > 100; }, 60s)) << "no confirms after the restart";
+  done = true;
+  publisher.join();
+  std::lock_guard l(mu);
+  EXPECT_GT(failed, 0u) << "the restart was not noticed";
+  EXPECT_EQ(confirmed.size() + failed, sent);
+  // The broker's own count (rabbitmqctl), then the bodies.
+  auto listed = run({"bash", servers, "rabbitmqctl", "list_queues", "name", "messages", "--no-table-headers", "-q"}, env, 60s);
+  auto tab = listed.out.find(queue + "\t");
+  ASSERT_NE(tab, std::string::npos) << listed.out << listed.err;
+  EXPECT_GE(std::stoul(listed.out.substr(tab + queue.size() + 1)), confirmed.size());
+  auto held = drain(url, queue);
+  std::set<std::string> in_queue(held.begin(), held.end());
+  size_t missing = 0;
+  for (const std::string& c : confirmed) missing += in_queue.count(c) ? 0 : 1;
+  EXPECT_EQ(missing, 0u) << "of " << confirmed.size() << " confirmed messages, missing after the restart";
 }
 
 TEST(Amqp, UnreachableBrokerIsUnavailable) {
