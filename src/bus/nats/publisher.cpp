@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "core/log.h"
+#include "core/resilience/circuit_breaker.h"
 #include "core/resilience/retry.h"
 
 namespace gantry::bus::nats {
@@ -277,10 +278,21 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
     retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       self->reconnecting_ = false;
       if (ec || self->closed_ || self->connected_) return;
+      // Through the "nats" breaker preset: while it is open the attempt fails at once and the
+      // backoff goes on.
+      auto admitted = self->breaker_.acquire();
+      if (!admitted.is_ok()) {
+        ++self->failed_attempts_;
+        self->schedule_reconnect();
+        return;
+      }
+      auto permit = std::make_shared<core::resilience::CircuitBreaker::Permit>(std::move(*admitted));
       self->reconnecting_ = true;
-      asio::co_spawn(self->ioc_, self->handshake(self, self->gen_), [self](std::exception_ptr e, Status s) {
+      asio::co_spawn(self->ioc_, self->handshake(self, self->gen_), [self, permit](std::exception_ptr e, Status s) {
         self->reconnecting_ = false;
         if (e) s = Status(Code::kInternal, "handshake threw", "nats.connect");  // one more failed attempt, not the end
+        if (s.is_ok()) permit->success();
+        else permit->failure();
         if (self->closed_ || self->connected_) return;
         if (!s.is_ok()) {
           if (self->failed_attempts_++ % 40 == 0)
@@ -554,6 +566,7 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
   Status config_error_;
   bool closed_ = false, reconnecting_ = false, ever_connected_ = false, ticking_ = false;
   uint64_t failed_attempts_ = 0;
+  core::resilience::CircuitBreaker breaker_{"nats", core::resilience::BreakerRegistry::preset("nats")};
   std::string inbox_;
   int64_t max_payload_ = 1 << 20;
   // pending_[i] is the publish with reply sequence first_seq_ + i; an answered one has an

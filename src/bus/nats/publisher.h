@@ -18,8 +18,8 @@
 //
 // The connection reconnects by itself, forever, by the shared reconnect policy starting at
 // reconnect_wait and doubling per failed attempt to 5 s (a handshake that fails in any way,
-// an exception included, is one failed attempt), cycling through the
-// URLs; while it is down publishes fail at once (nothing is buffered for later). A connection
+// an exception included, is one failed attempt) and through the "nats" circuit breaker preset,
+// cycling through the URLs; while it is down publishes fail at once (nothing is buffered for later). A connection
 // that answers no PING for two ping intervals is dropped as dead. Plain TCP only: a server
 // that requires TLS is refused at connect with an error that says so.
 //

@@ -140,9 +140,12 @@ Connection::~Connection() {
   if (c_) redisFree(c_);
 }
 
+Connection::Connection(Endpoint e, std::string breaker)
+    : ep_(std::move(e)), breaker_(std::move(breaker), core::resilience::BreakerRegistry::preset("redis")) {}
+
 Status Connection::ensure_connected() {
   if (c_) return {};
-  auto c = connect(ep_);
+  auto c = breaker_.call([&] { return connect(ep_); });
   if (!c.is_ok()) return c.status();
   c_ = *c;
   return {};
@@ -188,7 +191,8 @@ Subscriber::Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h
       channels_(std::move(channels)),
       h_(std::move(h)),
       backoff_(std::move(backoff)),
-      ping_every_(ping_every) {}
+      ping_every_(ping_every),
+      breaker_("redis:subscribe", core::resilience::BreakerRegistry::preset("redis")) {}
 
 Subscriber::~Subscriber() { stop(); }
 
@@ -227,7 +231,7 @@ void Subscriber::loop() {
 }
 
 Status Subscriber::session() {
-  auto cr = connect(ep_);
+  auto cr = breaker_.call([&] { return connect(ep_); });
   if (!cr.is_ok()) return cr.status();
   std::unique_ptr<redisContext, decltype(&redisFree)> c(*cr, &redisFree);
   std::vector<const char*> argv{"SUBSCRIBE"};

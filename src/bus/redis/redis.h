@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/resilience/circuit_breaker.h"
 #include "core/resilience/retry.h"
 #include "core/status.h"
 
@@ -56,9 +57,12 @@ Result<redisContext*> connect(const Endpoint& ep);
 Reply convert(const redisReply* r);
 }  // namespace detail
 
+// One command at a time. A lost connection is reopened by the next command, through the
+// "redis" circuit breaker preset: while Redis stays down, commands fail at once with
+// kCircuitOpen instead of each waiting out a connect timeout.
 class Connection {
  public:
-  explicit Connection(Endpoint e) : ep_(std::move(e)) {}
+  explicit Connection(Endpoint e, std::string breaker = "redis");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -74,6 +78,7 @@ class Connection {
   Status ensure_connected();
   Endpoint ep_;
   redisContext* c_ = nullptr;
+  core::resilience::CircuitBreaker breaker_;
 };
 
 class Subscriber {
@@ -85,6 +90,8 @@ class Subscriber {
   };
   // A quiet connection is probed with PING every `ping_every`; no answer within the
   // endpoint's timeout counts as a lost connection (a peer that died without closing it).
+  // Reconnects wait out `backoff` and go through the "redis" breaker preset (named
+  // "redis:subscribe" in the metrics).
   Subscriber(Endpoint e, std::vector<std::string> channels, Handlers h,
              core::resilience::RetryPolicy backoff = reconnect_policy(),
              std::chrono::milliseconds ping_every = std::chrono::seconds(15));
@@ -113,6 +120,7 @@ class Subscriber {
   std::chrono::milliseconds ping_every_;
   std::atomic<bool> stop_{false}, connected_{false};
   std::atomic<uint64_t> reconnects_{0};
+  core::resilience::CircuitBreaker breaker_;
   std::thread thread_;
 };
 

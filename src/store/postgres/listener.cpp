@@ -15,7 +15,11 @@ const core::log::Logger lg("pg.listener");
 }
 
 Listener::Listener(std::string url, std::vector<std::string> channels, Handlers h, Settings s)
-    : url_(std::move(url)), channels_(std::move(channels)), h_(std::move(h)), s_(std::move(s)) {}
+    : url_(std::move(url)),
+      channels_(std::move(channels)),
+      h_(std::move(h)),
+      s_(std::move(s)),
+      breaker_("postgres:listen", core::resilience::BreakerRegistry::preset("postgres")) {}
 
 Listener::~Listener() {
   stop();
@@ -89,7 +93,7 @@ void Listener::loop() {
       Status why = lost_why_.is_ok() ? Status(core::Code::kUnavailable, "session lost", "pg.listener") : lost_why_;
       core::resilience::Backoff backoff(s_.reconnect, core::Clock::real(), core::Random::real());
       for (;;) {
-        Status s = open_session();
+        Status s = breaker_.call([this] { return open_session(); });
         if (s.is_ok()) break;
         auto wait = backoff.next(s);
         if (!wait.is_ok()) wait = std::chrono::nanoseconds(s_.reconnect.max_delay);

@@ -5,7 +5,8 @@
 //
 // A lost session (server restart, pg_terminate_backend, a network failure, or a server that
 // answers no ping within the connection's call timeout) is replaced through the reconnect
-// policy's backoff; once the new session LISTENs again, on_missed(reason) runs: what was
+// policy's backoff and the "postgres" circuit breaker preset (named "postgres:listen" in the
+// metrics); once the new session LISTENs again, on_missed(reason) runs: what was
 // notified while no session listened is gone, so the owner re-reads what it watches. A
 // notification is therefore never silently lost: either it arrives, or on_missed follows it.
 #pragma once
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/resilience/circuit_breaker.h"
 #include "core/resilience/retry.h"
 #include "core/status.h"
 #include "store/postgres/pg.h"
@@ -72,6 +74,7 @@ class Listener {
   bool stopping_ = false;
   std::atomic<bool> listening_{false};
   std::atomic<uint64_t> sessions_{0};
+  core::resilience::CircuitBreaker breaker_;
 };
 
 }  // namespace gantry::store::postgres
