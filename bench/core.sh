@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The store and bus clients the systems build on, each against a reference client of the same
 # server in the same run (bench/core/core_bench.cpp):
-#   pg_pool_round_trips_per_s / pg_raw_libpq_round_trips_per_s / pg_ratio_vs_raw
-#       64 coroutines on one io thread through the pool (2 connections) vs a plain libpq loop
-#       on 2 threads, `SELECT $1::int` (goal ratio >= 0.8)
+#   pg_pool_queries_per_s / pg_raw_libpq_queries_per_s / pg_ratio_vs_raw
+#       64 coroutines on one io thread through the pool (2 connections) with co_query (batched)
+#       vs a plain libpq loop on 2 threads, `SELECT $1::int` (goal ratio >= 0.8)
+#   pg_pool_jobs_per_s / pg_jobs_ratio_vs_raw
+#       the same statements through co_run, a pool job each
 #   redis_pipeline_sets_per_s / redis_benchmark_sets_per_s / redis_pipeline_ratio_vs_redis_benchmark
 #       Pipeline batches of 10,000 SETs (1,000 in flight) on one connection vs
 #       `redis-benchmark -P 100 -t set` (50 connections), random keys of a 1M keyspace (goal >= 0.8)
