@@ -53,6 +53,8 @@ struct FlagSet {
       std::string& slot = storage[f->key()];
       CLI::Option* o = app->add_option("--" + f->flag_name(), slot, help)->type_name(std::string(f->type_name()));
       if (f->is_bool()) o->expected(0, 1);  // `--access-log` alone means true
+      // A list flag may be repeated (`--target A --target B`) as well as comma-separated.
+      if (f->type_name() == "LIST") o->multi_option_policy(CLI::MultiOptionPolicy::Join)->delimiter(',');
       options.emplace_back(f->key(), o);
     }
   }

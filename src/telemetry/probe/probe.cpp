@@ -10,6 +10,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/clock.h"
@@ -174,9 +175,20 @@ class Probe final : public core::runtime::HttpRole {
   }
 
   void measure_one(const std::string& target) {
-    std::string tput = st_.throughput ? (st_.throughput_url.empty() ? trim_slash(target) + "/fixed/1mb.bin" : st_.throughput_url) : "";
+    ThroughputStep tput;
+    if (st_.throughput) {
+      tput.defaulted = st_.throughput_url.empty();
+      tput.url = tput.defaulted ? trim_slash(target) + "/fixed/1mb.bin" : st_.throughput_url;
+    }
     int64_t ts = std::chrono::duration_cast<Ms>(std::chrono::system_clock::now().time_since_epoch()).count();
     Measurement m = measure(target, tput, st_.timeout);
+    if (m.throughput_from_page) {
+      std::lock_guard lk(mu_);
+      if (page_throughput_told_.insert(target).second)
+        lg.info("the target serves no /fixed/1mb.bin: its throughput is measured from its own page "
+                "(give --throughput-url for a download of your choice)",
+                {{"target", target}, {"tried", tput.url}});
+    }
     measurements_.with({m.error_stage ? "error" : "ok"}).inc();
     if (m.error_stage) lg.info("measurement failed", {{"target", target}, {"stage", *m.error_stage}, {"error", m.error}});
     Event e;
@@ -256,6 +268,8 @@ class Probe final : public core::runtime::HttpRole {
       if (status == 400 || status == 401 || status == 413) {  // resending will not help
         dropped_.with({"refused"}).inc();
         lg.warn("ingest refused an event", {{"status", static_cast<int64_t>(status)}, {"body", r->body}});
+        std::lock_guard lk(mu_);
+        if (refused_++ == 0) first_refusal_ = "HTTP " + std::to_string(status) + ": " + r->body;
         continue;
       }
       retries_.inc();
@@ -277,14 +291,25 @@ class Probe final : public core::runtime::HttpRole {
     return once_deadline_;
   }
 
-  // --once: the process exits 0 when every event was delivered, 1 otherwise.
+  // --once: the process exits 0 when every event was delivered (accepted by ingest), 1
+  // otherwise: undelivered in time, or refused (a wrong --api-token, a 413, a 400). Called
+  // with mu_ held.
   void finish_once(bool all) {
+    if (refused_ > 0)
+      lg.error("ingest refused events; they are not resent",
+               {{"refused", static_cast<int64_t>(refused_)}, {"first", first_refusal_}});
     if (!all) lg.error("not every event was delivered", {{"undelivered", static_cast<int64_t>(queue_.size())}});
-    else lg.info("all events delivered");
-    core::runtime::request_exit(all ? 0 : 1);
+    bool ok = all && refused_ == 0;
+    if (ok) lg.info("all events delivered");
+    core::runtime::request_exit(ok ? 0 : 1);
   }
 
   Settings st_;
+  // Under mu_: events ingest refused, the first refusal's answer, and the targets already
+  // logged as measured from their page.
+  int64_t refused_ = 0;
+  std::string first_refusal_;
+  std::set<std::string> page_throughput_told_;
   std::string client_id_;
   http::Client sender_client_;
   core::metrics::Registry& reg_;
@@ -308,7 +333,7 @@ class Factory final : public core::runtime::RoleFactory {
   void bind(core::config::Schema& s) override {
     s.add("address", &st_.address, "listen address (health, metrics)").env("PROBE_HOST");
     s.add("port", &st_.port, "listen port for /health /metrics (0 = any free port)").env("PROBE_PORT");
-    s.add("target", &st_.targets, "URLs to measure, comma-separated").env("PROBE_TARGETS");
+    s.add("target", &st_.targets, "URLs to measure (repeat the flag, or comma-separate)").env("PROBE_TARGETS");
     s.add("targets_file", &st_.targets_file, "file with one URL per line (adds to target)");
     s.add("max_concurrent", &st_.max_concurrent, "targets measured at once").range(1, 1000);
     s.add("interval", &st_.interval, "time between rounds of measurements").range(100, 86'400'000);
