@@ -178,6 +178,21 @@ struct Target {
 
 // ---- controller API -------------------------------------------------------------------
 
+// A URL the original accepted (Go's url.Parse takes UTF-8) is accepted and handed to agents
+// percent-encoded; a control character is still refused and changes nothing.
+TEST(FleetController, AcceptsTheUrlsTheOriginalAcceptedAndStoresThemEncoded) {
+  Controller c;
+  Registered a = register_agent(c.url());
+  std::string etag = post_config(c.url(), "http://a.example/x?q=\u00fc");
+  auto got = call(http::Method::kGet, c.url() + "/config", "", bearer(a.token));
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(str(parse(got.body).at("config"), "url"), "http://a.example/x?q=%C3%BC") << got.body;
+  EXPECT_EQ(got.header("X-Poll-Interval-Seconds"), "5");  // the original's default POLL_INTERVAL
+  auto bad = call(http::Method::kPost, c.url() + "/config", R"({"url":"http://a.example/\u0001"})", kAdmin);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(call(http::Method::kGet, c.url() + "/config", "", bearer(a.token)).header("ETag"), etag);
+}
+
 TEST(FleetController, RegistersAnswers200Then304AndServesBothIntervalSpellings) {
   Controller c(Env{{"POLL_INTERVAL", "17"}});
   EXPECT_EQ(call(http::Method::kGet, c.url() + "/health").body, R"({"status":"healthy"})");

@@ -42,11 +42,29 @@ core::Result<PushMessage> parse_push(std::string_view text) {
   return m;
 }
 
-std::optional<std::string> check_target_url(std::string_view url) {
-  auto u = boost::urls::parse_absolute_uri(url);
+std::optional<std::string> check_target_url(std::string_view url, std::string* normalized) {
+  // Go's url.Parse, which the original validated with, takes bytes RFC 3986 does not (UTF-8,
+  // spaces, quotes): they are percent-encoded here, as Go's client sends them. Control
+  // characters stay refused, as Go refuses them.
+  std::string encoded;
+  encoded.reserve(url.size());
+  for (unsigned char ch : url) {
+    if (ch < 0x20 || ch == 0x7f) return "url contains a control character";
+    if (ch >= 0x80 || ch == ' ' || ch == '"' || ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' ||
+        ch == '{' || ch == '|' || ch == '}') {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      encoded += '%';
+      encoded += kHex[ch >> 4];
+      encoded += kHex[ch & 15];
+    } else {
+      encoded += static_cast<char>(ch);
+    }
+  }
+  auto u = boost::urls::parse_absolute_uri(encoded);
   if (!u) return "url must be an absolute http(s) URL, got \"" + std::string(url) + "\"";
   if (u->scheme() != "http" && u->scheme() != "https") return "url scheme must be http or https, got \"" + std::string(u->scheme()) + "\"";
   if (!u->has_authority() || u->host().empty()) return "url has no host: \"" + std::string(url) + "\"";
+  if (normalized) *normalized = std::move(encoded);
   return std::nullopt;
 }
 

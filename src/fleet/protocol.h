@@ -27,7 +27,10 @@ std::string to_json(const PushMessage& m);
 core::Result<PushMessage> parse_push(std::string_view json);
 
 // A configuration's url must be an absolute http(s) URL with a host. Returns the problem.
-std::optional<std::string> check_target_url(std::string_view url);
+// Accepts what the original (Go's url.Parse) accepted: non-ASCII bytes, spaces and the other
+// characters RFC 3986 leaves out are percent-encoded into *normalized (the form to store and
+// fetch); control characters are refused.
+std::optional<std::string> check_target_url(std::string_view url, std::string* normalized = nullptr);
 // A proxy is "", "host:port", "host:port:user:pass" or an http(s):// URL. Returns the problem.
 std::optional<std::string> check_proxy(std::string_view proxy);
 // The URL libcurl takes for a proxy setting: host:port -> http://host:port,

@@ -19,8 +19,17 @@ TEST(FleetProtocol, TargetUrlsMustBeAbsoluteHttp) {
   EXPECT_FALSE(check_target_url("http://example.com"));
   EXPECT_FALSE(check_target_url("https://ip.me"));
   EXPECT_FALSE(check_target_url("http://127.0.0.1:8080/a?b=c"));
-  for (const char* bad : {"", "example.com", "/relative", "ftp://x/y", "http://", "not a url", "mailto:a@b"})
+  for (const char* bad : {"", "example.com", "/relative", "ftp://x/y", "http://", "not a url", "mailto:a@b",
+                          "http://a.example/x\ny", "http://a.example/\x7f"})
     EXPECT_TRUE(check_target_url(bad)) << bad;
+  // What Go's url.Parse (the original's validator) took, stored percent-encoded.
+  std::string n;
+  EXPECT_FALSE(check_target_url("http://a.example/x?q=\xc3\xbc", &n));
+  EXPECT_EQ(n, "http://a.example/x?q=%C3%BC");
+  EXPECT_FALSE(check_target_url("https://a.example/a b/{c}", &n));
+  EXPECT_EQ(n, "https://a.example/a%20b/%7Bc%7D");
+  EXPECT_FALSE(check_target_url("http://a.example/already%20encoded", &n));
+  EXPECT_EQ(n, "http://a.example/already%20encoded");
 }
 
 TEST(FleetProtocol, ProxyFormsAndTheirUrls) {

@@ -46,7 +46,7 @@ struct Settings {
   std::string admin_password = "password";
   std::string agent_user = "agent";
   std::string agent_password = "agentpass";
-  int poll_interval = 30;
+  int poll_interval = 5;  // the original's default
   bool redis_enabled = false;
   std::string redis_host = "localhost";
   int redis_port = 6379;
@@ -389,7 +389,7 @@ class Controller final : public core::runtime::HttpRole {
     if (!body) return;
     std::string url, proxy;
     if (!string_field(*body, "url", true, &url, out) || !string_field(*body, "proxy", false, &proxy, out)) return;
-    if (auto e = check_target_url(url)) return out.error(400, *e);
+    if (auto e = check_target_url(url, &url)) return out.error(400, *e);
     if (auto e = check_proxy(proxy)) return out.error(400, *e);
     std::string data;
     core::json::Writer(data).object().field("url", url).field("proxy", proxy).end();

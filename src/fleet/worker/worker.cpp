@@ -114,7 +114,7 @@ class Worker final : public core::runtime::HttpRole {
       *dest = std::string(f->get_string());
     }
     if (!c->url.empty())
-      if (auto e = check_target_url(c->url)) return out.error(400, *e);
+      if (auto e = check_target_url(c->url, &c->url)) return out.error(400, *e);
     if (auto e = check_proxy(c->proxy)) return out.error(400, *e);
 
     std::string_view message;
