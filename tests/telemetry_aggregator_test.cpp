@@ -91,7 +91,8 @@ std::optional<double> percentile(std::vector<double> v, double p) {
 using Key = std::tuple<std::string, std::string, int64_t>;
 
 struct Expected {
-  int64_t total = 0, success = 0, error = 0, dns_errors = 0;
+  int64_t total = 0, success = 0, error = 0;
+  std::map<std::string, int64_t> stage_errors;  // dns, tcp, tls, http, throughput
   std::map<std::string, std::optional<double>> stats;  // dns_p50 … throughput_p99
 };
 
@@ -106,7 +107,12 @@ std::map<Key, Expected> expected(const std::map<std::string, Ev>& accepted) {
       ++x.total;
       if (e->error_stage) {
         ++x.error;
-        if (*e->error_stage == "DNS") ++x.dns_errors;
+        const std::string& st = *e->error_stage;
+        for (const char* stage : {"DNS", "TCP", "TLS", "HTTP", "throughput"}) {
+          std::string col = stage;
+          for (auto& ch : col) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          if (st == stage) ++x.stage_errors[col];
+        }
         continue;
       }
       ++x.success;
@@ -125,8 +131,8 @@ std::map<Key, Expected> expected(const std::map<std::string, Ev>& accepted) {
 // difference, or "" when all match (and no row is missing or extra).
 std::string compare(store::postgres::Connection& db, const std::map<Key, Expected>& want) {
   auto r = db.query(
-      "SELECT client_id, target, window_start_ts, count_total, count_success, count_error, dns_errors, "
-      "dns_p50, dns_p95, dns_p99, tcp_p50, tcp_p95, tcp_p99, tls_p50, tls_p95, tls_p99, ttfb_p50, ttfb_p95, ttfb_p99, "
+      "SELECT client_id, target, window_start_ts, count_total, count_success, count_error, dns_errors, tcp_errors, "
+      "tls_errors, http_errors, throughput_errors, dns_p50, dns_p95, dns_p99, tcp_p50, tcp_p95, tcp_p99, tls_p50, tls_p95, tls_p99, ttfb_p50, ttfb_p95, ttfb_p99, "
       "throughput_p50, throughput_p95, throughput_p99 FROM agg_1m");
   if (!r.is_ok()) return "query: " + r.status().to_string();
   if (static_cast<size_t>(r->size()) != want.size())
@@ -142,10 +148,16 @@ std::string compare(store::postgres::Connection& db, const std::map<Key, Expecte
     if (r->int64(i, 3) != x.total) return where + "count_total " + std::to_string(r->int64(i, 3)) + " want " + std::to_string(x.total);
     if (r->int64(i, 4) != x.success) return where + "count_success";
     if (r->int64(i, 5) != x.error) return where + "count_error";
-    if (r->int64(i, 6) != x.dns_errors) return where + "dns_errors";
+    int col = 6;
+    for (const char* stage : {"dns", "tcp", "tls", "http", "throughput"}) {
+      auto w = x.stage_errors.count(stage) ? x.stage_errors.at(stage) : 0;
+      if (r->int64(i, col) != w)
+        return where + stage + "_errors " + std::to_string(r->int64(i, col)) + " want " + std::to_string(w);
+      ++col;
+    }
     for (int c = 0; c < 15; ++c) {
       std::optional<double> got;
-      if (!r->is_null(i, 7 + c)) got = std::stod(std::string(r->get(i, 7 + c)));
+      if (!r->is_null(i, 11 + c)) got = std::stod(std::string(r->get(i, 11 + c)));
       const auto& w = x.stats.at(names[c]);
       if (got.has_value() != w.has_value() || (got && std::fabs(*got - *w) > 1e-9 * std::max(1.0, std::fabs(*w))))
         return where + names[c] + " " + (got ? std::to_string(*got) : "null") + " want " + (w ? std::to_string(*w) : "null");
@@ -167,7 +179,8 @@ std::vector<Ev> make_events(int first_id, int n, int64_t base_window, int window
     e.target = "https://example.com/";
     e.ts = base_window + static_cast<int64_t>(rng() % windows) * kWindow + static_cast<int64_t>(rng() % kWindow);
     if (rng() % 10 == 0) {
-      e.error_stage = rng() % 2 ? "DNS" : "TLS";
+      static const char* kStages[] = {"DNS", "TCP", "TLS", "HTTP", "throughput", "unknown"};
+      e.error_stage = kStages[rng() % 6];
     } else {
       e.dns = ms(rng);
       e.tcp = ms(rng);
@@ -216,7 +229,9 @@ TEST(TelemetryAggregator, RowsEqualExactStatisticsOfUniqueEventsIncludingLateOne
   EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, want)).empty(); }, 20s)) << diff;
   auto metrics = http::Client().get(agg->url("/metrics"));
   EXPECT_NE(metrics->body.find("events_processed_total{status=\"duplicate\"} 20"), std::string::npos) << metrics->body.substr(0, 2000);
-  EXPECT_NE(metrics->body.find("late_events_total "), std::string::npos);
+  // Every event here is late (windows half an hour old): 300 + the one above, each once; the
+  // 20 redelivered duplicates are not counted again.
+  EXPECT_NE(metrics->body.find("\nlate_events_total 301\n"), std::string::npos) << metrics->body.substr(0, 3000);
 
   agg->proc->signal(SIGTERM);
   EXPECT_EQ(agg->proc->wait(20s), 0);
@@ -249,6 +264,8 @@ TEST(TelemetryAggregator, PoisonMessagesLandInTheDlqAfterTheLastDelivery) {
     metrics = http::Client().get(agg->url("/metrics")).value_or(http::ClientResponse{}).body;
     return metrics.find("dlq_messages_total 1") != std::string::npos;
   }, 5s)) << metrics;
+  // Delivered three times, an error once.
+  EXPECT_NE(metrics.find("events_processed_total{status=\"error\"} 1\n"), std::string::npos) << metrics;
 }
 
 TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {

@@ -220,7 +220,6 @@ class Aggregator final : public core::runtime::HttpRole {
         continue;
       }
       int64_t window = e->ts_ms / wsize * wsize;
-      if (now > window + wsize + st_.late_tolerance.count()) late_.inc();
       valid.push_back(i);
       event_ts.push_back(e->ts_ms);
       ids.emplace_back(e->event_id);
@@ -237,7 +236,7 @@ class Aggregator final : public core::runtime::HttpRole {
       tput.push_back(num(e->throughput_kbps));
     }
     if (valid.empty()) return {};
-    int64_t inserted = 0;
+    int64_t inserted = 0, late = 0;
     Status s = db.transaction([&]() -> Status {
       GANTRY_ASSIGN(r, db.query(kInsertEvents, {pg::array_literal(ids), pg::array_literal(clients), pg::array_literal(targets),
                                                 pg::array_literal(ts), pg::array_literal(windows), pg::array_literal(success),
@@ -245,8 +244,11 @@ class Aggregator final : public core::runtime::HttpRole {
                                                 pg::array_literal(tls), pg::array_literal(ttfb), pg::array_literal(tput)}));
       if (r.size() == 0) return {};  // every one a duplicate: nothing to mark
       inserted = r.int64(0, 3);
+      late = 0;
       std::vector<std::optional<std::string>> mc, mt, mw;
       for (int i = 0; i < r.size(); ++i) {
+        // Late: counted for events stored now, never again for a redelivered duplicate.
+        if (now > r.int64(i, 2) + wsize + st_.late_tolerance.count()) late += r.int64(i, 4);
         mc.emplace_back(std::string(r.get(i, 0)));
         mt.emplace_back(std::string(r.get(i, 1)));
         mw.emplace_back(std::string(r.get(i, 2)));
@@ -255,6 +257,7 @@ class Aggregator final : public core::runtime::HttpRole {
     });
     if (!s.is_ok()) return s;
     success_.inc(static_cast<uint64_t>(inserted));
+    late_.inc(static_cast<uint64_t>(late));
     duplicate_.inc(static_cast<uint64_t>(valid.size() - inserted));
     double done = static_cast<double>(now_ms());
     for (int64_t t : event_ts) delay_.observe(std::max(0.0, (done - static_cast<double>(t)) / 1000.0));
@@ -262,8 +265,8 @@ class Aggregator final : public core::runtime::HttpRole {
     return {};
   }
 
+  // Counted as an error once, when it leaves for the DLQ, not at each delivery.
   void poison(nats::Message& m, const std::string& reason) {
-    error_.inc();
     if (m.delivered() < static_cast<uint64_t>(st_.max_deliver)) {
       (void)m.nak();
       return;
@@ -282,6 +285,7 @@ class Aggregator final : public core::runtime::HttpRole {
       return;
     }
     dlq_.inc();
+    error_.inc();
     lg.warn("poison message moved to the DLQ", {{"reason", reason}, {"deliveries", static_cast<int64_t>(m.delivered())}});
     (void)m.term();
   }

@@ -101,7 +101,7 @@ WITH ins AS (
   ON CONFLICT (event_id) DO NOTHING
   RETURNING client_id, target, window_start_ts
 )
-SELECT client_id, target, window_start_ts, (SELECT count(*) FROM ins) FROM ins GROUP BY 1, 2, 3
+SELECT client_id, target, window_start_ts, (SELECT count(*) FROM ins), count(*) FROM ins GROUP BY 1, 2, 3
 )sql";
 
 // $1..$3: arrays of client_id, target, window_start_ts. Marks those windows dirty, in the same
