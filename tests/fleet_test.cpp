@@ -466,6 +466,33 @@ TEST(FleetController, PostgresStoreKeepsStateAcrossRestart) {
   }
 }
 
+// Two controllers on one PostgreSQL: a token rotated or an agent deleted on one stops working
+// on the other within refresh_interval (it used to stay valid there until a restart).
+TEST(FleetController, TokenRotationAndDeletionReachEveryControllerSharingTheDatabase) {
+  FreshDatabase db("fleet");
+  ASSERT_FALSE(db.url.empty());
+  Role a_ctl("controller", {{"DATABASE_URL", db.url}, {"REFRESH_INTERVAL", "200ms"}});
+  Role b_ctl("controller", {{"DATABASE_URL", db.url}, {"REFRESH_INTERVAL", "200ms"}});
+  Registered a = register_agent(a_ctl.url());
+  auto poll_b = [&](const std::string& token) {
+    return call(http::Method::kGet, b_ctl.url() + "/config", "", bearer(token)).status;
+  };
+  EXPECT_EQ(poll_b(a.token), 200);  // B learns the token from the database
+  auto rot = call(http::Method::kPost, a_ctl.url() + "/agents/" + a.id + "/token/rotate", "", kAdmin);
+  ASSERT_EQ(rot.status, 200) << rot.body;
+  std::string fresh = str(parse(rot.body), "api_token");
+  EXPECT_TRUE(eventually([&] { return poll_b(a.token) == 401; }, 2s)) << "the rotated-out token still works on B";
+  EXPECT_EQ(poll_b(fresh), 200);
+  // An interval set on A is told by B too.
+  ASSERT_EQ(call(http::Method::kPut, a_ctl.url() + "/agents/" + a.id + "/interval", R"({"poll_interval_seconds":42})", kAdmin).status, 200);
+  EXPECT_TRUE(eventually([&] {
+    return call(http::Method::kGet, b_ctl.url() + "/config", "", bearer(fresh)).header("X-Poll-Interval-Seconds") == "42";
+  }, 2s));
+  ASSERT_EQ(call(http::Method::kDelete, a_ctl.url() + "/agents/" + a.id, "", kAdmin).status, 200);
+  EXPECT_TRUE(eventually([&] { return poll_b(fresh) == 401; }, 2s)) << "a deleted agent's token still works on B";
+  EXPECT_EQ(call(http::Method::kGet, b_ctl.url() + "/agents/" + a.id, "", kAdmin).status, 404);
+}
+
 // Store calls used to run on the HTTP threads without a time limit: a frozen PostgreSQL held a
 // write forever and stalled every request on that thread. Now a write fails 503 after
 // DB_TIMEOUT while polls answered from memory keep answering in milliseconds.

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/json.hpp>
 
@@ -891,7 +892,9 @@ class Controller final : public core::runtime::HttpRole {
     out.error(503, std::string(what) + " failed: " + s.to_string());
   }
 
-  // With a shared PostgreSQL database another controller may publish; adopt its versions.
+  // With a shared PostgreSQL database another controller may publish (adopt its versions),
+  // rotate a token or delete an agent (the old token stops working here too), all within
+  // refresh_interval.
   void refresh_loop() {
     std::unique_lock lk(refresh_mu_);
     while (!refresh_cv_.wait_for(lk, st_.refresh_interval, [&] { return stopping_; })) {
@@ -903,6 +906,63 @@ class Controller final : public core::runtime::HttpRole {
         lg.info("adopting a version published by another controller", {{"etag", (*r)->etag}});
         adopt(make_snapshot(std::move(**r)), /*push=*/false);
       }
+      refresh_agents();
+    }
+  }
+
+  void refresh_agents() {
+    core::Result<Store::AgentSync> sync = [&] {
+      std::lock_guard sl(store_mu_);
+      return store_->agent_sync(agents_since_);
+    }();
+    if (!sync.is_ok()) {
+      lg.warn("cannot read agent changes; will retry", {{"error", sync.status().to_string()}});
+      return;
+    }
+    for (const AgentRecord& rec : sync->changed) {
+      std::shared_ptr<Agent> a;
+      {
+        std::unique_lock lk(agents_mu_);
+        if (auto it = by_id_.find(rec.agent_id); it != by_id_.end()) {
+          a = it->second;
+          std::lock_guard al(a->mu);
+          if (a->token_hash != rec.token_hash) {
+            by_token_.erase(a->token_hash);
+            a->token_hash = rec.token_hash;
+            by_token_[a->token_hash] = a;
+            lg.info("token rotated by another controller", {{"agent_id", a->id}});
+          }
+          a->interval = rec.poll_interval_seconds.value_or(0);
+        }
+      }
+      if (!a) remember(rec);
+    }
+    agents_since_ = sync->high_water;
+    size_t known;
+    {
+      std::shared_lock lk(agents_mu_);
+      known = by_id_.size();
+    }
+    if (sync->count < 0 || static_cast<size_t>(sync->count) >= known) return;
+    // Fewer agents in the database than here: some were deleted elsewhere.
+    core::Result<std::vector<std::string>> ids = [&] {
+      std::lock_guard sl(store_mu_);
+      return store_->agent_ids();
+    }();
+    if (!ids.is_ok()) return;
+    std::unordered_set<std::string> present(ids->begin(), ids->end());
+    std::unique_lock lk(agents_mu_);
+    for (auto it = by_id_.begin(); it != by_id_.end();) {
+      if (present.count(it->first)) {
+        ++it;
+        continue;
+      }
+      {
+        std::lock_guard al(it->second->mu);
+        by_token_.erase(it->second->token_hash);
+      }
+      lg.info("agent deleted by another controller", {{"agent_id", it->first}});
+      it = by_id_.erase(it);
     }
   }
 
@@ -916,6 +976,7 @@ class Controller final : public core::runtime::HttpRole {
   std::mutex store_mu_;  // the store is single-threaded; writes are rare except heartbeats
   std::unique_ptr<Store> store_;
   bool shared_store_ = false;
+  std::string agents_since_;  // refresh_agents' high water (the refresher thread's)
 
   Latest latest_;
   std::atomic<int64_t> last_etag_ns_{0};
@@ -958,7 +1019,9 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("long_poll_max", &st_.long_poll_max, "longest GET /config?wait= hold").range(1000, 3'600'000);
     s.add("stale_after", &st_.stale_after, "an agent silent this long is shown stale").range(1000, 86'400'000);
     s.add("offline_after", &st_.offline_after, "an agent silent this long is shown offline").range(1000, 604'800'000);
-    s.add("refresh_interval", &st_.refresh_interval, "with PostgreSQL: how often to look for versions published by other controllers")
+    s.add("refresh_interval", &st_.refresh_interval,
+          "with PostgreSQL: how often to take in what other controllers changed (versions, tokens, deletions)")
+        .env("REFRESH_INTERVAL")
         .range(100, 3'600'000);
     s.add("heartbeat_batch", &st_.heartbeat_batch, "most heartbeats written in one transaction").range(1, 100'000);
     s.add("db_timeout", &st_.db_timeout, "with PostgreSQL: longest a statement may take before the request fails 503")

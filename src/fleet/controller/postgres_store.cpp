@@ -87,6 +87,27 @@ class PostgresStore final : public Store {
     return out;
   }
 
+  Result<AgentSync> agent_sync(const std::string& since) override {
+    // The high water first: a change committed after it is seen next time, by the overlap.
+    GANTRY_ASSIGN(m, c_->query("SELECT " TS("max(updated_at)") ", count(*) FROM agent_configs"));
+    AgentSync out;
+    out.high_water = m.is_null(0, 0) ? since : std::string(m.get(0, 0));
+    out.count = m.int64(0, 1);
+    GANTRY_ASSIGN(r, since.empty() ? c_->query(kAgentSelect)
+                                   : c_->query(std::string(kAgentSelect) +
+                                                   " WHERE c.updated_at >= $1::timestamptz - interval '5 seconds'",
+                                               {since}));
+    for (int i = 0; i < r.size(); ++i) out.changed.push_back(agent_from(r, i));
+    return out;
+  }
+
+  Result<std::vector<std::string>> agent_ids() override {
+    GANTRY_ASSIGN(r, c_->query("SELECT id FROM agent_configs"));
+    std::vector<std::string> out;
+    for (int i = 0; i < r.size(); ++i) out.emplace_back(r.get(i, 0));
+    return out;
+  }
+
   Result<std::optional<AgentRecord>> agent_by_token_hash(const std::string& hash) override {
     GANTRY_ASSIGN(r, c_->query(std::string(kAgentSelect) + " WHERE c.api_token_hash = $1", {hash}));
     if (r.size() == 0) return std::optional<AgentRecord>();

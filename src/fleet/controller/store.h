@@ -74,6 +74,23 @@ class Store {
   virtual Result<bool> delete_agent(const std::string& agent_id) = 0;
   // All rows in one transaction: the group commit of heartbeats.
   virtual Status write_heartbeats(std::span<const HeartbeatRow> rows) = 0;
+
+  // What other controllers sharing the database changed: agents whose credentials or settings
+  // changed (registered, token rotated, interval set) at or after `since` (a high_water of an
+  // earlier call, with a few seconds' overlap for late commits; "" = all agents), the number
+  // of agents, and the high water to pass next time. Only a shared store needs it: the default
+  // (a store one controller owns) reports no change.
+  struct AgentSync {
+    std::vector<AgentRecord> changed;
+    int64_t count = -1;  // -1: not known
+    std::string high_water;
+  };
+  virtual Result<AgentSync> agent_sync(const std::string& since) {
+    (void)since;
+    return AgentSync{};
+  }
+  // Every agent's id (to find the ones deleted elsewhere).
+  virtual Result<std::vector<std::string>> agent_ids() { return std::vector<std::string>{}; }
   virtual std::string describe() const = 0;
 };
 
