@@ -277,7 +277,8 @@ TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
   int id = 9000;
   // Four ordinary windows, then one where DNS dominates.
   for (int w = 0; w < 5; ++w) {
-    for (int i = 0; i < 6; ++i) {
+    // Six successes in each baseline window, eight in the one judged.
+    for (int i = 0; i < (w < 4 ? 6 : 8); ++i) {
       Ev e;
       e.id = uuid(id++);
       e.client = "probe-d";
@@ -319,6 +320,16 @@ TEST(TelemetryAggregator, DiagnosisLabelsAWindowAgainstItsBaseline) {
   ASSERT_EQ(again->size(), 5);
   EXPECT_TRUE(again->is_null(3, 0));
   EXPECT_EQ(again->get(4, 0), "dns-bound");
+  // --diagnosis-min-success covers the baseline too: at 7, the judged window (8) qualifies but
+  // its baseline windows (6 each) do not, so there is no baseline and no label. (The baseline
+  // filter used to be a fixed 5.)
+  ASSERT_TRUE((*pg)->exec("UPDATE agg_1m SET diagnosis_label = NULL").is_ok());
+  Child strict({kBin, "diagnoser", "--db-url", db.url, "--from", std::to_string(base), "--to",
+                std::to_string(base + 5 * kWindow), "--client-id", "probe-d", "--diagnosis-min-success", "7"});
+  EXPECT_EQ(strict.wait(30s), 0) << strict.out() << strict.err();
+  auto none = (*pg)->query("SELECT count(*) FROM agg_1m WHERE client_id = 'probe-d' AND diagnosis_label IS NOT NULL");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_EQ(none->int64(0, 0), 0);
   Child bad({kBin, "diagnoser", "--db-url", db.url, "--from", "yesterday", "--to", "2026-11-22T10:00:00Z"});
   EXPECT_EQ(bad.wait(30s), 2);
   EXPECT_NE(bad.err().find("diagnoser.from"), std::string::npos) << bad.err();

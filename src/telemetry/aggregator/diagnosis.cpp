@@ -65,7 +65,7 @@ void bind(core::config::Schema& s, Thresholds* t) {
 core::Result<std::optional<std::string>> relabel(store::postgres::Connection& db, const std::string& client,
                                                  const std::string& target, int64_t window, const Thresholds& t) {
   namespace pg = store::postgres;
-  GANTRY_ASSIGN(rows, db.query(kBaseline, {client, target, std::to_string(window)}));
+  GANTRY_ASSIGN(rows, db.query(kBaseline, {client, target, std::to_string(window), std::to_string(t.min_success)}));
   std::vector<WindowStats> base;
   std::optional<WindowStats> cur;
   for (int i = 0; i < rows.size(); ++i) {

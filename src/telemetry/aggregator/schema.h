@@ -169,13 +169,13 @@ WITH due AS (
 SELECT client_id, target, window_start_ts FROM due
 )sql";
 
-// The window itself and the latest 10 earlier windows with at least 5 successes.
+// The window itself and the latest 10 earlier windows with at least $4 (min_success) successes.
 inline constexpr const char* kBaseline = R"sql(
 (SELECT window_start_ts, count_success, dns_p95, tcp_p95, tls_p95, ttfb_p95, throughput_p50 FROM agg_1m
  WHERE client_id = $1 AND target = $2 AND window_start_ts = $3::bigint)
 UNION ALL
 (SELECT window_start_ts, count_success, dns_p95, tcp_p95, tls_p95, ttfb_p95, throughput_p50 FROM agg_1m
- WHERE client_id = $1 AND target = $2 AND window_start_ts < $3::bigint AND count_success >= 5
+ WHERE client_id = $1 AND target = $2 AND window_start_ts < $3::bigint AND count_success >= $4::bigint
  ORDER BY window_start_ts DESC LIMIT 10)
 )sql";
 
