@@ -460,8 +460,18 @@ TEST(TelemetryAggregator, KilledPostgresAndNatsMidStreamLoseNoAcceptedEvent) {
     }
   });
   std::this_thread::sleep_for(500ms);
+  auto db_gauge = [&] {
+    auto r = http::Client().get(agg.url("/metrics"));
+    if (!r.is_ok()) return -1;
+    auto at = r->body.find("\ndb_connections_active ");
+    return at == std::string::npos ? -1 : std::stoi(r->body.substr(at + 23));
+  };
+  EXPECT_GT(db_gauge(), 0);
+  auto killed = std::chrono::steady_clock::now();
   pgserver.kill();
-  std::this_thread::sleep_for(1500ms);  // the aggregator's batches fail and are redelivered meanwhile
+  // The aggregator's batches fail and are redelivered meanwhile; the gauge says so.
+  EXPECT_TRUE(eventually([&] { return db_gauge() == 0; }, 1400ms)) << db_gauge();
+  std::this_thread::sleep_until(killed + 1500ms);
   pgserver.start();
   std::this_thread::sleep_for(700ms);
   nats.kill();
@@ -491,6 +501,7 @@ TEST(TelemetryAggregator, KilledPostgresAndNatsMidStreamLoseNoAcceptedEvent) {
       },
       60s))
       << diff;
+  EXPECT_GT(db_gauge(), 0) << "connections back, the gauge too";
   // Everything consumed and acked: the queue gauges (refreshed every second) say so.
   std::string metrics;
   EXPECT_TRUE(eventually([&] {

@@ -1,6 +1,11 @@
 // gantry ingest as a process against a private nats-server (JetStream) this test starts,
 // kills and restarts: the order of checks, 202 only once stored, duplicates stored once,
 // the token bucket, the batch endpoint, and 503 (never 202) while NATS is down.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -126,6 +131,33 @@ TEST(TelemetryIngest, TokenBucketPerClientAnswers429WithRetryAfter) {
   auto seen = drain(nats.url());
   EXPECT_EQ(seen.count(uuid(20)), 0u);  // refused means not stored
   EXPECT_EQ(seen.size(), 4u);
+}
+
+// ingest_active_connections is the server's count of open connections: idle keep-alive ones
+// and batch requests too (it used to count single-event requests in flight only, so it read 0
+// here).
+TEST(TelemetryIngest, ActiveConnectionsCountsOpenConnections) {
+  Nats nats;
+  Ingest in(nats.url());
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(in.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    fds.push_back(fd);
+  }
+  auto value = [&] {
+    std::string body = call(http::Method::kGet, in.url("/metrics"), "", "").body;
+    auto at = body.find("\ningest_active_connections ");
+    return at == std::string::npos ? -1 : std::stoi(body.substr(at + 27));
+  };
+  // Three idle connections and the scraping one.
+  EXPECT_TRUE(eventually([&] { return value() >= 4; }, 5s)) << value();
+  for (int fd : fds) ::close(fd);
+  EXPECT_TRUE(eventually([&] { return value() <= 2; }, 5s)) << value();
 }
 
 TEST(TelemetryIngest, BatchAnswersEachEvent) {

@@ -56,6 +56,8 @@ class HttpRole : public Role {
   void stop(std::chrono::milliseconds deadline) override;
   Endpoints endpoints() const override;
   uint16_t port() const { return server_ ? server_->port() : 0; }
+  // Open client connections of the role's HTTP server.
+  int active_connections() const { return server_ ? server_->active_connections() : 0; }
 
  protected:
   http::Router& router() { return *router_; }

@@ -95,7 +95,7 @@ class Aggregator final : public core::runtime::HttpRole {
         dlq_(reg_.counter("dlq_messages_total", "messages moved to the DLQ").with({})),
         lag_(reg_.gauge("queue_lag_messages", "messages in the stream not yet delivered to the aggregator consumer").with({})),
         ack_pending_(reg_.gauge("queue_ack_pending_messages", "messages delivered and not yet acked (all aggregators)").with({})),
-        db_active_(reg_.gauge("db_connections_active", "open PostgreSQL connections").with({})) {}
+        flush_up_(true) {}
 
   bool ready() const override { return running_.load(); }
 
@@ -126,7 +126,12 @@ class Aggregator final : public core::runtime::HttpRole {
       lane->consumer = std::move(c);
       lanes_.push_back(std::move(lane));
     }
-    db_active_.set(static_cast<double>(lanes_.size() + 1));
+    // Connections known to be up: each lane's and the flusher's, as of their last call.
+    reg_.gauge_callback("db_connections_active", "open PostgreSQL connections (as of each one's last call)", [this] {
+      double n = flush_up_ ? 1 : 0;
+      for (auto& l : lanes_) n += l->up ? 1 : 0;
+      return n;
+    });
     refresh_queue_gauges();  // true from the first scrape, not zero until the first refresh
     auto& reg = reg_;
     reg.gauge_callback("nats_reconnects_total", "NATS reconnections", [this] {
@@ -163,10 +168,10 @@ class Aggregator final : public core::runtime::HttpRole {
 
   void on_stop(Ms) override {
     reg_.remove_callback("nats_reconnects_total");
+    reg_.remove_callback("db_connections_active");
     lanes_.clear();
     js_.reset();
     flush_db_.reset();
-    db_active_.set(0);
   }
 
  private:
@@ -179,6 +184,7 @@ class Aggregator final : public core::runtime::HttpRole {
     std::unique_ptr<pg::Connection> db;
     std::unique_ptr<nats::PullConsumer> consumer;
     std::thread thread;
+    std::atomic<bool> up{true};
   };
 
   void consume_loop(Lane& lane) {
@@ -194,6 +200,7 @@ class Aggregator final : public core::runtime::HttpRole {
       }
       if (batch->empty()) continue;
       Status s = apply(*lane.db, *batch);
+      lane.up = lane.db->healthy();
       if (!s.is_ok()) {
         // Nothing acked: JetStream redelivers after ack_wait; nak now to retry sooner.
         lg.error("batch not stored; it will be redelivered", {{"error", s.to_string()}, {"messages", static_cast<int64_t>(batch->size())}});
@@ -355,6 +362,7 @@ class Aggregator final : public core::runtime::HttpRole {
       }
       return {};
     });
+    flush_up_ = flush_db_->healthy();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     flush_seconds_.with({s.is_ok() ? "ok" : "error"}).observe(secs);
     if (!s.is_ok()) {
@@ -381,7 +389,7 @@ class Aggregator final : public core::runtime::HttpRole {
   core::metrics::Counter& dlq_;
   core::metrics::Gauge& lag_;
   core::metrics::Gauge& ack_pending_;
-  core::metrics::Gauge& db_active_;
+  std::atomic<bool> flush_up_;
 
   std::unique_ptr<pg::Connection> flush_db_;
   std::unique_ptr<nats::JetStream> js_;

@@ -75,6 +75,7 @@ int64_t now_ms() {
 
 class Ingest final : public core::runtime::HttpRole {
  public:
+  ~Ingest() override { reg_.remove_callback("ingest_active_connections"); }
   explicit Ingest(Settings s)
       : HttpRole("ingest", s.http),
         st_(std::move(s)),
@@ -87,8 +88,11 @@ class Ingest final : public core::runtime::HttpRole {
                      .with({})),
         auth_failures_(reg_.counter("ingest_auth_failures_total", "rejected credentials by reason", {"reason"})),
         rate_hits_(reg_.counter("ingest_rate_limit_hits_total", "429 answers by client", {"client_id_hash"})),
-        per_client_(reg_.counter("ingest_events_per_client_total", "accepted events by client", {"client_id_hash"})),
-        active_(reg_.gauge("ingest_active_connections", "requests being handled").with({})) {
+        per_client_(reg_.counter("ingest_events_per_client_total", "accepted events by client", {"client_id_hash"})) {
+    // The server's own count of open connections (single and batch requests alike, idle
+    // keep-alive ones too), read at scrape time.
+    reg_.gauge_callback("ingest_active_connections", "open HTTP connections",
+                        [this] { return static_cast<double>(active_connections()); });
     auto& r = router();
     r.get("/health", [](const http::Request&, http::Response& out) {
       out.json(200, R"({"status":"healthy","service":"ingest-api"})");
@@ -238,10 +242,8 @@ class Ingest final : public core::runtime::HttpRole {
 
   void single(const http::Request& q, http::Responder resp) {
     auto t0 = clock_start();
-    active_.inc();
     auto send = [this, t0, resp](http::Response&& out) {
       finish(out, t0);
-      active_.dec();
       resp.send(std::move(out));
     };
     http::Response out;
@@ -395,7 +397,6 @@ class Ingest final : public core::runtime::HttpRole {
   core::metrics::Family<core::metrics::Counter>& auth_failures_;
   core::metrics::Family<core::metrics::Counter>& rate_hits_;
   core::metrics::Family<core::metrics::Counter>& per_client_;
-  core::metrics::Gauge& active_;
   std::once_flag series_once_[8];
   StatusSeries series_[8]{};
   // One per server worker, made before the workers run and read-only after.
