@@ -4,6 +4,9 @@
 //   telemetry_load raw NATS_URL N PREFIX
 //       publishes N events straight to JetStream (async, acked): the rate this design can at
 //       best reach; prints events/s
+//   telemetry_load consume NATS_URL N PREFIX
+//       N events into a scratch stream, then pulled and acked by two threads (fetch 2,000, an
+//       ack each), no database: the consuming half of the aggregator's bound; prints events/s
 //   telemetry_load rawrate NATS_URL EVENTS_PER_S SECONDS PREFIX
 //       open loop straight to JetStream (the event-loop publisher ingest uses, no HTTP):
 //       the latency floor the server sets; prints "sent p50_ms p99_ms errors"
@@ -129,6 +132,71 @@ int raw(const std::string& url, uint64_t n, const std::string& prefix) {
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
   return failed ? 1 : 0;
+}
+
+// The aggregator's other reference: the same kind of events pulled and acked by cnats with no
+// database, from a scratch stream like the events stream (file storage), on two threads
+// fetching 2,000 at a time and acking each message, as the aggregator's two lanes do. The
+// scratch stream is deleted afterwards. Prints events/s of the consume alone.
+int consume(const std::string& url, uint64_t n, const std::string& prefix) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return std::cerr << "consume: cannot connect\n", 1;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 8192;
+  if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK) return 1;
+  const char* stream = "bench-consume";
+  const char* subject = "bench.consume";
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  (void)js_DeleteStream(js, stream, nullptr, &jerr);
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = stream;
+  cfg.Subjects = &subject;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  if (js_AddStream(nullptr, js, &cfg, nullptr, &jerr) != NATS_OK) return std::cerr << "consume: cannot add the stream\n", 1;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string b = event(prefix, i);
+    if (js_PublishAsync(js, subject, b.data(), static_cast<int>(b.size()), nullptr) != NATS_OK)
+      return std::cerr << "consume: publish failed\n", 1;
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60'000;
+  if (js_PublishAsyncComplete(js, &po) != NATS_OK) return std::cerr << "consume: publishes not acked\n", 1;
+  std::atomic<uint64_t> acked{0};
+  auto lane = [&] {
+    natsSubscription* sub = nullptr;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.MaxAckPending = 20'000;
+    if (js_PullSubscribe(&sub, js, subject, "bench-consumer", nullptr, &so, &jerr) != NATS_OK) {
+      std::cerr << "consume: cannot subscribe (" << jerr << ")\n";
+      return;
+    }
+    while (acked.load() < n) {
+      natsMsgList list{};
+      if (natsSubscription_Fetch(&list, sub, 2000, 500, &jerr) != NATS_OK) continue;
+      for (int i = 0; i < list.Count; ++i) natsMsg_Ack(list.Msgs[i], nullptr);
+      acked += static_cast<uint64_t>(list.Count);
+      natsMsgList_Destroy(&list);
+    }
+    natsSubscription_Destroy(sub);
+  };
+  auto t0 = Clock::now();
+  std::thread a(lane), b(lane);
+  a.join();
+  b.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("%.0f\n", static_cast<double>(acked.load()) / secs);
+  (void)js_DeleteStream(js, stream, nullptr, &jerr);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return 0;
 }
 
 int rawrate(const std::string& url, double per_s, double seconds, const std::string& prefix) {
@@ -366,6 +434,7 @@ end
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   if (a.size() == 5 && a[1] == "raw") return raw(a[2], std::stoull(a[3]), a[4]);
+  if (a.size() == 5 && a[1] == "consume") return consume(a[2], std::stoull(a[3]), a[4]);
   if (a.size() == 6 && a[1] == "rawrate") return rawrate(a[2], std::stod(a[3]), std::stod(a[4]), a[5]);
   if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
