@@ -205,6 +205,14 @@ TEST(TelemetryAggregator, RowsEqualExactStatisticsOfUniqueEventsIncludingLateOne
     ASSERT_EQ(post(ingest.url("/events"), json_of(e)), 202);
     accepted[e.id] = e;
   }
+  // A client id with the characters COPY's text format escapes (tab, backslash, newline): its
+  // row carries it as sent.
+  Ev odd = make_events(7000, 1, base, 1, 3)[0];
+  odd.client = "probe\t\\odd\n";
+  std::string odd_body = json_of(odd);  // json_of writes the id as is: escape it for JSON here
+  odd_body.replace(odd_body.find(odd.client), odd.client.size(), "probe\\t\\\\odd\\n");
+  ASSERT_EQ(post(ingest.url("/events"), odd_body), 202) << odd_body;
+  accepted[odd.id] = odd;
   // Duplicates past JetStream's own dedup: the same event_id under another Nats-Msg-Id.
   auto js = bus::nats::JetStream::connect(nats.url());
   ASSERT_TRUE(js.is_ok());
@@ -229,9 +237,9 @@ TEST(TelemetryAggregator, RowsEqualExactStatisticsOfUniqueEventsIncludingLateOne
   EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, want)).empty(); }, 20s)) << diff;
   auto metrics = http::Client().get(agg->url("/metrics"));
   EXPECT_NE(metrics->body.find("events_processed_total{status=\"duplicate\"} 20"), std::string::npos) << metrics->body.substr(0, 2000);
-  // Every event here is late (windows half an hour old): 300 + the one above, each once; the
-  // 20 redelivered duplicates are not counted again.
-  EXPECT_NE(metrics->body.find("\nlate_events_total 301\n"), std::string::npos) << metrics->body.substr(0, 3000);
+  // Every event here is late (windows half an hour old): 300, the odd client's and the one
+  // above, each once; the 20 redelivered duplicates are not counted again.
+  EXPECT_NE(metrics->body.find("\nlate_events_total 302\n"), std::string::npos) << metrics->body.substr(0, 3000);
 
   agg->proc->signal(SIGTERM);
   EXPECT_EQ(agg->proc->wait(20s), 0);

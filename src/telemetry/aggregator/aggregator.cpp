@@ -70,11 +70,27 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::optional<std::string> num(std::optional<double> v) {
-  if (!v) return std::nullopt;
+// COPY text format: a field, with the characters COPY treats specially escaped.
+void copy_text(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+}
+
+void copy_num(std::string& out, std::optional<double> v) {
+  if (!v) {
+    out += "\\N";
+    return;
+  }
   char buf[32];  // shortest text that reads back as the same double
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
-  return std::string(buf, end);
+  out.append(buf, end);
 }
 
 class Aggregator final : public core::runtime::HttpRole {
@@ -185,6 +201,8 @@ class Aggregator final : public core::runtime::HttpRole {
     std::unique_ptr<nats::PullConsumer> consumer;
     std::thread thread;
     std::atomic<bool> up{true};
+    uint64_t staging_generation = 0;  // the session whose staging table exists
+    std::vector<std::string> lines;   // a batch's COPY lines, reused
   };
 
   void consume_loop(Lane& lane) {
@@ -199,7 +217,7 @@ class Aggregator final : public core::runtime::HttpRole {
         continue;
       }
       if (batch->empty()) continue;
-      Status s = apply(*lane.db, *batch);
+      Status s = apply(lane, *batch);
       lane.up = lane.db->healthy();
       if (!s.is_ok()) {
         // Nothing acked: JetStream redelivers after ack_wait; nak now to retry sooner.
@@ -213,8 +231,11 @@ class Aggregator final : public core::runtime::HttpRole {
 
   // One transaction for the batch's valid events; then acks. Poison messages are nak'ed until
   // their last delivery, then moved to the DLQ.
-  Status apply(pg::Connection& db, std::vector<nats::Message>& batch) {
-    std::vector<std::optional<std::string>> ids, clients, targets, ts, windows, success, stages, dns, tcp, tls, ttfb, tput;
+  Status apply(Lane& lane, std::vector<nats::Message>& batch) {
+    pg::Connection& db = *lane.db;
+    // One COPY line per valid event (COPY text format, tab-separated).
+    std::vector<std::string>& lines = lane.lines;
+    lines.clear();
     std::vector<size_t> valid;
     int64_t now = now_ms();
     int64_t wsize = st_.window_size.count();
@@ -229,26 +250,40 @@ class Aggregator final : public core::runtime::HttpRole {
       int64_t window = e->ts_ms / wsize * wsize;
       valid.push_back(i);
       event_ts.push_back(e->ts_ms);
-      ids.emplace_back(e->event_id);
-      clients.emplace_back(e->client_id);
-      targets.emplace_back(e->target);
-      ts.emplace_back(std::to_string(e->ts_ms));
-      windows.emplace_back(std::to_string(window));
-      success.emplace_back(e->error_stage ? "f" : "t");
-      stages.push_back(e->error_stage);
-      dns.push_back(num(e->timings.dns_ms));
-      tcp.push_back(num(e->timings.tcp_ms));
-      tls.push_back(num(e->timings.tls_ms));
-      ttfb.push_back(num(e->timings.http_ttfb_ms));
-      tput.push_back(num(e->throughput_kbps));
+      std::string l;
+      l.reserve(192);
+      copy_text(l, e->event_id);
+      l += '\t';
+      copy_text(l, e->client_id);
+      l += '\t';
+      copy_text(l, e->target);
+      l += '\t';
+      l += std::to_string(e->ts_ms);
+      l += '\t';
+      l += std::to_string(window);
+      l += e->error_stage ? "\tf\t" : "\tt\t";
+      if (e->error_stage) copy_text(l, *e->error_stage);
+      else l += "\\N";
+      for (std::optional<double> v : {e->timings.dns_ms, e->timings.tcp_ms, e->timings.tls_ms, e->timings.http_ttfb_ms,
+                                      e->throughput_kbps}) {
+        l += '\t';
+        copy_num(l, v);
+      }
+      l += '\n';
+      lines.push_back(std::move(l));
     }
     if (valid.empty()) return {};
     int64_t inserted = 0, late = 0;
+    uint64_t created = 0;  // the session in which this transaction created the staging table
     Status s = db.transaction([&]() -> Status {
-      GANTRY_ASSIGN(r, db.query(kInsertEvents, {pg::array_literal(ids), pg::array_literal(clients), pg::array_literal(targets),
-                                                pg::array_literal(ts), pg::array_literal(windows), pg::array_literal(success),
-                                                pg::array_literal(stages), pg::array_literal(dns), pg::array_literal(tcp),
-                                                pg::array_literal(tls), pg::array_literal(ttfb), pg::array_literal(tput)}));
+      // BEGIN has run: a lost session was replaced by then, and its staging table with it.
+      // (Created inside the transaction, it exists only once the transaction commits.)
+      if (lane.staging_generation != db.generation()) {
+        GANTRY_RETURN_IF_ERROR(db.exec(kCreateStaging));
+        created = db.generation();
+      }
+      GANTRY_RETURN_IF_ERROR(db.copy_in(kCopyStaging, lines).status());
+      GANTRY_ASSIGN(r, db.query(kInsertEvents));
       if (r.size() == 0) return {};  // every one a duplicate: nothing to mark
       inserted = r.int64(0, 3);
       late = 0;
@@ -263,6 +298,7 @@ class Aggregator final : public core::runtime::HttpRole {
       return db.query(kMarkDirty, {pg::array_literal(mc), pg::array_literal(mt), pg::array_literal(mw)}).status();
     });
     if (!s.is_ok()) return s;
+    if (created) lane.staging_generation = created;
     success_.inc(static_cast<uint64_t>(inserted));
     late_.inc(static_cast<uint64_t>(late));
     duplicate_.inc(static_cast<uint64_t>(valid.size() - inserted));

@@ -88,16 +88,28 @@ CREATE TABLE alerts (
 )sql"},
 };
 
-// $1..$12: arrays of event_id, client_id, target, ts_ms, window_start_ts, success,
-// error_stage, dns_ms, tcp_ms, tls_ms, ttfb_ms, throughput_kbps. Inserts the events not seen
-// before and returns the distinct windows they fall in (empty when all were duplicates)
-// with, on every row, how many were new.
+// A batch's events reach events_seen through a staging table of the session (COPY into it,
+// then one INSERT … SELECT), emptied at each commit. Created once per session: a new session
+// (after a reconnect) creates it again.
+inline constexpr const char* kCreateStaging = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS events_staging (
+  event_id UUID, client_id TEXT, target TEXT, ts_ms BIGINT, window_start_ts BIGINT, success BOOLEAN,
+  error_stage TEXT, dns_ms DOUBLE PRECISION, tcp_ms DOUBLE PRECISION, tls_ms DOUBLE PRECISION,
+  ttfb_ms DOUBLE PRECISION, throughput_kbps DOUBLE PRECISION
+) ON COMMIT DELETE ROWS
+)sql";
+inline constexpr const char* kCopyStaging =
+    "COPY events_staging (event_id, client_id, target, ts_ms, window_start_ts, success, error_stage, dns_ms, tcp_ms, "
+    "tls_ms, ttfb_ms, throughput_kbps) FROM STDIN";
+
+// Inserts the staged events not seen before and returns the distinct windows they fall in
+// (empty when all were duplicates): client, target, window, how many of the batch were new
+// (on every row), how many of them fall in this window.
 inline constexpr const char* kInsertEvents = R"sql(
 WITH ins AS (
   INSERT INTO events_seen (event_id, client_id, target, ts_ms, window_start_ts, success, error_stage,
                            dns_ms, tcp_ms, tls_ms, ttfb_ms, throughput_kbps)
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[], $7::text[],
-                       $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[])
+  SELECT * FROM events_staging
   ON CONFLICT (event_id) DO NOTHING
   RETURNING client_id, target, window_start_ts
 )
