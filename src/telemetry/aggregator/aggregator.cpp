@@ -1,7 +1,8 @@
 // `gantry aggregator`: JetStream events -> per-minute statistics in PostgreSQL, exactly once.
 //
 // How exactly-once holds across a kill -9 at any moment:
-//   1. A fetched batch is written in one transaction: every new event into events_seen (its
+//   1. A fetched batch is written in one transaction: COPY'd into a staging table of the
+//      session, then every new event into events_seen with one INSERT … SELECT (its
 //      measurements included; a resent event_id conflicts and is skipped) and its window into
 //      agg_dirty. Only after the commit are the messages acked. A crash before the commit
 //      redelivers them; after it, the redelivered copies conflict and are acked as duplicates.
