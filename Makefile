@@ -1,5 +1,5 @@
 # Thin wrappers over CMake presets and scripts/. See README.md.
-.PHONY: build test demo bench deps servers-start servers-stop clean asan tsan
+.PHONY: build test demo bench deps servers-start servers-stop clean asan tsan fuzz
 
 build:
 	bash scripts/install-deps
@@ -17,6 +17,9 @@ bench:
 
 deps:
 	bash scripts/install-deps
+
+fuzz:
+	bash scripts/fuzz $(or $(SECONDS),60)
 
 asan:
 	cmake --preset asan >/dev/null && cmake --build --preset asan && ctest --preset asan -j2

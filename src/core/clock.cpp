@@ -62,6 +62,9 @@ std::optional<WallTime> parse_rfc3339(std::string_view t) {
       t[16] != ':' || !digits(17, 2, &sec))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  // WallTime counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11. A year outside
+  // (4052-11-22, found by fuzzing) overflowed; refused, with a day of margin either side.
+  if (y < 1678 || y > 2261) return std::nullopt;
   size_t i = 19;
   int64_t nanos = 0;
   if (i < t.size() && t[i] == '.') {

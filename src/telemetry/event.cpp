@@ -201,4 +201,27 @@ std::string to_json(const Event& e) {
   return out;
 }
 
+core::Result<std::vector<std::string>> split_batch(std::string_view body) {
+  std::vector<std::string> items;
+  size_t first = body.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && body[first] == '[') {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec || !v.is_array())
+      return invalid_argument("batch is not a JSON array: " + (ec ? ec.message() : std::string("not an array")));
+    for (const auto& item : v.get_array()) items.push_back(json::serialize(item));
+  } else {
+    size_t start = 0;
+    while (start < body.size()) {
+      size_t nl = body.find('\n', start);
+      std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+      if (line.find_first_not_of(" \t\r") != std::string_view::npos) items.emplace_back(line);
+      if (nl == std::string_view::npos) break;
+      start = nl + 1;
+    }
+  }
+  if (items.empty()) return invalid_argument("batch holds no events");
+  return items;
+}
+
 }  // namespace gantry::telemetry

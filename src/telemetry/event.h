@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "core/status.h"
@@ -39,6 +40,11 @@ inline constexpr std::string_view kKnownSchema = "1.0";
 // Decodes and validates one event. `now_ms` bounds ts_ms; recv_ts_ms is set to it whatever
 // the client sent. kInvalidArgument's message names the field ("ts_ms must be …").
 core::Result<Event> parse_event(std::string_view json, int64_t now_ms);
+
+// A batch body into its events' texts: a JSON array (each element), or NDJSON (each non-blank
+// line). kInvalidArgument when it is a broken array or holds no event. The events themselves
+// are not validated here (parse_event, one by one).
+core::Result<std::vector<std::string>> split_batch(std::string_view body);
 
 // The event as the stream carries it: canonical field order, `timings` (never the synonym),
 // unmeasured phases as null.

@@ -301,33 +301,13 @@ class Ingest final : public core::runtime::HttpRole {
       finish(out, t0);
       return resp.send(std::move(out));
     }
-    std::vector<std::string> items;
-    std::string_view body = q.body();
-    size_t first = body.find_first_not_of(" \t\r\n");
-    if (first != std::string_view::npos && body[first] == '[') {
-      boost::system::error_code ec;
-      boost::json::value v = boost::json::parse(body, ec);
-      if (ec || !v.is_array()) {
-        out.error(400, "batch is not a JSON array: " + (ec ? ec.message() : std::string("not an array")));
-        finish(out, t0);
-        return resp.send(std::move(out));
-      }
-      for (const auto& item : v.get_array()) items.push_back(boost::json::serialize(item));
-    } else {
-      size_t start = 0;
-      while (start < body.size()) {
-        size_t nl = body.find('\n', start);
-        std::string_view line = body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-        if (line.find_first_not_of(" \t\r") != std::string_view::npos) items.emplace_back(line);
-        if (nl == std::string_view::npos) break;
-        start = nl + 1;
-      }
-    }
-    if (items.empty()) {
-      out.error(400, "batch holds no events");
+    auto split = split_batch(q.body());
+    if (!split.is_ok()) {
+      out.error(400, std::string(split.status().message()));
       finish(out, t0);
       return resp.send(std::move(out));
     }
+    std::vector<std::string>& items = *split;
     if (static_cast<int>(items.size()) > st_.max_batch_events) {
       out.error(413, "batch over " + std::to_string(st_.max_batch_events) + " events");
       finish(out, t0);

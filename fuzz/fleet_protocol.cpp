@@ -1,0 +1,27 @@
+// What Fleet takes from outside besides JSON field types: the push message agents receive on
+// Redis, a configuration's target URL (normalized as stored) and its proxy string.
+// Invariants: a normalized URL is accepted again unchanged; an accepted proxy has a libcurl
+// form; a push message that parses writes back to one that parses the same.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "fleet/protocol.h"
+
+namespace f = gantry::fleet;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (auto m = f::parse_push(text); m.is_ok()) {
+    auto back = f::parse_push(f::to_json(*m));
+    if (!back.is_ok() || f::to_json(*back) != f::to_json(*m)) std::abort();
+  }
+  std::string normalized;
+  if (!f::check_target_url(text, &normalized)) {
+    std::string twice;
+    if (f::check_target_url(normalized, &twice) || twice != normalized) std::abort();
+  }
+  if (!f::check_proxy(text) && !text.empty() && f::proxy_url(text).empty()) std::abort();
+  return 0;
+}
