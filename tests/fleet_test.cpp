@@ -540,6 +540,9 @@ TEST(FleetController, FrozenPostgresFailsWritesWith503WhilePollsGoOn) {
   EXPECT_EQ(write_status.load(), 503);
   EXPECT_LT(write_took, 10s);
   pg.freeze(false);
+  // The write answered 503 was already sent: the woken server may still run it. Let it land
+  // before the next write, so "after" is the newest version.
+  std::this_thread::sleep_for(2s);
 
   // Writes work again once the database answers.
   std::string after = post_config(c.url(), "http://example.com/after");

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include "core/clock.h"
 #include "core/http/message.h"
 #include "core/json.h"
 
@@ -25,6 +26,74 @@ std::string to_json(const PushMessage& m) {
       .field("correlation_id", m.correlation_id)
       .end();
   return out;
+}
+
+namespace {
+
+core::Result<json::object> object_of(std::string_view body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return core::invalid_argument("invalid JSON body: " + ec.message());
+  if (!v.is_object()) return core::invalid_argument("body must be a JSON object");
+  return std::move(v.get_object());
+}
+
+// A string member; an absent (or, when optional, null) one leaves *out as it was.
+Status string_field(const json::object& o, std::string_view key, bool required, std::string* out) {
+  const json::value* v = o.if_contains(key);
+  if (!v || (v->is_null() && !required)) {
+    return required ? core::invalid_argument("missing required field: " + std::string(key)) : Status();
+  }
+  if (!v->is_string()) return core::invalid_argument("field " + std::string(key) + " must be a string");
+  *out = std::string(v->get_string());
+  return {};
+}
+
+}  // namespace
+
+core::Result<RegisterBody> parse_register(std::string_view body) {
+  GANTRY_ASSIGN(o, object_of(body));
+  RegisterBody b;
+  GANTRY_RETURN_IF_ERROR(string_field(o, "hostname", true, &b.hostname));
+  GANTRY_RETURN_IF_ERROR(string_field(o, "start_time", true, &b.start_time));
+  GANTRY_RETURN_IF_ERROR(string_field(o, "version", false, &b.version));
+  if (b.hostname.empty()) return core::invalid_argument("hostname must not be empty");
+  if (!core::parse_rfc3339(b.start_time))
+    return core::invalid_argument("start_time must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z");
+  return b;
+}
+
+core::Result<ConfigBody> parse_config_body(std::string_view body) {
+  GANTRY_ASSIGN(o, object_of(body));
+  ConfigBody b;
+  GANTRY_RETURN_IF_ERROR(string_field(o, "url", true, &b.url));
+  GANTRY_RETURN_IF_ERROR(string_field(o, "proxy", false, &b.proxy));
+  if (auto e = check_target_url(b.url, &b.url)) return core::invalid_argument(*e);
+  if (auto e = check_proxy(b.proxy)) return core::invalid_argument(*e);
+  return b;
+}
+
+core::Result<HeartbeatBody> parse_heartbeat(std::string_view body) {
+  GANTRY_ASSIGN(o, object_of(body));
+  HeartbeatBody b;
+  GANTRY_RETURN_IF_ERROR(string_field(o, "config_version", true, &b.config_version));
+  GANTRY_RETURN_IF_ERROR(string_field(o, "status", false, &b.status));
+  if (b.status.empty()) b.status = "online";
+  return b;
+}
+
+core::Result<std::optional<int>> parse_interval(std::string_view body) {
+  GANTRY_ASSIGN(o, object_of(body));
+  const json::value* v = o.if_contains("poll_interval_seconds");
+  if (!v) v = o.if_contains("pollIntervalSeconds");
+  if (!v) return core::invalid_argument("body must have poll_interval_seconds (or pollIntervalSeconds): a number or null");
+  if (v->is_null()) return std::optional<int>();
+  auto n = v->is_int64() ? std::optional<int64_t>(v->get_int64())
+           : v->is_uint64() && v->get_uint64() <= INT64_MAX ? std::optional<int64_t>(static_cast<int64_t>(v->get_uint64()))
+                                                            : std::nullopt;
+  if (!n || *n < 1 || *n > kMaxInterval)
+    return core::invalid_argument("poll_interval_seconds must be a whole number 1..86400, or null for the default");
+  return std::optional<int>(static_cast<int>(*n));
 }
 
 core::Result<PushMessage> parse_push(std::string_view text) {

@@ -14,6 +14,32 @@
 
 namespace gantry::fleet {
 
+// Longest poll interval an agent can be told, seconds.
+inline constexpr int kMaxInterval = 86400;
+
+// ---- request bodies the controller takes (outside input; fuzz/fleet_protocol.cpp) ----------
+// Each returns the body's fields, or kInvalidArgument whose message is the 400 answer's text
+// (the spec's wording: "missing required field: hostname", "field url must be a string").
+
+// POST /register: {"hostname", "start_time" (RFC 3339), "version"?}.
+struct RegisterBody {
+  std::string hostname, start_time, version;
+};
+core::Result<RegisterBody> parse_register(std::string_view body);
+// POST /config: {"url", "proxy"?}; url checked and normalized (check_target_url), proxy checked.
+struct ConfigBody {
+  std::string url, proxy;
+};
+core::Result<ConfigBody> parse_config_body(std::string_view body);
+// POST /heartbeat: {"config_version", "status"? (default "online")}.
+struct HeartbeatBody {
+  std::string config_version, status = "online";
+};
+core::Result<HeartbeatBody> parse_heartbeat(std::string_view body);
+// PUT /agents/{id}/interval: {"poll_interval_seconds" or "pollIntervalSeconds": 1..86400 or
+// null}; nullopt = back to the default.
+core::Result<std::optional<int>> parse_interval(std::string_view body);
+
 // Redis channel the controller publishes new versions on.
 inline constexpr std::string_view kPushChannel = "config-updates";
 

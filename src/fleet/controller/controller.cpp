@@ -64,7 +64,6 @@ struct Settings {
   http::ServerOptions http;
 };
 
-constexpr int kMaxInterval = 86400;
 
 // The latest configuration and the parts of its answers that never change.
 struct Snapshot {
@@ -343,15 +342,9 @@ class Controller final : public core::runtime::HttpRole {
 
   void do_register(const http::Request& q, http::Response& out) {
     if (!basic(q, out, st_.agent_user, st_.agent_password)) return;
-    auto body = parse_object(q, out);
-    if (!body) return;
-    std::string hostname, start_time, version;
-    if (!string_field(*body, "hostname", true, &hostname, out) ||
-        !string_field(*body, "start_time", true, &start_time, out) ||
-        !string_field(*body, "version", false, &version, out))
-      return;
-    if (hostname.empty()) return out.error(400, "hostname must not be empty");
-    if (!core::parse_rfc3339(start_time)) return out.error(400, "start_time must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z");
+    auto body = parse_register(q.body());
+    if (!body.is_ok()) return out.error(400, body.status().message());
+    auto& [hostname, start_time, version] = *body;
 
     std::string token = random_hex(32);
     AgentRecord a;
@@ -386,14 +379,10 @@ class Controller final : public core::runtime::HttpRole {
   void post_config(const http::Request& q, http::Response& out) {
     std::string who;
     if (!admin(q, out, &who)) return;
-    auto body = parse_object(q, out);
-    if (!body) return;
-    std::string url, proxy;
-    if (!string_field(*body, "url", true, &url, out) || !string_field(*body, "proxy", false, &proxy, out)) return;
-    if (auto e = check_target_url(url, &url)) return out.error(400, *e);
-    if (auto e = check_proxy(proxy)) return out.error(400, *e);
+    auto body = parse_config_body(q.body());
+    if (!body.is_ok()) return out.error(400, body.status().message());
     std::string data;
-    core::json::Writer(data).object().field("url", url).field("proxy", proxy).end();
+    core::json::Writer(data).object().field("url", body->url).field("proxy", body->proxy).end();
     auto snap = publish(std::move(data), who, out);
     if (!snap) return;
     out.json_string(200, "Config updated successfully");
@@ -625,15 +614,13 @@ class Controller final : public core::runtime::HttpRole {
       return;
     }
     if (!agent) return resp.send(std::move(out));
-    auto body = parse_object(q, out);
-    if (!body) return resp.send(std::move(out));
-    std::string version, status = "online";
-    if (!string_field(*body, "config_version", true, &version, out) ||
-        !string_field(*body, "status", false, &status, out))
+    auto body = parse_heartbeat(q.body());
+    if (!body.is_ok()) {
+      out.error(400, body.status().message());
       return resp.send(std::move(out));
-    if (status.empty()) status = "online";
+    }
     auto now = std::chrono::system_clock::now();
-    HeartbeatRow row{agent->id, core::rfc3339(now), version, status};
+    HeartbeatRow row{agent->id, core::rfc3339(now), body->config_version, body->status};
     std::string latest = latest_.load()->rec.etag;
     auto done = [this, agent, row, latest, resp](const Status& s) {
       http::Response r;
@@ -739,20 +726,9 @@ class Controller final : public core::runtime::HttpRole {
     if (!admin(q, out)) return;
     auto a = find(q.param("id"));
     if (!a) return out.error(404, "agent not found: " + std::string(q.param("id")));
-    auto body = parse_object(q, out);
-    if (!body) return;
-    const json::value* v = body->if_contains("poll_interval_seconds");
-    if (!v) v = body->if_contains("pollIntervalSeconds");
-    if (!v) return out.error(400, "body must have poll_interval_seconds (or pollIntervalSeconds): a number or null");
-    std::optional<int> seconds;
-    if (!v->is_null()) {
-      auto n = v->is_int64() ? std::optional<int64_t>(v->get_int64())
-               : v->is_uint64() && v->get_uint64() <= INT64_MAX ? std::optional<int64_t>(static_cast<int64_t>(v->get_uint64()))
-                                                                : std::nullopt;
-      if (!n || *n < 1 || *n > kMaxInterval)
-        return out.error(400, "poll_interval_seconds must be a whole number 1..86400, or null for the default");
-      seconds = static_cast<int>(*n);
-    }
+    auto parsed = parse_interval(q.body());
+    if (!parsed.is_ok()) return out.error(400, parsed.status().message());
+    std::optional<int> seconds = *parsed;
     auto now = core::rfc3339(std::chrono::system_clock::now());
     core::Result<bool> r = [&] {
       std::lock_guard lk(store_mu_);
@@ -856,35 +832,6 @@ class Controller final : public core::runtime::HttpRole {
     char buf[48];
     std::snprintf(buf, sizeof buf, "%zx-%lld", data.size(), static_cast<long long>(ns));
     return buf;
-  }
-
-  std::optional<json::object> parse_object(const http::Request& q, http::Response& out) {
-    boost::system::error_code ec;
-    json::value v = json::parse(q.body(), ec);
-    if (ec) {
-      out.error(400, "invalid JSON body: " + ec.message());
-      return std::nullopt;
-    }
-    if (!v.is_object()) {
-      out.error(400, "body must be a JSON object");
-      return std::nullopt;
-    }
-    return std::move(v.get_object());
-  }
-
-  static bool string_field(const json::object& o, std::string_view key, bool required, std::string* out,
-                           http::Response& res) {
-    const json::value* v = o.if_contains(key);
-    if (!v || (v->is_null() && !required)) {
-      if (required) res.error(400, "missing required field: " + std::string(key));
-      return !required;
-    }
-    if (!v->is_string()) {
-      res.error(400, "field " + std::string(key) + " must be a string");
-      return false;
-    }
-    *out = std::string(v->get_string());
-    return true;
   }
 
   void store_failure(http::Response& out, std::string_view what, const Status& s) {
