@@ -1,5 +1,5 @@
 // What Fleet takes from outside: the controller's request bodies (register, config,
-// heartbeat, interval), the push message agents receive on Redis, a configuration's target URL
+// heartbeat, interval), the worker's (its configuration from the agent), the push message agents receive on Redis, a configuration's target URL
 // (normalized as stored) and its proxy string. Invariants: a normalized URL is accepted again
 // unchanged; an accepted proxy has a libcurl form; a push message that parses writes back to
 // one that parses the same; an accepted config body's URL passes the URL check again.
@@ -16,6 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   (void)f::parse_register(text);
   (void)f::parse_heartbeat(text);
+  if (auto w = f::parse_worker_config(text); w.is_ok() && (w->etag.empty() || f::check_proxy(w->proxy))) std::abort();
   if (auto iv = f::parse_interval(text); iv.is_ok() && *iv && (**iv < 1 || **iv > f::kMaxInterval)) std::abort();
   if (auto c = f::parse_config_body(text); c.is_ok() && f::check_target_url(c->url)) std::abort();
   if (auto m = f::parse_push(text); m.is_ok()) {

@@ -96,6 +96,31 @@ core::Result<std::optional<int>> parse_interval(std::string_view body) {
   return std::optional<int>(static_cast<int>(*n));
 }
 
+core::Result<WorkerConfig> parse_worker_config(std::string_view body) {
+  GANTRY_ASSIGN(o, object_of(body));
+  const json::value* etag = o.if_contains("etag");
+  if (!etag || !etag->is_string() || etag->get_string().empty())
+    return core::invalid_argument("etag is required and must be a non-empty string");
+  const json::value* data = o.if_contains("config_data");
+  if (!data) data = o.if_contains("config");  // the controller's own name for it
+  if (!data || !data->is_object()) return core::invalid_argument("config_data is required and must be an object");
+  WorkerConfig c;
+  c.etag = std::string(etag->get_string());
+  if (const json::value* id = o.if_contains("id"); id && !id->is_null())
+    c.id = id->is_string() ? std::string(id->get_string()) : json::serialize(*id);
+  const json::object& d = data->get_object();
+  for (auto [key, dest] : {std::pair{"url", &c.url}, std::pair{"proxy", &c.proxy}}) {
+    const json::value* f = d.if_contains(key);
+    if (!f || f->is_null()) continue;
+    if (!f->is_string()) return core::invalid_argument(std::string("config_data.") + key + " must be a string");
+    *dest = std::string(f->get_string());
+  }
+  if (!c.url.empty())
+    if (auto e = check_target_url(c.url, &c.url)) return core::invalid_argument(*e);
+  if (auto e = check_proxy(c.proxy)) return core::invalid_argument(*e);
+  return c;
+}
+
 core::Result<PushMessage> parse_push(std::string_view text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);

@@ -40,6 +40,16 @@ core::Result<HeartbeatBody> parse_heartbeat(std::string_view body);
 // null}; nullopt = back to the default.
 core::Result<std::optional<int>> parse_interval(std::string_view body);
 
+// POST /config to a worker (from its agent): {"etag", "config_data" (or "config"): {"url"?,
+// "proxy"?}, "id"?}; url normalized and checked when given, proxy checked.
+struct WorkerConfig {
+  std::string id;  // as the agent sent it (the controller's number), for display
+  std::string etag;
+  std::string url;
+  std::string proxy;
+};
+core::Result<WorkerConfig> parse_worker_config(std::string_view body);
+
 // Redis channel the controller publishes new versions on.
 inline constexpr std::string_view kPushChannel = "config-updates";
 

@@ -34,12 +34,7 @@ struct Settings {
   http::ServerOptions http;
 };
 
-struct Config {
-  std::string id;  // as the agent sent it (the controller's number), for display
-  std::string etag;
-  std::string url;
-  std::string proxy;
-};
+using Config = WorkerConfig;
 
 class Worker final : public core::runtime::HttpRole {
  public:
@@ -91,31 +86,9 @@ class Worker final : public core::runtime::HttpRole {
   }
 
   void set_config(const http::Request& q, http::Response& out) {
-    boost::system::error_code ec;
-    json::value v = json::parse(q.body(), ec);
-    if (ec) return out.error(400, "invalid JSON body: " + ec.message());
-    if (!v.is_object()) return out.error(400, "body must be a JSON object");
-    const json::object& o = v.get_object();
-    const json::value* etag = o.if_contains("etag");
-    if (!etag || !etag->is_string() || etag->get_string().empty())
-      return out.error(400, "etag is required and must be a non-empty string");
-    const json::value* data = o.if_contains("config_data");
-    if (!data) data = o.if_contains("config");  // the controller's own name for it
-    if (!data || !data->is_object()) return out.error(400, "config_data is required and must be an object");
-    auto c = std::make_shared<Config>();
-    c->etag = std::string(etag->get_string());
-    if (const json::value* id = o.if_contains("id"); id && !id->is_null())
-      c->id = id->is_string() ? std::string(id->get_string()) : json::serialize(*id);
-    const json::object& d = data->get_object();
-    for (auto [key, dest] : {std::pair{"url", &c->url}, std::pair{"proxy", &c->proxy}}) {
-      const json::value* f = d.if_contains(key);
-      if (!f || f->is_null()) continue;
-      if (!f->is_string()) return out.error(400, std::string("config_data.") + key + " must be a string");
-      *dest = std::string(f->get_string());
-    }
-    if (!c->url.empty())
-      if (auto e = check_target_url(c->url, &c->url)) return out.error(400, *e);
-    if (auto e = check_proxy(c->proxy)) return out.error(400, *e);
+    auto parsed = parse_worker_config(q.body());
+    if (!parsed.is_ok()) return out.error(400, parsed.status().message());
+    auto c = std::make_shared<Config>(std::move(*parsed));
 
     std::string_view message;
     {
