@@ -35,13 +35,16 @@ Random& Random::real() {
 }
 
 std::string rfc3339(WallTime t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  // Floored, so a time before 1970 keeps a millisecond part of 0..999 (found by fuzzing:
+  // 1828-11-22T07:00:00.8Z was written with ".-200").
+  auto ms = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  int64_t whole = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+  std::time_t secs = static_cast<std::time_t>(whole);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms - whole * 1000));
   return buf;
 }
 

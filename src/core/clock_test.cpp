@@ -49,6 +49,10 @@ TEST(Rfc3339, RejectsMalformed) {
                           "4052-11-22T07:00:00Z", "1000-01-01T00:00:00Z"})
     EXPECT_FALSE(parse_rfc3339(bad)) << bad;
   EXPECT_TRUE(parse_rfc3339("2261-12-31T23:59:59Z"));
+  // Before 1970 with a fraction (found by fuzz/rfc3339: written as ".-200").
+  auto old = parse_rfc3339("1828-11-22T07:00:00.8z");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(rfc3339(*old), "1828-11-22T07:00:00.800Z");
   EXPECT_TRUE(parse_rfc3339("1678-01-01T00:00:00Z"));
 }
 
