@@ -42,7 +42,8 @@ cpid=$!
 build/gantry hello --address 127.0.0.1 --port "$hport" --http-threads 2 --access-log=false --log-level warn \
   >"$dir/hello.log" 2>&1 &
 hpid=$!
-trap 'kill -TERM $cpid $hpid 2>/dev/null; wait $cpid $hpid 2>/dev/null; stop_nginx; bench_stop_servers' EXIT
+# set -e holds inside the trap too: the waits must not stop it before the servers are stopped.
+trap 'kill -TERM $cpid $hpid 2>/dev/null || true; wait $cpid $hpid 2>/dev/null || true; stop_nginx || true; bench_stop_servers' EXIT
 wait_http "$CURL/health"
 HURL=http://127.0.0.1:$hport/
 wait_http "$HURL"

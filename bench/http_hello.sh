@@ -18,7 +18,7 @@ start_nginx "$dir" "$nport" "location / { root $dir/www; }"
 build/gantry hello --address 127.0.0.1 --port "$gport" --http-threads 2 --access-log=false --log-level warn \
   >"$dir/gantry.log" 2>&1 &
 gpid=$!
-trap 'kill -TERM $gpid 2>/dev/null; wait $gpid 2>/dev/null; stop_nginx' EXIT
+trap 'kill -TERM $gpid 2>/dev/null || true; wait $gpid 2>/dev/null || true; stop_nginx' EXIT
 NURL=http://127.0.0.1:$nport/hello.txt
 GURL=http://127.0.0.1:$gport/
 wait_http "$NURL"; wait_http "$GURL"
