@@ -271,6 +271,52 @@ std::vector<std::string> drain(const std::string& url, const std::string& queue)
   return out;
 }
 
+// Batches of 5 confirmed publishes to `queue` on a thread of its own until stop(): what was
+// sent, which bodies were confirmed (and how many since mark()), how many were reported failed.
+// A failed batch pauses 50 ms, so a broker that is down is not spun on.
+struct ConfirmedStream {
+  ConfirmedStream(Pool& pool, std::string queue) : thread([this, &pool, queue] {
+    for (int i = 0; !done; ++i) {
+      std::vector<Message> batch;
+      for (int j = 0; j < 5; ++j) batch.push_back({"", queue, std::to_string(i) + "." + std::to_string(j) + "\n"});
+      auto out = pool.publish_batch(batch);
+      {
+        std::lock_guard l(mu);
+        sent += out.size();
+        for (size_t k = 0; k < out.size(); ++k) {
+          if (!out[k].is_ok()) {
+            ++failed;
+            continue;
+          }
+          confirmed.insert(batch[k].body.substr(0, batch[k].body.size() - 1));
+          if (marked) ++confirmed_since_mark;
+        }
+      }
+      if (!out.empty() && !out[0].is_ok()) std::this_thread::sleep_for(50ms);
+    }
+  }) {}
+  ~ConfirmedStream() { stop(); }
+  void mark() { marked = true; }
+  void stop() {
+    done = true;
+    if (thread.joinable()) thread.join();
+  }
+  // Confirmed bodies not among those the queue holds.
+  size_t missing_from(const std::vector<std::string>& held) const {
+    std::set<std::string> in(held.begin(), held.end());
+    size_t n = 0;
+    for (const std::string& c : confirmed) n += in.count(c) ? 0 : 1;
+    return n;
+  }
+
+  std::atomic<bool> done{false}, marked{false};
+  std::atomic<size_t> confirmed_since_mark{0};
+  std::mutex mu;
+  std::set<std::string> confirmed;
+  size_t sent = 0, failed = 0;
+  std::thread thread;  // last: starts once the members above exist
+};
+
 // Connections forced closed by the broker (as in a restart) under a stream of confirmed
 // publishes: every publish is confirmed or reported failed, every confirmed message is in the
 // queue, the pool retires the broken connections and carries on without operator action.
@@ -284,23 +330,7 @@ TEST_F(AmqpTest, PoolSurvivesForcedClosesAndNoConfirmIsCreditedToAnotherMessage)
   auto pool = Pool::open(o);
   ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
   ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
-  std::atomic<bool> done{false};
-  std::mutex mu;
-  std::set<std::string> confirmed;
-  size_t sent = 0, failed = 0;
-  std::thread publisher([&] {
-    for (int i = 0; !done; ++i) {
-      std::vector<Message> batch;
-      for (int j = 0; j < 5; ++j) batch.push_back({"", queue, std::to_string(i) + "." + std::to_string(j) + "\n"});
-      auto out = (*pool)->publish_batch(batch);
-      std::lock_guard l(mu);
-      sent += out.size();
-      for (size_t k = 0; k < out.size(); ++k) {
-        if (out[k].is_ok()) confirmed.insert(batch[k].body.substr(0, batch[k].body.size() - 1));
-        else ++failed;
-      }
-    }
-  });
+  ConfirmedStream stream(**pool, queue);
   int closes = 0;
   for (int round = 0; round < 3; ++round) {
     std::this_thread::sleep_for(300ms);
@@ -313,19 +343,14 @@ TEST_F(AmqpTest, PoolSurvivesForcedClosesAndNoConfirmIsCreditedToAnotherMessage)
     }
   }
   std::this_thread::sleep_for(500ms);  // a last stretch of publishing on fresh connections
-  done = true;
-  publisher.join();
+  stream.stop();
   EXPECT_GT(closes, 0);
   auto st = (*pool)->stats();
   EXPECT_GT(st.retired, 0u);
   EXPECT_GT(st.dials, 2u);  // replacements were dialled without anyone's help
-  auto in_queue = drain(url, queue);
-  std::set<std::string> held(in_queue.begin(), in_queue.end());
-  size_t missing = 0;
-  for (const std::string& c : confirmed) missing += held.count(c) ? 0 : 1;
-  EXPECT_EQ(missing, 0u) << "messages confirmed but not in the queue";
-  EXPECT_EQ(confirmed.size() + failed, sent);
-  EXPECT_GT(confirmed.size(), sent / 2);
+  EXPECT_EQ(stream.missing_from(drain(url, queue)), 0u) << "messages confirmed but not in the queue";
+  EXPECT_EQ(stream.confirmed.size() + stream.failed, stream.sent);
+  EXPECT_GT(stream.confirmed.size(), stream.sent / 2);
   EXPECT_TRUE((*pool)->publish("", queue, "still works").is_ok());
 }
 
@@ -363,50 +388,22 @@ TEST(AmqpRestart, BrokerRestartedUnderConfirmedPublishesLosesNothingConfirmed) {
   auto pool = Pool::open(o);
   ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
   ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
-  std::atomic<bool> done{false};
-  std::atomic<size_t> confirmed_after{0};
-  std::atomic<bool> restarted{false};
-  std::mutex mu;
-  std::set<std::string> confirmed;
-  size_t sent = 0, failed = 0;
-  std::thread publisher([&] {
-    for (int i = 0; !done; ++i) {
-      std::vector<Message> batch;
-      for (int j = 0; j < 5; ++j) batch.push_back({"", queue, std::to_string(i) + "." + std::to_string(j) + "\n"});
-      auto out = (*pool)->publish_batch(batch);
-      std::lock_guard l(mu);
-      sent += out.size();
-      for (size_t k = 0; k < out.size(); ++k) {
-        if (out[k].is_ok()) {
-          confirmed.insert(batch[k].body.substr(0, batch[k].body.size() - 1));
-          if (restarted) ++confirmed_after;
-        } else {
-          ++failed;
-        }
-      }
-      if (!out.empty() && !out[0].is_ok()) std::this_thread::sleep_for(50ms);
-    }
-  });
+  ConfirmedStream stream(**pool, queue);
   std::this_thread::sleep_for(500ms);
   auto re = run({"bash", servers, "restart", "amqp"}, env, 120s);
-  restarted = true;
+  stream.mark();
   EXPECT_EQ(re.status, 0) << re.err;
-  EXPECT_TRUE(eventually([&] { return confirmed_after > 100; }, 60s)) << "no confirms after the restart";
-  done = true;
-  publisher.join();
-  std::lock_guard l(mu);
-  EXPECT_GT(failed, 0u) << "the restart was not noticed";
-  EXPECT_EQ(confirmed.size() + failed, sent);
+  EXPECT_TRUE(eventually([&] { return stream.confirmed_since_mark > 100; }, 60s)) << "no confirms after the restart";
+  stream.stop();
+  EXPECT_GT(stream.failed, 0u) << "the restart was not noticed";
+  EXPECT_EQ(stream.confirmed.size() + stream.failed, stream.sent);
   // The broker's own count (rabbitmqctl), then the bodies.
   auto listed = run({"bash", servers, "rabbitmqctl", "list_queues", "name", "messages", "--no-table-headers", "-q"}, env, 60s);
   auto tab = listed.out.find(queue + "\t");
   ASSERT_NE(tab, std::string::npos) << listed.out << listed.err;
-  EXPECT_GE(std::stoul(listed.out.substr(tab + queue.size() + 1)), confirmed.size());
-  auto held = drain(url, queue);
-  std::set<std::string> in_queue(held.begin(), held.end());
-  size_t missing = 0;
-  for (const std::string& c : confirmed) missing += in_queue.count(c) ? 0 : 1;
-  EXPECT_EQ(missing, 0u) << "of " << confirmed.size() << " confirmed messages, missing after the restart";
+  EXPECT_GE(std::stoul(listed.out.substr(tab + queue.size() + 1)), stream.confirmed.size());
+  EXPECT_EQ(stream.missing_from(drain(url, queue)), 0u)
+      << "of " << stream.confirmed.size() << " confirmed messages, missing after the restart";
 }
 
 TEST(Amqp, UnreachableBrokerIsUnavailable) {
