@@ -1,7 +1,9 @@
 #include "cli/catalog.h"
 
 #include "cli/hello.h"
+#include "cli/migrate.h"
 #include "fleet/roles.h"
+#include "orchestrator/roles.h"
 #include "telemetry/roles.h"
 
 namespace gantry::cli {
@@ -16,7 +18,9 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(telemetry::ingest_role());
   roles.push_back(telemetry::aggregator_role());
   roles.push_back(telemetry::diagnoser_role());
-  roles.push_back(telemetry::migrate_role());
+  roles.push_back(orchestrator::orchestrator_role());
+  roles.push_back(orchestrator::scan_bridge_role());
+  roles.push_back(migrate_role());
   return roles;
 }
 

@@ -142,6 +142,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   if (args.size() > 2 && args[1] == "migrate" && !args[2].empty() && args[2][0] != '-')
     args.insert(args.begin() + 2, "--system");
+  // The original orchestrator's `orchestrator launch --ip --port` is `gantry orchestrator`.
+  if (args.size() > 2 && args[1] == "orchestrator" && args[2] == "launch") args.erase(args.begin() + 2);
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   argc = static_cast<int>(argp.size());

@@ -48,6 +48,27 @@ std::string rfc3339(WallTime t) {
   return buf;
 }
 
+std::string rfc3339_nano(WallTime t) {
+  auto ns = std::chrono::floor<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  int64_t whole = ns >= 0 ? ns / 1'000'000'000 : -((-ns + 999'999'999) / 1'000'000'000);
+  int64_t frac = ns - whole * 1'000'000'000;
+  std::time_t secs = static_cast<std::time_t>(whole);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::string out(buf, static_cast<size_t>(n));
+  if (frac != 0) {
+    char f[16];
+    std::snprintf(f, sizeof f, ".%09lld", static_cast<long long>(frac));
+    std::string fs(f);
+    while (fs.back() == '0') fs.pop_back();
+    out += fs;
+  }
+  return out + "Z";
+}
+
 std::optional<WallTime> parse_rfc3339(std::string_view t) {
   auto digits = [&](size_t at, size_t n, int* out) {
     if (at + n > t.size()) return false;

@@ -91,6 +91,10 @@ inline double to_unix_seconds(WallTime t) {
 }
 // RFC 3339 with milliseconds in UTC: 2026-11-22T10:00:00.123Z
 std::string rfc3339(WallTime t);
+// Go's time.RFC3339Nano in UTC: nanoseconds with trailing zeros dropped (and no fraction at
+// all on a whole second): 2026-11-22T10:00:00.1234567Z. Shapes the originals wrote this way
+// keep it.
+std::string rfc3339_nano(WallTime t);
 // Parses RFC 3339 (2026-11-22T10:00:00Z, fractional seconds, a numeric offset or Z, 't'/' '
 // as separator). nullopt when malformed or out of range.
 std::optional<WallTime> parse_rfc3339(std::string_view text);

@@ -20,6 +20,14 @@ TEST(Clock, Rfc3339) {
   EXPECT_EQ(rfc3339(t), "2023-11-14T22:13:20.123Z");
 }
 
+TEST(Clock, Rfc3339NanoDropsTrailingZerosLikeGo) {
+  WallTime base{std::chrono::seconds(1'700'000'000)};
+  EXPECT_EQ(rfc3339_nano(base), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(rfc3339_nano(base + std::chrono::milliseconds(120)), "2023-11-14T22:13:20.12Z");
+  EXPECT_EQ(rfc3339_nano(base + std::chrono::nanoseconds(1)), "2023-11-14T22:13:20.000000001Z");
+  EXPECT_EQ(rfc3339_nano(base - std::chrono::nanoseconds(1)), "2023-11-14T22:13:19.999999999Z");
+}
+
 TEST(Random, FixedAndSeeded) {
   FixedRandom f(0.25);
   EXPECT_EQ(f.uniform(), 0.25);

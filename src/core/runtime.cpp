@@ -102,6 +102,13 @@ namespace {
 std::atomic<int> g_exit_status{-1};
 }
 
+Status Job::start() {
+  Status s = run_();
+  if (!s.is_ok()) lg.error("job failed", {{"job", name_}, {"error", s.to_string()}});
+  request_exit(s.is_ok() ? 0 : 1);
+  return {};
+}
+
 void request_exit(int status) {
   int none = -1;
   g_exit_status.compare_exchange_strong(none, status);

@@ -79,6 +79,20 @@ class HttpRole : public Role {
   std::unique_ptr<http::Server> server_;
 };
 
+// A job run like a role (settings, logs, exit status) that ends by itself: run() inside
+// start(), then the process exits 0 on success or 1 with the failure logged.
+class Job final : public Role {
+ public:
+  Job(std::string name, std::function<Status()> run) : name_(std::move(name)), run_(std::move(run)) {}
+  std::string_view name() const override { return name_; }
+  Status start() override;
+  void stop(std::chrono::milliseconds) override {}
+
+ private:
+  std::string name_;
+  std::function<Status()> run_;
+};
+
 class Runtime {
  public:
   // Blocks SIGINT and SIGTERM in the calling thread and every thread it creates later, so the

@@ -20,8 +20,10 @@ struct DbSettings {
   }
 };
 
-inline void bind(core::config::Schema& s, DbSettings* d) {
-  s.add("db_url", &d->url, "PostgreSQL URL (else built from the DB_* settings)").env("DB_URL").env("DATABASE_URL").secret();
+// with_url = false binds only the parts (`gantry migrate` binds one db_url for every system).
+inline void bind(core::config::Schema& s, DbSettings* d, bool with_url = true) {
+  if (with_url)
+    s.add("db_url", &d->url, "PostgreSQL URL (else built from the DB_* settings)").env("DB_URL").env("DATABASE_URL").secret();
   s.add("db_host", &d->host, "PostgreSQL host").env("DB_HOST");
   s.add("db_port", &d->port, "PostgreSQL port").env("DB_PORT").range(1, 65535);
   s.add("db_user", &d->user, "PostgreSQL user").env("DB_USER");

@@ -38,19 +38,6 @@ bool number_or_null(const json::value& v, std::optional<double>* out) {
 
 }  // namespace
 
-bool is_uuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < 36; ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 core::Result<Event> parse_event(std::string_view text, int64_t now_ms) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);

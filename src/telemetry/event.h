@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "core/uuid.h"
 
 namespace gantry::telemetry {
 
@@ -50,6 +51,6 @@ core::Result<std::vector<std::string>> split_batch(std::string_view body);
 // unmeasured phases as null.
 std::string to_json(const Event& e);
 
-bool is_uuid(std::string_view s);
+using core::is_uuid;
 
 }  // namespace gantry::telemetry

@@ -5,10 +5,17 @@
 //   aggregator  consumes them into exact per-minute statistics and diagnosis in PostgreSQL
 //               (aggregator/)
 //   diagnoser   job: re-labels the windows of a time range (jobs/)
-//   migrate     job: `gantry migrate telemetry` applies the schema (jobs/)
+//   `gantry migrate telemetry` applies aggregator/schema.h (the CLI's migrate job uses
+//               migration_target())
 #pragma once
 
+#include <functional>
+#include <span>
+#include <string>
+
+#include "core/config.h"
 #include "core/runtime.h"
+#include "store/migration.h"
 
 namespace gantry::telemetry {
 
@@ -16,6 +23,13 @@ core::runtime::RoleInfo probe_role();
 core::runtime::RoleInfo ingest_role();
 core::runtime::RoleInfo aggregator_role();
 core::runtime::RoleInfo diagnoser_role();
-core::runtime::RoleInfo migrate_role();
+// For `gantry migrate telemetry`: the database's location settings (the DB_* parts; the CLI binds
+// db_url once for every system) and the migrations.
+struct MigrationTarget {
+  std::function<void(core::config::Schema&)> bind;
+  std::function<std::string(const std::string& url)> connection_string;
+  std::span<const store::Migration> migrations;
+};
+MigrationTarget migration_target();
 
 }  // namespace gantry::telemetry

@@ -139,7 +139,7 @@ Result<std::unique_ptr<Channel>> Pool::acquire() {
       return ch;
     }
     if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && idle_.empty() && open_ >= o_.max_open)
-      return Status(Code::kResourceExhausted,
+      return Status(Code::kDeadlineExceeded,
                     "all " + std::to_string(o_.max_open) + " connections busy for " +
                         std::to_string(o_.acquire_timeout.count()) + " ms",
                     "amqp.pool");

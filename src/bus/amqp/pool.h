@@ -9,7 +9,8 @@
 // heartbeats of idle connections and does the closing and refilling.
 //
 // publish() borrows a channel, publishes with confirms, and returns it; when max_open are
-// busy it waits up to acquire_timeout for one (kResourceExhausted after). Thread-safe.
+// busy it waits up to acquire_timeout for one (kDeadlineExceeded after, so kResourceExhausted
+// always means the broker refused the message: a full queue). Thread-safe.
 // Metrics: amqp_pool_connections{pool,state}, amqp_pool_dials_total{pool,result},
 // amqp_pool_retired_total{pool,reason}, amqp_publish_confirms_total{pool,result}.
 #pragma once

@@ -1,7 +1,6 @@
 // One-shot Telemetry jobs, run like roles (settings, logs, exit status) but ending by
 // themselves:
 //   gantry diagnoser --from T --to T [--client-id C]   re-labels the windows in [from, to)
-//   gantry migrate telemetry                           applies the schema migrations
 // Exit status 0 on success, 1 when the job failed (the reason is logged).
 #include <charconv>
 
@@ -21,24 +20,6 @@ using core::Status;
 namespace pg = store::postgres;
 
 const core::log::Logger lg("telemetry");
-
-// A job runs inside start(), then asks the process to exit with its outcome.
-class Job final : public core::runtime::Role {
- public:
-  Job(std::string name, std::function<Status()> run) : name_(std::move(name)), run_(std::move(run)) {}
-  std::string_view name() const override { return name_; }
-  Status start() override {
-    Status s = run_();
-    if (!s.is_ok()) lg.error("job failed", {{"job", name_}, {"error", s.to_string()}});
-    core::runtime::request_exit(s.is_ok() ? 0 : 1);
-    return {};
-  }
-  void stop(std::chrono::milliseconds) override {}
-
- private:
-  std::string name_;
-  std::function<Status()> run_;
-};
 
 // RFC 3339 or Unix milliseconds.
 std::optional<int64_t> parse_time(const std::string& t) {
@@ -76,7 +57,7 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
     int64_t from = *parse_time(st_.from), to = *parse_time(st_.to);
     if (to <= from) return core::invalid_argument("diagnoser: --to must be after --from");
     auto st = st_;
-    return std::unique_ptr<core::runtime::Role>(std::make_unique<Job>("diagnoser", [st, from, to]() -> Status {
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("diagnoser", [st, from, to]() -> Status {
       GANTRY_ASSIGN(db, pg::Connection::connect(st.db.connection_string()));
       // Oldest first: a window's baseline is the windows before it.
       GANTRY_ASSIGN(rows, db->query("SELECT client_id, target, window_start_ts FROM agg_1m WHERE window_start_ts >= $1::bigint "
@@ -102,33 +83,6 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
   DiagnoserSettings st_;
 };
 
-struct MigrateSettings {
-  DbSettings db;
-  std::string system;
-};
-
-class MigrateFactory final : public core::runtime::RoleFactory {
- public:
-  void bind(core::config::Schema& s) override {
-    s.add("system", &st_.system, "the system whose schema to migrate: telemetry (also the first argument)").one_of({"telemetry"});
-    telemetry::bind(s, &st_.db);
-  }
-  core::Result<std::unique_ptr<core::runtime::Role>> build() override {
-    if (st_.system.empty()) return core::invalid_argument("migrate: which system? (gantry migrate telemetry)");
-    auto st = st_;
-    return std::unique_ptr<core::runtime::Role>(std::make_unique<Job>("migrate", [st]() -> Status {
-      GANTRY_ASSIGN(db, pg::Connection::connect(st.db.connection_string()));
-      GANTRY_RETURN_IF_ERROR(db->migrate(aggregator::kMigrations));
-      GANTRY_ASSIGN(v, db->schema_version());
-      lg.info("schema migrated", {{"system", st.system}, {"version", static_cast<int64_t>(v)}});
-      return {};
-    }));
-  }
-
- private:
-  MigrateSettings st_;
-};
-
 }  // namespace
 
 }  // namespace gantry::telemetry::jobs
@@ -140,9 +94,15 @@ core::runtime::RoleInfo diagnoser_role() {
           [] { return std::make_unique<jobs::DiagnoserFactory>(); }};
 }
 
-core::runtime::RoleInfo migrate_role() {
-  return {"migrate", "job: apply a system's database migrations (gantry migrate telemetry), then exit",
-          [] { return std::make_unique<jobs::MigrateFactory>(); }};
+MigrationTarget migration_target() {
+  auto st = std::make_shared<DbSettings>();
+  return {[st](core::config::Schema& s) { telemetry::bind(s, st.get(), false); },
+          [st](const std::string& url) {
+            DbSettings d = *st;
+            d.url = url;
+            return d.connection_string();
+          },
+          aggregator::kMigrations};
 }
 
 }  // namespace gantry::telemetry

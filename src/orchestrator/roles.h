@@ -1,0 +1,33 @@
+// The Orchestrator system's roles, as the CLI offers them (spec orchestrator.md):
+//
+//   orchestrator  watches cptm8domain (LISTEN/NOTIFY + reconcile), elects a leader, publishes
+//                 the kick that starts the scanner ring; domain API, /health, /ready, /metrics
+//                 (scheduler/ decides and publishes, api/ serves HTTP)
+//   scan-bridge   gives an HTTP scanner a queue: consumes q<svc>, calls the scanner, acks,
+//                 publishes the next hop (bridge/)
+//   `gantry migrate orchestrator` applies schema.h (the CLI's migrate job uses migrations()).
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+
+#include "core/config.h"
+#include "core/runtime.h"
+#include "store/migration.h"
+
+namespace gantry::orchestrator {
+
+core::runtime::RoleInfo orchestrator_role();
+core::runtime::RoleInfo scan_bridge_role();
+
+// For `gantry migrate orchestrator`: the database's location settings (the POSTGRESQL_* parts;
+// the CLI binds db_url once for every system) and the migrations.
+struct MigrationTarget {
+  std::function<void(core::config::Schema&)> bind;
+  std::function<std::string(const std::string& url)> connection_string;
+  std::span<const store::Migration> migrations;
+};
+MigrationTarget migration_target();
+
+}  // namespace gantry::orchestrator

@@ -1,0 +1,51 @@
+// The Orchestrator's tables (spec orchestrator.md), applied by `gantry migrate orchestrator` and
+// by `gantry orchestrator` at start (concurrent migrators apply each version once).
+//
+// cptm8domain is the scanners' table, column for column. The trigger notifies kNotifyChannel on
+// every insert, update and delete with a JSON payload:
+//   {"id":"<uuid>","op":"INSERT"|"UPDATE"|"DELETE","enabled":true|false,"ts":<µs since epoch>}
+// `enabled` is the row's value after the change (false for a delete), so a listener keeps its
+// cache without reading the row back; `ts` is the trigger's clock_timestamp(), from which the
+// notify-to-confirm latency is measured. The channel is the original guide's `domain_updated`.
+#pragma once
+
+#include <array>
+
+#include "store/migration.h"
+
+namespace gantry::orchestrator {
+
+inline constexpr const char* kNotifyChannel = "domain_updated";
+
+inline constexpr std::array<store::Migration, 2> kMigrations{{
+    {1, "cptm8domain",
+     R"sql(
+CREATE TABLE IF NOT EXISTS cptm8domain (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name varchar(200) NOT NULL UNIQUE,
+  companyname varchar(50),
+  enabled boolean NOT NULL DEFAULT true
+);
+)sql"},
+    {2, "cptm8domain NOTIFY trigger",
+     R"sql(
+CREATE OR REPLACE FUNCTION gantry_notify_domain_change() RETURNS trigger AS $$
+DECLARE
+  r record;
+BEGIN
+  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+  PERFORM pg_notify('domain_updated', json_build_object(
+    'id', r.id,
+    'op', TG_OP,
+    'enabled', CASE WHEN TG_OP = 'DELETE' THEN false ELSE r.enabled END,
+    'ts', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)::text);
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS cptm8domain_notify ON cptm8domain;
+CREATE TRIGGER cptm8domain_notify AFTER INSERT OR UPDATE OR DELETE ON cptm8domain
+  FOR EACH ROW EXECUTE FUNCTION gantry_notify_domain_change();
+)sql"},
+}};
+
+}  // namespace gantry::orchestrator
