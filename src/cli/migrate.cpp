@@ -31,11 +31,11 @@ class MigrateFactory final : public core::runtime::RoleFactory {
     if (system_.empty()) return core::invalid_argument("migrate: which system? (gantry migrate telemetry | orchestrator)");
     bool tel = system_ == "telemetry";
     std::string conn = tel ? telemetry_.connection_string(url_) : orchestrator_.connection_string(url_);
-    auto migrations = tel ? telemetry_.migrations : orchestrator_.migrations;
+    auto apply = tel ? telemetry_.apply : orchestrator_.apply;
     std::string system = system_;
-    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("migrate", [conn, migrations, system]() -> Status {
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("migrate", [conn, apply, system]() -> Status {
       GANTRY_ASSIGN(db, store::postgres::Connection::connect(conn));
-      GANTRY_RETURN_IF_ERROR(db->migrate(migrations));
+      GANTRY_RETURN_IF_ERROR(apply(*db));
       GANTRY_ASSIGN(v, db->schema_version());
       lg.info("schema migrated", {{"system", system}, {"version", static_cast<int64_t>(v)}});
       return {};

@@ -93,6 +93,7 @@ core::Result<DomainNotice> parse_notice(std::string_view payload) {
   if (n.op != "INSERT" && n.op != "UPDATE" && n.op != "DELETE") return invalid_argument("notification op '" + n.op + "' unknown");
   if (auto* e = o.if_contains("enabled"); e && e->is_bool()) n.enabled = e->get_bool();
   if (auto* t = o.if_contains("ts"); t && t->is_int64()) n.ts_us = t->get_int64();
+  if (auto* sc = o.if_contains("schema"); sc && sc->is_string()) n.schema = std::string(sc->get_string());
   return n;
 }
 

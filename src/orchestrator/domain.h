@@ -36,6 +36,7 @@ struct DomainNotice {
   std::string op;  // INSERT, UPDATE or DELETE
   bool enabled = false;
   int64_t ts_us = 0;  // 0 when absent
+  std::string schema;  // "" when absent
 };
 core::Result<DomainNotice> parse_notice(std::string_view payload);
 

@@ -3,15 +3,21 @@
 //
 // cptm8domain is the scanners' table, column for column. The trigger notifies kNotifyChannel on
 // every insert, update and delete with a JSON payload:
-//   {"id":"<uuid>","op":"INSERT"|"UPDATE"|"DELETE","enabled":true|false,"ts":<µs since epoch>}
+//   {"id":"<uuid>","op":"INSERT"|"UPDATE"|"DELETE","enabled":true|false,"ts":<µs since epoch>,
+//    "schema":"<the table's schema>"}
 // `enabled` is the row's value after the change (false for a delete), so a listener keeps its
 // cache without reading the row back; `ts` is the trigger's clock_timestamp(), from which the
-// notify-to-confirm latency is measured. The channel is the original guide's `domain_updated`.
+// notify-to-confirm latency is measured. The channel is the original guide's `domain_updated`;
+// channels are per database, so `schema` lets deployments in several schemas of one database
+// (POSTGRESQL_SCHEMA) ignore each other's changes.
 #pragma once
 
 #include <array>
 
+#include <string>
+
 #include "store/migration.h"
+#include "store/postgres/pg.h"
 
 namespace gantry::orchestrator {
 
@@ -38,7 +44,8 @@ BEGIN
     'id', r.id,
     'op', TG_OP,
     'enabled', CASE WHEN TG_OP = 'DELETE' THEN false ELSE r.enabled END,
-    'ts', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)::text);
+    'ts', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+    'schema', TG_TABLE_SCHEMA)::text);
   RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
@@ -47,5 +54,9 @@ CREATE TRIGGER cptm8domain_notify AFTER INSERT OR UPDATE OR DELETE ON cptm8domai
   FOR EACH ROW EXECUTE FUNCTION gantry_notify_domain_change();
 )sql"},
 }};
+
+// Creates `schema` when missing (POSTGRESQL_SCHEMA; the connection's search_path names it),
+// then applies kMigrations in it. `schema` must already be validated (letters, digits, '_').
+core::Status apply_schema(store::postgres::Connection& c, const std::string& schema);
 
 }  // namespace gantry::orchestrator

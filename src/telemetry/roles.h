@@ -10,12 +10,15 @@
 #pragma once
 
 #include <functional>
-#include <span>
 #include <string>
 
 #include "core/config.h"
 #include "core/runtime.h"
-#include "store/migration.h"
+#include "core/status.h"
+
+namespace gantry::store::postgres {
+class Connection;
+}
 
 namespace gantry::telemetry {
 
@@ -28,7 +31,7 @@ core::runtime::RoleInfo diagnoser_role();
 struct MigrationTarget {
   std::function<void(core::config::Schema&)> bind;
   std::function<std::string(const std::string& url)> connection_string;
-  std::span<const store::Migration> migrations;
+  std::function<core::Status(store::postgres::Connection&)> apply;
 };
 MigrationTarget migration_target();
 

@@ -23,6 +23,16 @@ using core::Status;
 
 const core::log::Logger lg("orchestrator");
 
+// FNV-1a of "gantry-orchestrator/<schema>": stable across versions and machines.
+int64_t lock_key_for(const std::string& schema) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : "gantry-orchestrator/" + schema) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(h);
+}
+
 struct Settings {
   std::string ip = "0.0.0.0";
   uint16_t port = 8005;
@@ -30,7 +40,7 @@ struct Settings {
   AmqpSettings amqp;
   std::vector<std::string> services = default_services();
   std::chrono::milliseconds reconcile_interval{900'000};
-  int64_t leader_lock_key = SchedulerSettings().leader_lock_key;
+  int64_t leader_lock_key = 0;  // 0: derived from the schema (lock_key_for)
   std::chrono::milliseconds leader_retry{1000};
   bool migrate = true;
   AdminCredentials admin;
@@ -71,7 +81,7 @@ class Orchestrator final : public core::runtime::HttpRole {
     std::string conn = st_.db.connection_string();
     if (st_.migrate) {
       GANTRY_ASSIGN(c, pg::Connection::connect(conn));
-      GANTRY_RETURN_IF_ERROR(c->migrate(kMigrations).within("migrating the orchestrator schema"));
+      GANTRY_RETURN_IF_ERROR(apply_schema(*c, st_.db.schema).within("migrating the orchestrator schema"));
     }
     GANTRY_ASSIGN(db, pg::Pool::open(st_.db.pool("orchestrator")));
     db_ = std::move(db);
@@ -80,9 +90,10 @@ class Orchestrator final : public core::runtime::HttpRole {
     GANTRY_RETURN_IF_ERROR(amqp_->run([this](bus::amqp::Channel& ch) { return declare_topology(ch, st_.services); }));
     SchedulerSettings ss;
     ss.db = conn;
+    ss.schema = st_.db.schema;
     ss.services = st_.services;
     ss.reconcile_interval = st_.reconcile_interval;
-    ss.leader_lock_key = st_.leader_lock_key;
+    ss.leader_lock_key = st_.leader_lock_key ? st_.leader_lock_key : lock_key_for(st_.db.schema);
     ss.leader_retry = st_.leader_retry;
     sched_ = std::make_unique<Scheduler>(ss, *db_, *amqp_);
     GANTRY_RETURN_IF_ERROR(sched_->start());
@@ -127,7 +138,9 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("reconcile_interval", &st_.reconcile_interval, "full re-read of the enabled domains (safety net)")
         .env("RECONCILE_INTERVAL")
         .range(1000, 86'400'000);
-    s.add("leader_lock_key", &st_.leader_lock_key, "PostgreSQL advisory lock key instances elect a leader with");
+    s.add("leader_lock_key", &st_.leader_lock_key,
+          "PostgreSQL advisory lock key instances elect a leader with (0 = derived from the schema, so deployments in "
+          "different schemas of one database elect apart)");
     s.add("leader_retry", &st_.leader_retry, "how often a standby tries to become leader").range(100, 60'000);
     s.add("migrate", &st_.migrate, "apply the schema migrations at start");
     s.add("admin_user", &st_.admin.user, "Basic auth user of the domain API").env("ADMIN_USER");
@@ -160,7 +173,7 @@ MigrationTarget migration_target() {
             d.url = url;
             return d.connection_string();
           },
-          kMigrations};
+          [st](pg::Connection& c) { return apply_schema(c, st->schema); }};
 }
 
 }  // namespace gantry::orchestrator

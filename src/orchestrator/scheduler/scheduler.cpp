@@ -77,6 +77,7 @@ Status Scheduler::start() {
       lg.warn("notification ignored", {{"error", n.status().to_string()}});
       return;
     }
+    if (!n->schema.empty() && n->schema != s_.schema) return;  // another deployment's table
     Metrics::get().notifications.inc();
     std::lock_guard lk(mu_);
     if (events_.size() >= kMaxEvents) {
@@ -94,12 +95,12 @@ Status Scheduler::start() {
     cv_.notify_one();
   };
   pg::Listener::Settings ls;
-  ls.pg.application_name = "gantry-orchestrator-listen";
+  ls.pg.application_name = ("gantry-orchestrator-listen/" + s_.schema).substr(0, 63);
   listener_ = std::make_unique<pg::Listener>(s_.db, std::vector<std::string>{kNotifyChannel}, std::move(h), ls);
   GANTRY_RETURN_IF_ERROR(listener_->start().within("listening for domain changes"));
 
   pg::Options lo;
-  lo.application_name = "gantry-orchestrator-lock";
+  lo.application_name = ("gantry-orchestrator-lock/" + s_.schema).substr(0, 63);
   lo.statement_timeout = std::chrono::milliseconds(2000);
   lo.call_timeout = std::chrono::milliseconds(3000);
   GANTRY_ASSIGN(lock, pg::Connection::connect(s_.db, lo));

@@ -16,6 +16,8 @@
 //      inserts is one kick), with publisher confirms. A full queue (x-max-length 1,
 //      reject-publish) is "already pending": counted, not an error. Any other failure keeps
 //      the kick owed and it is retried with the reconnect backoff until confirmed or pending.
+// Its PostgreSQL sessions are named (application_name) gantry-orchestrator-listen/<schema> and
+// gantry-orchestrator-lock/<schema>, so pg_stat_activity tells them apart.
 // The kick rule on a full read (start, takeover) is the original's: a non-empty enabled set
 // kicks. On a periodic or after-loss read, only enabled domains the cache did not have kick.
 #pragma once
@@ -42,9 +44,10 @@ namespace gantry::orchestrator {
 
 struct SchedulerSettings {
   std::string db;                     // libpq connection string, for the listener and the lock session
+  std::string schema = "public";      // notifications from cptm8domain of other schemas are ignored
   std::vector<std::string> services;  // the ring; the kick goes to services[0]
   std::chrono::milliseconds reconcile_interval{900'000};
-  int64_t leader_lock_key = 0x6370746d386f7263;  // "cptm8orc"
+  int64_t leader_lock_key = 0x6370746d386f7263;  // "cptm8orc"; the role derives one per schema
   std::chrono::milliseconds leader_retry{1000};
   std::chrono::milliseconds leader_check{100};
 };

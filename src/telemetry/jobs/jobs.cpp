@@ -102,7 +102,7 @@ MigrationTarget migration_target() {
             d.url = url;
             return d.connection_string();
           },
-          aggregator::kMigrations};
+          [](store::postgres::Connection& c) { return c.migrate(aggregator::kMigrations); }};
 }
 
 }  // namespace gantry::telemetry

@@ -1,0 +1,10 @@
+#include "orchestrator/schema.h"
+
+namespace gantry::orchestrator {
+
+core::Status apply_schema(store::postgres::Connection& c, const std::string& schema) {
+  if (schema != "public") GANTRY_RETURN_IF_ERROR(c.exec("CREATE SCHEMA IF NOT EXISTS \"" + schema + "\""));
+  return c.migrate(kMigrations);
+}
+
+}  // namespace gantry::orchestrator
