@@ -307,6 +307,53 @@ TEST(Orchestrator, LockSessionTerminatedHandsOverWithoutTwoLeaders) {
   EXPECT_NE(a.proc->wait_for_output("leadership lost", 5s), "");
 }
 
+// A broker of its own (scripts/servers in a private run directory), restarted: the kick
+// confirmed before the restart is still queued after it (durable queue, persistent message),
+// the kick owed during the restart is published once the broker is back, and publishing
+// goes on without operator action.
+TEST(Orchestrator, RabbitMqRestartedLosesNoConfirmedKickAndPublishingResumes) {
+  char tmpl[] = "/tmp/gantry-orch-amqp-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::map<std::string, std::string> env{{"GANTRY_SERVERS_DIR", dir}};
+  struct Stop {
+    std::string dir;
+    std::map<std::string, std::string> env;
+    ~Stop() {
+      run({"bash", kServers, "stop", "amqp"}, env, 60s);
+      std::filesystem::remove_all(dir);
+    }
+  } stop{dir, env};
+  auto started = run({"bash", kServers, "start", "amqp"}, env, 120s);
+  ASSERT_EQ(started.status, 0) << started.err;
+  auto at = started.out.find("GANTRY_AMQP_URL=");
+  ASSERT_NE(at, std::string::npos) << started.out;
+  std::string amqp = started.out.substr(at + 16);
+  amqp = amqp.substr(0, amqp.find_first_of(" \n'\""));
+
+  Deployment d;
+  d.amqp_url = amqp;
+  Orchestrator o(d);
+  ASSERT_TRUE(eventually([&] { return o.leader(); }));
+  create(o, "before.example.com");
+  ASSERT_TRUE(eventually([&] { return metric(o.metrics(), "orchestrator_kick_outcomes_total{outcome=\"confirmed\"}") == 1; }));
+
+  std::thread restart([&] { EXPECT_EQ(run({"bash", kServers, "restart", "amqp"}, env, 120s).status, 0); });
+  std::this_thread::sleep_for(1s);
+  create(o, "during.example.com");  // the database is up: the change is noticed, its kick is owed
+  restart.join();
+  auto kept = await_message(amqp, d.kick_queue(), 30s);
+  ASSERT_TRUE(kept.has_value()) << "the confirmed kick was lost in the restart\n" << o.proc->out();
+  // The owed kick: published once the broker is back (or found the queue full: pending).
+  EXPECT_TRUE(eventually([&] {
+    auto m = o.metrics();
+    return metric(m, "orchestrator_kick_outcomes_total{outcome=\"confirmed\"}") +
+               metric(m, "orchestrator_kick_outcomes_total{outcome=\"already_pending\"}") >= 2;
+  }, 30s)) << o.metrics();
+  (void)amqp_get(amqp, d.kick_queue());
+  create(o, "after.example.com");
+  EXPECT_TRUE(await_message(amqp, d.kick_queue(), 30s).has_value()) << "publishing did not resume\n" << o.proc->out();
+}
+
 TEST(DomainApi, BadInputIsRefusedAndChangesNothing) {
   Deployment d;
   Orchestrator o(d);
