@@ -18,6 +18,8 @@ struct HelloSettings {
   std::string body = "Hello, World!";
   std::string content_type = "text/plain; charset=utf-8";
   bool fixtures = false;
+  std::string stand_in;  // "" = off
+  std::chrono::milliseconds stand_in_delay{250};
   http::ServerOptions http;
 };
 
@@ -29,6 +31,7 @@ class Hello final : public runtime::HttpRole {
       r.content_type = type;
     });
     if (s.fixtures) add_fixtures();
+    if (!s.stand_in.empty()) add_stand_in(s.stand_in, s.stand_in_delay);
   }
 
  protected:
@@ -70,6 +73,28 @@ class Hello final : public runtime::HttpRole {
     });
   }
 
+  // A stand-in for a scanner service (the Orchestrator demo's ring): every GET or POST path is
+  // "scanned" for `delay` and answered {"status":"complete","message":…} naming it a stand-in.
+  void add_stand_in(const std::string& service, std::chrono::milliseconds delay) {
+    if (!delayer_) delayer_ = std::make_unique<ThreadPool>(4, "stand-in");
+    for (auto m : {http::Method::kGet, http::Method::kPost})
+      router().add_async(m, "/{path...}", [this, service, delay](const http::Request& q, http::Responder resp) {
+        std::string message = "stand-in for " + service + ": " + std::string(q.method_text()) + " " + std::string(q.path());
+        if (!delayer_->post([resp, delay, message] {
+              std::this_thread::sleep_for(delay);
+              std::string b;
+              core::json::Writer(b).object().field("status", "complete").field("message", message).end();
+              http::Response r;
+              r.json(200, std::move(b));
+              resp.send(std::move(r));
+            })) {
+          http::Response r;
+          r.error(503, "shutting down");
+          resp.send(std::move(r));
+        }
+      });
+  }
+
   std::atomic<int> slow_ms_{20};
   std::unique_ptr<ThreadPool> delayer_;
 };
@@ -81,6 +106,10 @@ class HelloFactory final : public runtime::RoleFactory {
     s.add("port", &st_.port, "listen port (0 = any free port)").env("HELLO_PORT");
     s.add("body", &st_.body, "text answered on GET /").env("HELLO_BODY");
     s.add("fixtures", &st_.fixtures, "also serve /fixed/1mb.bin and /slow (POST /slow?ms=N sets its delay): a probe target");
+    s.add("stand_in", &st_.stand_in,
+          "answer every other GET/POST path as a stand-in for this scanner service, after stand_in_delay (the "
+          "orchestrator demo's ring)");
+    s.add("stand_in_delay", &st_.stand_in_delay, "how long a stand-in scan takes").range(0, 60'000);
     s.add("content_type", &st_.content_type, "its content type (text/html makes it a page for the fleet demo)")
         .env("HELLO_CONTENT_TYPE");
     http::bind(s, &st_.http);

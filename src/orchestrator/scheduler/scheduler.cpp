@@ -1,5 +1,7 @@
 #include "orchestrator/scheduler/scheduler.h"
 
+#include <cmath>
+
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -272,7 +274,8 @@ void Scheduler::kick() {
     double latency = want_since_us_ ? std::max<double>(0, static_cast<double>(now_us() - want_since_us_) / 1e6) : -1;
     if (latency >= 0) m.notify_to_confirm.observe(latency);
     if (pending) lg.info("kick already pending: the queue holds one", {{"queue", queue_of(svc)}});
-    else lg.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", latency >= 0 ? latency * 1000 : 0.0}});
+    else if (latency >= 0) lg.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", std::round(latency * 1e4) / 10}});
+    else lg.info("kick published", {{"routing_key", scan_key(svc)}, {"after", "a full read"}});
     want_kick_ = false;
     kick_failures_ = 0;
     amqp_ok_ = true;
