@@ -28,6 +28,28 @@ TEST(Cli, HelpListsRoles) {
   EXPECT_NE(role.out.find("[env: HELLO_PORT]"), std::string::npos) << role.out;
 }
 
+// The orchestrator's original spellings: `orchestrator launch --ip --port`, its port range,
+// its environment names; every problem listed at once.
+TEST(Cli, OrchestratorTakesTheOriginalsFormAndListsEveryBadSetting) {
+  auto r = run({kBin, "orchestrator", "launch", "--ip", "127.0.0.1", "--port", "80", "--services", "a.b"},
+               {{"POSTGRESQL_PORT", "0"}});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("orchestrator.port: 80 must be within 8000-9000"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'a.b' is not a service name"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("postgresql_port"), std::string::npos) << r.err;
+  auto p = run({kBin, "orchestrator", "launch", "--port", "8100", "--print-config"}, {{"RABBITMQ_HOSTNAME", "mq.internal"}});
+  EXPECT_EQ(p.status, 0) << p.err;
+  EXPECT_NE(p.out.find("port = 8100  # flag"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("rabbitmq_hostname = \"mq.internal\"  # env; env RABBITMQ_HOSTNAME"), std::string::npos) << p.out;
+  auto b = run({kBin, "scan-bridge"});
+  EXPECT_EQ(b.status, 2);
+  EXPECT_NE(b.err.find("scan-bridge.service:  is required"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("scan-bridge.url:  is required"), std::string::npos) << b.err;
+  auto m = run({kBin, "migrate", "nosuch"});
+  EXPECT_EQ(m.status, 2);
+  EXPECT_NE(m.err.find("telemetry"), std::string::npos) << m.err;
+}
+
 TEST(Cli, UnknownFlagOrSubcommandExits2) {
   auto r = run({kBin, "hello", "--no-such-flag"});
   EXPECT_EQ(r.status, 2);
