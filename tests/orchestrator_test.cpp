@@ -74,6 +74,14 @@ double metric(const std::string& text, const std::string& series) {
   return -1;
 }
 
+// Stops a role with SIGTERM and expects a clean exit: a race found by a TSan build, a crash or
+// a shutdown that hangs fails the test here.
+void expect_clean_stop(Child& c, const std::string& what) {
+  c.signal(SIGTERM);
+  int st = c.wait(30s);
+  EXPECT_EQ(st, 0) << what << " did not stop cleanly\n" << c.out() << c.err();
+}
+
 struct Deployment {
   std::string tag = random_tag();
   std::string schema = "orch_" + tag;
@@ -114,6 +122,14 @@ struct Orchestrator {
     std::smatch m;
     if (std::regex_search(out, m, std::regex(R"(url=http://[0-9.]+:([0-9]+))"))) port = std::stoi(m[1]);
   }
+  ~Orchestrator() {
+    if (!killed) expect_clean_stop(*proc, "orchestrator");
+  }
+  void kill9() {
+    killed = true;
+    proc->signal(SIGKILL);
+    proc->wait(5s);
+  }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
   std::string metrics() const {
     static http::Client c;
@@ -127,6 +143,7 @@ struct Orchestrator {
     return r.is_ok() && r->body.find(R"("leader":"leader")") != std::string::npos;
   }
   int port = 0;
+  bool killed = false;
   std::unique_ptr<Child> proc;
 };
 
@@ -269,8 +286,8 @@ TEST(Orchestrator, OnlyTheLeaderPublishesAndTheStandbyTakesOverWithinFiveSeconds
   EXPECT_EQ(a->publishes(), 1);
   EXPECT_EQ(b.publishes(), 0);
 
-  a->proc->signal(SIGKILL);
   auto t0 = std::chrono::steady_clock::now();
+  a->kill9();
   auto kick = await_message(d.amqp_url, d.kick_queue(), 10s);
   auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(kick.has_value()) << b.proc->out();
@@ -443,13 +460,29 @@ struct StandIn {
   std::unique_ptr<http::Server> server;
 };
 
-std::unique_ptr<Child> bridge(const Deployment& d, const std::string& svc, const std::string& url, std::vector<std::string> extra = {}) {
+struct Bridge {
+  std::unique_ptr<Child> proc;
+  bool killed = false;
+  ~Bridge() {
+    if (!killed) expect_clean_stop(*proc, "scan-bridge");
+  }
+  Child* operator->() { return proc.get(); }
+  const std::string& out() const { return proc->out(); }
+  void kill9() {
+    killed = true;
+    proc->signal(SIGKILL);
+    proc->wait(5s);
+  }
+};
+
+std::unique_ptr<Bridge> bridge(const Deployment& d, const std::string& svc, const std::string& url, std::vector<std::string> extra = {}) {
   std::vector<std::string> argv{kBin, "scan-bridge", "--service", svc, "--url", url, "--services", d.services_flag(),
                                 "--amqp-url", d.amqp_url, "--port", "0", "--address", "127.0.0.1"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto c = std::make_unique<Child>(argv);
-  EXPECT_NE(c->wait_for_output("consuming", 60s), "") << c->out() << c->err();
-  return c;
+  auto b = std::make_unique<Bridge>();
+  b->proc = std::make_unique<Child>(argv);
+  EXPECT_NE(b->proc->wait_for_output("consuming", 60s), "") << b->proc->out() << b->proc->err();
+  return b;
 }
 
 TEST(ScanBridge, AcksOn2xxRequeuesOn5xxWithinTheBudgetThenDeadLetters) {
@@ -477,21 +510,24 @@ TEST(ScanBridge, AcksOn2xxRequeuesOn5xxWithinTheBudgetThenDeadLetters) {
   EXPECT_EQ(v.at("body").as_string(), R"({"n":2})");
   EXPECT_EQ(v.at("attempts").as_int64(), 3);
   EXPECT_NE(std::string(v.at("reason").as_string()).find("answered 503"), std::string::npos);
-  for (auto& s : scanner.all())
-    if (s.path == "/fail") EXPECT_EQ(s.body, R"({"n":2})") << "POST forwards the body";
+  for (auto& s : scanner.all()) {
+    if (s.path == "/fail") {
+      EXPECT_EQ(s.body, R"({"n":2})") << "POST forwards the body";
+    }
+  }
   EXPECT_FALSE(amqp_get(d.amqp_url, "q" + svc).has_value()) << "nothing left in the main queue";
 }
 
 TEST(ScanBridge, ARingOfFourCompletesFullRounds) {
   Deployment d;
   StandIn scanner;
-  std::vector<std::unique_ptr<Child>> ring;
+  std::vector<std::unique_ptr<Bridge>> ring;
   for (auto& svc : d.services) ring.push_back(bridge(d, svc, scanner.url() + "/" + svc));
   amqp_publish(d.amqp_url, "cptm8." + d.services[0] + ".get.scan", "{}");
   ASSERT_TRUE(eventually([&] { return scanner.all().size() >= 8; }, 20s));
   auto seen = scanner.all();
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(seen[i].path, "/" + d.services[i % 4] + "/scan") << i;
-  EXPECT_NE(ring[1]->wait_for_output("hop", 5s), "") << "one log line per hop";
+  EXPECT_NE((*ring[1])->wait_for_output("hop", 5s), "") << "one log line per hop";
 }
 
 TEST(ScanBridge, KilledMidRequestTheMessageIsRedeliveredNotLost) {
@@ -502,11 +538,10 @@ TEST(ScanBridge, KilledMidRequestTheMessageIsRedeliveredNotLost) {
   auto b = bridge(d, svc, scanner.url(), {"--next", "none"});
   amqp_publish(d.amqp_url, "cptm8." + svc + ".get.slow", "{}");
   ASSERT_TRUE(eventually([&] { return scanner.count("/slow") == 1; }));
-  b->signal(SIGKILL);
-  b->wait(5s);
+  b->kill9();
   auto again = bridge(d, svc, scanner.url(), {"--next", "none"});
   EXPECT_TRUE(eventually([&] { return scanner.count("/slow") == 2; }, 15s)) << again->out();
-  EXPECT_NE(again->wait_for_output("status=200", 5s), "") << "the redelivery was acked";
+  EXPECT_NE((*again)->wait_for_output("status=200", 5s), "") << "the redelivery was acked";
 }
 
 }  // namespace
