@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "env.h"
+#include "private_servers.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -56,7 +57,7 @@ TEST_F(AmqpTest, ConfirmedPublishFullQueueIsAlreadyPendingAndConsume) {
   auto pub = open();
   ASSERT_TRUE(pub);
   ASSERT_TRUE(pub->declare_exchange(exchange, "topic", true).is_ok());
-  ASSERT_TRUE(pub->declare_queue(queue, true, QueueArgs{1, "reject-publish"}).is_ok());
+  ASSERT_TRUE(pub->declare_queue(queue, true, QueueArgs{1, "reject-publish", ""}).is_ok());
   ASSERT_TRUE(pub->bind(queue, exchange, "cptm8.asmm8.#").is_ok());
 
   std::string kick = R"({"channel":"cptm8.asmm8.get.scan","source":"orchestratorm8"})";
@@ -96,8 +97,8 @@ TEST_F(AmqpTest, ConfirmedPublishFullQueueIsAlreadyPendingAndConsume) {
 TEST_F(AmqpTest, MismatchedDeclarationIsAClearPreconditionFailure) {
   auto c = open();
   ASSERT_TRUE(c);
-  ASSERT_TRUE(c->declare_queue(queue, true, QueueArgs{1, "reject-publish"}).is_ok());
-  Status s = c->declare_queue(queue, true, QueueArgs{5, "drop-head"});
+  ASSERT_TRUE(c->declare_queue(queue, true, QueueArgs{1, "reject-publish", ""}).is_ok());
+  Status s = c->declare_queue(queue, true, QueueArgs{5, "drop-head", ""});
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.to_string();
   EXPECT_NE(s.to_string().find("PRECONDITION_FAILED"), std::string::npos) << s.to_string();
   EXPECT_FALSE(c->alive());
@@ -130,7 +131,7 @@ int rabbitmqctl(const std::vector<std::string>& args, std::string* out = nullptr
 TEST_F(AmqpTest, EachMessageGetsItsOwnConfirmInABatch) {
   auto pub = open();
   ASSERT_TRUE(pub);
-  ASSERT_TRUE(pub->declare_queue(queue, true, QueueArgs{3, "reject-publish"}).is_ok());
+  ASSERT_TRUE(pub->declare_queue(queue, true, QueueArgs{3, "reject-publish", ""}).is_ok());
   std::vector<Message> batch;
   for (int i = 0; i < 8; ++i) batch.push_back({"", queue, "m" + std::to_string(i)});
   auto out = pub->publish_batch(batch);
@@ -359,24 +360,9 @@ TEST_F(AmqpTest, PoolSurvivesForcedClosesAndNoConfirmIsCreditedToAnotherMessage)
 // every publish is confirmed or reported failed, every confirmed message is in the queue after
 // the restart, and the pool publishes again without operator action.
 TEST(AmqpRestart, BrokerRestartedUnderConfirmedPublishesLosesNothingConfirmed) {
-  char tmpl[] = "/tmp/gantry-amqp-restart-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::map<std::string, std::string> env{{"GANTRY_SERVERS_DIR", dir}};
-  std::string servers = std::string(GANTRY_SOURCE_DIR) + "/scripts/servers";
-  struct Stop {
-    std::string servers, dir;
-    std::map<std::string, std::string> env;
-    ~Stop() {
-      run({"bash", servers, "stop", "amqp"}, env, 60s);
-      std::filesystem::remove_all(dir);
-    }
-  } stop{servers, dir, env};
-  auto started = run({"bash", servers, "start", "amqp"}, env, 120s);
-  ASSERT_EQ(started.status, 0) << started.err;
-  auto at = started.out.find("GANTRY_AMQP_URL=");
-  ASSERT_NE(at, std::string::npos) << started.out;
-  std::string url = started.out.substr(at + 16);
-  url = url.substr(0, url.find_first_of(" \n'\""));
+  PrivateAmqp broker;
+  ASSERT_FALSE(broker.url.empty());
+  std::string url = broker.url;
   std::string queue = "restart_q";
 
   PoolOptions o;
@@ -390,7 +376,7 @@ TEST(AmqpRestart, BrokerRestartedUnderConfirmedPublishesLosesNothingConfirmed) {
   ASSERT_TRUE((*pool)->run([&](Channel& c) { return c.declare_queue(queue, true); }).is_ok());
   ConfirmedStream stream(**pool, queue);
   std::this_thread::sleep_for(500ms);
-  auto re = run({"bash", servers, "restart", "amqp"}, env, 120s);
+  auto re = broker.servers({"restart", "amqp"});
   stream.mark();
   EXPECT_EQ(re.status, 0) << re.err;
   EXPECT_TRUE(eventually([&] { return stream.confirmed_since_mark > 100; }, 60s)) << "no confirms after the restart";
@@ -398,7 +384,7 @@ TEST(AmqpRestart, BrokerRestartedUnderConfirmedPublishesLosesNothingConfirmed) {
   EXPECT_GT(stream.failed, 0u) << "the restart was not noticed";
   EXPECT_EQ(stream.confirmed.size() + stream.failed, stream.sent);
   // The broker's own count (rabbitmqctl), then the bodies.
-  auto listed = run({"bash", servers, "rabbitmqctl", "list_queues", "name", "messages", "--no-table-headers", "-q"}, env, 60s);
+  auto listed = broker.servers({"rabbitmqctl", "list_queues", "name", "messages", "--no-table-headers", "-q"});
   auto tab = listed.out.find(queue + "\t");
   ASSERT_NE(tab, std::string::npos) << listed.out << listed.err;
   EXPECT_GE(std::stoul(listed.out.substr(tab + queue.size() + 1)), stream.confirmed.size());

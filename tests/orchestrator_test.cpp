@@ -19,6 +19,7 @@
 #include "core/http/server.h"
 #include "core/http/test_socket.h"
 #include "env.h"
+#include "private_servers.h"
 #include "process.h"
 #include "store/postgres/pg.h"
 
@@ -329,23 +330,9 @@ TEST(Orchestrator, LockSessionTerminatedHandsOverWithoutTwoLeaders) {
 // the kick owed during the restart is published once the broker is back, and publishing
 // goes on without operator action.
 TEST(Orchestrator, RabbitMqRestartedLosesNoConfirmedKickAndPublishingResumes) {
-  char tmpl[] = "/tmp/gantry-orch-amqp-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::map<std::string, std::string> env{{"GANTRY_SERVERS_DIR", dir}};
-  struct Stop {
-    std::string dir;
-    std::map<std::string, std::string> env;
-    ~Stop() {
-      run({"bash", kServers, "stop", "amqp"}, env, 60s);
-      std::filesystem::remove_all(dir);
-    }
-  } stop{dir, env};
-  auto started = run({"bash", kServers, "start", "amqp"}, env, 120s);
-  ASSERT_EQ(started.status, 0) << started.err;
-  auto at = started.out.find("GANTRY_AMQP_URL=");
-  ASSERT_NE(at, std::string::npos) << started.out;
-  std::string amqp = started.out.substr(at + 16);
-  amqp = amqp.substr(0, amqp.find_first_of(" \n'\""));
+  PrivateAmqp broker;
+  ASSERT_FALSE(broker.url.empty());
+  std::string amqp = broker.url;
 
   Deployment d;
   d.amqp_url = amqp;
@@ -354,7 +341,7 @@ TEST(Orchestrator, RabbitMqRestartedLosesNoConfirmedKickAndPublishingResumes) {
   create(o, "before.example.com");
   ASSERT_TRUE(eventually([&] { return metric(o.metrics(), "orchestrator_kick_outcomes_total{outcome=\"confirmed\"}") == 1; }));
 
-  std::thread restart([&] { EXPECT_EQ(run({"bash", kServers, "restart", "amqp"}, env, 120s).status, 0); });
+  std::thread restart([&] { EXPECT_EQ(broker.servers({"restart", "amqp"}).status, 0); });
   std::this_thread::sleep_for(1s);
   create(o, "during.example.com");  // the database is up: the change is noticed, its kick is owed
   restart.join();

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <memory>
 #include <string>
@@ -47,6 +48,36 @@ struct PrivateNats {
   uint16_t port;
   std::string dir;
   std::unique_ptr<Child> proc;
+};
+
+// A RabbitMQ of its own, run by scripts/servers in a private run directory (GANTRY_SERVERS_DIR),
+// so restarting it disturbs no other test. Started by the constructor (allow ~15 s), stopped
+// and its directory removed by the destructor.
+struct PrivateAmqp {
+  PrivateAmqp() {
+    char tmpl[] = "/tmp/gantry-amqp-XXXXXX";
+    dir = mkdtemp(tmpl);
+    env = {{"GANTRY_SERVERS_DIR", dir}};
+    auto started = servers({"start", "amqp"});
+    EXPECT_EQ(started.status, 0) << started.err;
+    auto at = started.out.find("GANTRY_AMQP_URL=");
+    EXPECT_NE(at, std::string::npos) << started.out;
+    if (at == std::string::npos) return;
+    url = started.out.substr(at + 16);
+    url = url.substr(0, url.find_first_of(" \n'\""));
+  }
+  ~PrivateAmqp() {
+    servers({"stop", "amqp"});
+    std::filesystem::remove_all(dir);
+  }
+  // scripts/servers ARGS against this broker: {"restart", "amqp"}, {"rabbitmqctl", …}.
+  Ran servers(std::vector<std::string> args) const {
+    std::vector<std::string> argv{"bash", std::string(GANTRY_SOURCE_DIR) + "/scripts/servers"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, env, std::chrono::seconds(120));
+  }
+  std::string dir, url;
+  std::map<std::string, std::string> env;
 };
 
 // An HTTP server in the test process (a target page, a fake upstream) on a free loopback

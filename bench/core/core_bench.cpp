@@ -12,8 +12,6 @@
 //                                   rabbitmq-c loop (confirm.select, 100 published, then read
 //                                   acks until all are in), same queue, same messages
 // Prints JSON lines {"bench":"core",...}.
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <libpq-fe.h>
 
 #include <atomic>
@@ -28,6 +26,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "bench/raw_amqp.h"
 #include "bus/amqp/amqp.h"
 #include "bus/amqp/pool.h"
 #include "bus/redis/pipeline.h"
@@ -160,44 +159,10 @@ double redis_pipeline(const std::string& url, double secs) {
 
 // ---- RabbitMQ --------------------------------------------------------------------------------
 
+// The raw client: default exchange, the queue's name as key, batches of 100.
 double raw_rabbitmq_c(const std::string& url, const std::string& queue, double secs) {
-  std::string u = url;
-  amqp_connection_info info;
-  amqp_parse_url(u.data(), &info);
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* s = amqp_tcp_socket_new(c);
-  if (amqp_socket_open(s, info.host, info.port) != AMQP_STATUS_OK) std::exit(1);
-  amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-  amqp_channel_open(c, 1);
-  amqp_confirm_select(c, 1);
-  if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) std::exit(1);
-  amqp_basic_properties_t props;
-  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-  props.delivery_mode = 2;
-  props.content_type = amqp_cstring_bytes("application/json");
-  std::string body = R"({"channel":"cptm8.asmm8.get.scan","source":"orchestratorm8"})";
-  uint64_t tag = 0, acked = 0;
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < secs) {
-    for (int i = 0; i < 100; ++i) {
-      amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(queue.c_str()), 0, 0, &props,
-                         amqp_bytes_t{body.size(), body.data()});
-      ++tag;
-    }
-    while (acked < tag) {
-      amqp_frame_t f;
-      if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK) std::exit(1);
-      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-        auto* a = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-        acked = a->multiple ? a->delivery_tag : std::max<uint64_t>(acked, a->delivery_tag);
-      }
-    }
-  }
-  double rate = static_cast<double>(acked) / seconds_since(t0);
-  amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-  amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-  amqp_destroy_connection(c);
-  return rate;
+  return bench::raw_amqp_confirmed_per_s(url, "", queue, R"({"channel":"cptm8.asmm8.get.scan","source":"orchestratorm8"})", 100,
+                                         secs);
 }
 
 double amqp_pool(const std::string& url, const std::string& queue, double secs) {

@@ -12,7 +12,6 @@
 //       then the same on a transient queue (transient_*), for context. BENCH_BATCH (100) and
 //       BENCH_THREADS (1; the raw side then runs as many connections) vary the shape.
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/raw_amqp.h"
 #include "bus/amqp/amqp.h"
 #include "bus/amqp/pool.h"
 #include "core/log.h"
@@ -45,34 +45,13 @@ void emit(const char* metric, double v, const char* unit = nullptr) {
   std::fflush(stdout);
 }
 
-amqp_connection_state_t raw_connect(const std::string& url) {
-  std::string u = url;
-  amqp_connection_info info;
-  if (amqp_parse_url(u.data(), &info) != AMQP_STATUS_OK) std::exit(1);
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* s = amqp_tcp_socket_new(c);
-  if (amqp_socket_open(s, info.host, info.port) != AMQP_STATUS_OK) std::exit(1);
-  if (amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password).reply_type !=
-      AMQP_RESPONSE_NORMAL)
-    std::exit(1);
-  amqp_channel_open(c, 1);
-  if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) std::exit(1);
-  return c;
-}
-
-void raw_close(amqp_connection_state_t c) {
-  amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-  amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-  amqp_destroy_connection(c);
-}
-
 int latency(const std::string& pg, const std::string& amqp_url, const std::string& queue, int n) {
   PGconn* db = PQconnectdb(pg.c_str());
   if (PQstatus(db) != CONNECTION_OK) {
     std::fprintf(stderr, "latency: %s", PQerrorMessage(db));
     return 1;
   }
-  amqp_connection_state_t c = raw_connect(amqp_url);
+  amqp_connection_state_t c = bench::raw_amqp_connect(amqp_url);
   amqp_basic_qos(c, 1, 0, 1, 0);
   amqp_basic_consume(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) return 1;
@@ -106,7 +85,7 @@ int latency(const std::string& pg, const std::string& amqp_url, const std::strin
   std::sort(ms.begin(), ms.end());
   auto q = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<size_t>(p * static_cast<double>(ms.size())))]; };
   std::printf("{\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"inserts\":%zu}\n", q(0.5), q(0.99), ms.size());
-  raw_close(c);
+  bench::raw_amqp_close(c);
   PQexec(db, ("DELETE FROM cptm8domain WHERE name LIKE 'bench-" + run + "-%'").c_str());
   PQfinish(db);
   return 0;
@@ -118,33 +97,7 @@ int kThreads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 1;
 int kBatch = getenv("BENCH_BATCH") ? atoi(getenv("BENCH_BATCH")) : 100;
 
 double raw_publish(const std::string& url, const std::string& body, double secs) {
-  amqp_connection_state_t c = raw_connect(url);
-  amqp_confirm_select(c, 1);
-  if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) std::exit(1);
-  amqp_basic_properties_t props;
-  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-  props.delivery_mode = 2;
-  props.content_type = amqp_cstring_bytes("application/json");
-  uint64_t tag = 0, acked = 0;
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < secs) {
-    for (int i = 0; i < kBatch; ++i) {
-      amqp_basic_publish(c, 1, amqp_cstring_bytes("cptm8"), amqp_cstring_bytes(kKey), 0, 0, &props,
-                         amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
-      ++tag;
-    }
-    while (acked < tag) {
-      amqp_frame_t f;
-      if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK) std::exit(1);
-      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-        auto* a = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-        acked = a->multiple ? a->delivery_tag : std::max<uint64_t>(acked, a->delivery_tag);
-      }
-    }
-  }
-  double rate = static_cast<double>(acked) / seconds_since(t0);
-  raw_close(c);
-  return rate;
+  return bench::raw_amqp_confirmed_per_s(url, orchestrator::kExchange, kKey, body, kBatch, secs);
 }
 
 // kThreads raw loops side by side, each on its own connection.
