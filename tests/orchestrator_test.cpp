@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <regex>
+#include <sstream>
 
 #include <boost/json.hpp>
 
@@ -503,6 +504,28 @@ TEST(ScanBridge, AcksOn2xxRequeuesOn5xxWithinTheBudgetThenDeadLetters) {
     }
   }
   EXPECT_FALSE(amqp_get(d.amqp_url, "q" + svc).has_value()) << "nothing left in the main queue";
+}
+
+// The broker closes the bridge's consuming connection (as an operator or a broker restart
+// would): the bridge reconnects with backoff and consumes again, no restart needed.
+TEST(ScanBridge, ReconnectsAfterTheBrokerClosesItsConnection) {
+  Deployment d;
+  StandIn scanner;
+  std::string svc = d.services[0];
+  auto b = bridge(d, svc, scanner.url(), {"--next", "none"});
+  amqp_publish(d.amqp_url, "cptm8." + svc + ".get.one", "{}");
+  ASSERT_TRUE(eventually([&] { return scanner.count("/one") == 1; }));
+  auto conns = rabbitmqctl({"list_connections", "pid", "client_properties", "--no-table-headers", "-q"});
+  ASSERT_EQ(conns.status, 0) << conns.err;
+  int closed = 0;
+  std::istringstream lines(conns.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("gantry-scan-bridge-" + svc) != std::string::npos)
+      closed += rabbitmqctl({"close_connection", line.substr(0, line.find('\t')), "test: forced close"}).status == 0;
+  ASSERT_GE(closed, 1) << conns.out;
+  EXPECT_NE((*b)->wait_for_output("consumer connection lost", 10s), "");
+  amqp_publish(d.amqp_url, "cptm8." + svc + ".get.two", "{}");
+  EXPECT_TRUE(eventually([&] { return scanner.count("/two") == 1; }, 20s)) << b->out();
 }
 
 TEST(ScanBridge, ARingOfFourCompletesFullRounds) {
