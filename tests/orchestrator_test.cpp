@@ -396,6 +396,7 @@ TEST(DomainApi, BadInputIsRefusedAndChangesNothing) {
   EXPECT_NE(r.body.find("renamed.example.com"), std::string::npos);
   EXPECT_EQ(call(http::Method::kDelete, o.url("/domains/" + id)).status, 204);
   EXPECT_EQ(rows(d), 0);
+  EXPECT_GE(metric(o.metrics(), "orchestrator_db_query_duration_seconds_count{query=\"domains_create\"}"), 1);
   auto health = call(http::Method::kGet, o.url("/health"), {}, "");
   EXPECT_NE(health.body.find(R"("status":"healthy")"), std::string::npos);
   EXPECT_NE(health.body.find(R"("service":"orchestratorm8")"), std::string::npos);

@@ -3,6 +3,7 @@
 #include "core/http/auth.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/uuid.h"
 #include "orchestrator/domain.h"
 
@@ -44,7 +45,10 @@ http::Response failure(const core::Status& s, const DomainChange* c) {
 
 class Api {
  public:
-  Api(pg::Pool* const* db, const AdminCredentials* admin) : db_(db), admin_(admin) {}
+  Api(pg::Pool* const* db, const AdminCredentials* admin)
+      : db_(db), admin_(admin), duration_(&core::metrics::Registry::global().histogram(
+                                   "orchestrator_db_query_duration_seconds",
+                                   "Statements of the orchestrator: queued to answered, by query", {"query"})) {}
 
   bool authorized(const http::Request& q, http::Responder& resp) const {
     if (http::check_basic(q, admin_->user, admin_->password)) return true;
@@ -55,7 +59,7 @@ class Api {
   }
 
   // Runs one statement; `answer` turns its rows into the response (on the pool thread).
-  void run(http::Responder resp, std::string sql, std::vector<std::optional<std::string>> params,
+  void run(const char* what, http::Responder resp, std::string sql, std::vector<std::optional<std::string>> params,
            std::function<http::Response(pg::Rows&)> answer, std::shared_ptr<DomainChange> change = nullptr) const {
     pg::Pool* db = *db_;
     if (!db) {
@@ -63,7 +67,10 @@ class Api {
       out.error(503, "database not connected");
       return resp.send(std::move(out));
     }
-    bool queued = db->submit_query({std::move(sql), std::move(params)}, [resp, answer, change](core::Result<pg::Rows> r) {
+    auto* timer = &duration_->with({what});
+    auto t0 = std::chrono::steady_clock::now();
+    bool queued = db->submit_query({std::move(sql), std::move(params)}, [resp, answer, change, timer, t0](core::Result<pg::Rows> r) {
+      timer->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!r.is_ok()) return resp.send(failure(r.status(), change.get()));
       resp.send(answer(*r));
     });
@@ -103,7 +110,7 @@ class Api {
 
   void list(const http::Request& q, http::Responder resp) const {
     if (!authorized(q, resp)) return;
-    run(resp, std::string("SELECT ") + kColumns + " FROM cptm8domain ORDER BY name", {}, [](pg::Rows& r) {
+    run("domains_list", resp, std::string("SELECT ") + kColumns + " FROM cptm8domain ORDER BY name", {}, [](pg::Rows& r) {
       std::string b = "[";
       for (int i = 0; i < r.size(); ++i) b += (i ? "," : "") + to_json(row(r, i));
       b += "]";
@@ -117,7 +124,7 @@ class Api {
     if (!authorized(q, resp)) return;
     auto c = std::make_shared<DomainChange>();
     if (!body_ok(q, resp, BodyRule::kCreate, c.get())) return;
-    run(resp,
+    run("domains_create", resp,
         std::string("INSERT INTO cptm8domain (name, companyname, enabled) VALUES ($1, $2, $3::boolean) RETURNING ") + kColumns,
         {c->name, c->companyname, c->enabled.value_or(true) ? "true" : "false"},
         [](pg::Rows& r) {
@@ -133,7 +140,7 @@ class Api {
   void get(const http::Request& q, http::Responder resp) const {
     if (!authorized(q, resp) || !id_ok(q, resp)) return;
     std::string id(q.param("id"));
-    run(resp, std::string("SELECT ") + kColumns + " FROM cptm8domain WHERE id = $1::uuid", {id}, [id](pg::Rows& r) {
+    run("domains_get", resp, std::string("SELECT ") + kColumns + " FROM cptm8domain WHERE id = $1::uuid", {id}, [id](pg::Rows& r) {
       if (r.size() == 0) return not_found(id);
       http::Response out;
       out.json(200, to_json(row(r, 0)));
@@ -146,7 +153,7 @@ class Api {
     auto c = std::make_shared<DomainChange>();
     if (!body_ok(q, resp, BodyRule::kUpdate, c.get())) return;
     std::string id(q.param("id"));
-    run(resp,
+    run("domains_update", resp,
         std::string("UPDATE cptm8domain SET name = coalesce($2, name), companyname = coalesce($3, companyname), "
                     "enabled = coalesce($4::boolean, enabled) WHERE id = $1::uuid RETURNING ") +
             kColumns,
@@ -163,7 +170,7 @@ class Api {
   void remove(const http::Request& q, http::Responder resp) const {
     if (!authorized(q, resp) || !id_ok(q, resp)) return;
     std::string id(q.param("id"));
-    run(resp, "DELETE FROM cptm8domain WHERE id = $1::uuid", {id}, [id](pg::Rows& r) {
+    run("domains_delete", resp, "DELETE FROM cptm8domain WHERE id = $1::uuid", {id}, [id](pg::Rows& r) {
       if (r.affected() == 0) return not_found(id);
       http::Response out;
       out.status = 204;
@@ -174,6 +181,7 @@ class Api {
  private:
   pg::Pool* const* db_;
   const AdminCredentials* admin_;
+  core::metrics::Family<core::metrics::Histogram>* duration_;
 };
 
 }  // namespace

@@ -46,8 +46,9 @@ struct Metrics {
                       "From the domain change (trigger time) to the kick's confirm",
                       {}, {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
               .get(),
-          r.histogram("orchestrator_db_query_duration_seconds", "Duration of the scheduler's reads of the enabled set")
-              .get(),
+          r.histogram("orchestrator_db_query_duration_seconds",
+                      "Statements of the orchestrator: queued to answered, by query", {"query"})
+              .with({"enabled_set"}),
           r.gauge("orchestrator_leader", "1 while this instance holds the leader lock").get(),
           r.gauge("orchestrator_enabled_domains", "Enabled domains in the cache").get(),
           r.counter("orchestrator_leader_changes_total", "Times this instance became or stopped being leader").get(),
