@@ -137,8 +137,10 @@ void Scheduler::stop() {
 }
 
 void Scheduler::loop() {
-  // A standby reads the enabled set too, so its cache and /ready are right before it leads.
-  reconcile(Full::kStart);
+  // A standby reads the enabled set too, so its cache and /ready are right before it leads;
+  // an instance that leads at once reads it on becoming leader.
+  keep_leadership();
+  if (!leader_) reconcile(Full::kStart);
   for (;;) {
     std::deque<Event> events;
     bool missed = false;
@@ -149,9 +151,11 @@ void Scheduler::loop() {
       events.swap(events_);
       std::swap(missed, missed_);
     }
+    if (missed && owed_ == Full::kNo) owed_ = Full::kCatchUp;
     keep_leadership();
     auto now = Clock::now();
-    if (missed) reconcile(Full::kCatchUp);
+    // A failed full read is retried every 5 s (next_reconcile_), not on every turn.
+    if (owed_ != Full::kNo && (missed || now >= next_reconcile_)) reconcile(owed_);
     else if (now >= next_reconcile_) reconcile(Full::kNo);
     for (auto& e : events) apply(e);
     if (now >= next_amqp_check_) check_rabbitmq();
@@ -222,13 +226,12 @@ void Scheduler::reconcile(Full how) {
     db_ok_ = false;
     lg.warn("cannot read the enabled domains; retrying in 5 s", {{"error", ids.status().to_string()}});
     next_reconcile_ = t0 + std::min<std::chrono::milliseconds>(s_.reconcile_interval, std::chrono::seconds(5));
-    if (how != Full::kNo) {  // what was to be caught up still is
-      std::lock_guard lk(mu_);
-      missed_ = true;
-    }
+    // What was to be caught up still is; a start read owed stays one (it kicks on success).
+    if (how == Full::kStart || owed_ == Full::kNo) owed_ = how == Full::kNo ? Full::kCatchUp : how;
     return;
   }
   db_ok_ = true;
+  owed_ = Full::kNo;
   std::unordered_set<std::string> fresh(ids->begin(), ids->end());
   bool kick_now = how == Full::kStart ? !fresh.empty() : false;
   for (auto& id : fresh)

@@ -99,6 +99,7 @@ class Scheduler {
   // The loop thread's own state.
   std::unordered_set<std::string> enabled_;
   bool want_kick_ = false;
+  Full owed_ = Full::kNo;  // a full read that failed (or was asked for) and is still owed
   int64_t want_since_us_ = 0;  // the earliest trigger time among what wants the kick
   std::chrono::steady_clock::time_point next_kick_try_{}, next_reconcile_{}, next_try_lock_{}, next_ping_{},
       next_amqp_check_{};
