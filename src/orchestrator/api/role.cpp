@@ -161,7 +161,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo orchestrator_role() {
   return {"orchestrator",
-          "Orchestrator: domain changes (LISTEN/NOTIFY) become scan kicks on RabbitMQ; leader election, domain API",
+          "Orchestrator: domain changes (LISTEN/NOTIFY) become scan kicks on RabbitMQ; leader election, domain API (also: orchestrator launch)",
           [] { return std::make_unique<Factory>(); }};
 }
 
