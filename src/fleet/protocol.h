@@ -50,6 +50,23 @@ struct WorkerConfig {
 };
 core::Result<WorkerConfig> parse_worker_config(std::string_view body);
 
+// ---- the controller's answers the agent reads (outside input too: fuzz/fleet_protocol.cpp) --
+
+// 200 to POST /register: {"agent_id", "api_token", "poll_interval_seconds"?}; an interval that
+// is not 1..kMaxInterval is ignored (nullopt).
+struct RegisterAnswer {
+  std::string agent_id, api_token;
+  std::optional<int> poll_interval;
+};
+core::Result<RegisterAnswer> parse_register_answer(std::string_view body);
+// 200 to GET /config: {"etag", "config", "id"?}; worker_body is what the agent forwards to its
+// worker: {"id"?, "etag", "config_data"}, which parse_worker_config reads.
+struct ConfigAnswer {
+  std::string etag;
+  std::string worker_body;
+};
+core::Result<ConfigAnswer> parse_config_answer(std::string_view body);
+
 // Redis channel the controller publishes new versions on.
 inline constexpr std::string_view kPushChannel = "config-updates";
 

@@ -69,3 +69,35 @@ TEST(FleetProtocol, IdentifiersAndTokenHashes) {
 
 }  // namespace
 }  // namespace gantry::fleet
+
+namespace gantry::fleet {
+namespace {
+
+TEST(ControllerAnswers, RegisterAnswerNeedsIdAndTokenAndBoundsTheInterval) {
+  auto a = parse_register_answer(R"({"agent_id":"a-1","api_token":"t","poll_interval_seconds":7})");
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->agent_id, "a-1");
+  EXPECT_EQ(a->api_token, "t");
+  EXPECT_EQ(a->poll_interval, 7);
+  auto big = parse_register_answer(R"({"agent_id":"a","api_token":"t","poll_interval_seconds":86401})");
+  ASSERT_TRUE(big.is_ok());
+  EXPECT_FALSE(big->poll_interval.has_value()) << "an interval over a day is ignored, not obeyed";
+  EXPECT_FALSE(parse_register_answer(R"({"agent_id":"a"})").is_ok());
+  EXPECT_FALSE(parse_register_answer(R"({"agent_id":"a","api_token":""})").is_ok());
+  EXPECT_FALSE(parse_register_answer("<html>502 Bad Gateway</html>").is_ok());
+}
+
+TEST(ControllerAnswers, ConfigAnswerBecomesTheWorkersBody) {
+  auto c = parse_config_answer(R"({"id":3,"etag":"e-3","config":{"url":"http://t.example/","proxy":""},"extra":1})");
+  ASSERT_TRUE(c.is_ok());
+  EXPECT_EQ(c->etag, "e-3");
+  auto w = parse_worker_config(c->worker_body);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  EXPECT_EQ(w->etag, "e-3");
+  EXPECT_EQ(w->url, "http://t.example/");
+  EXPECT_FALSE(parse_config_answer(R"({"etag":"e"})").is_ok());
+  EXPECT_FALSE(parse_config_answer(R"({"etag":7,"config":{}})").is_ok());
+}
+
+}  // namespace
+}  // namespace gantry::fleet

@@ -239,18 +239,13 @@ class Agent final : public core::runtime::HttpRole {
     auto r = client_.send(req);
     if (!r.is_ok()) return r.status();
     if (r->status != 200) return core::resilience::status_from_http(r->status, "register: HTTP " + std::to_string(r->status) + " " + r->body);
-    boost::system::error_code ec;
-    json::value v = json::parse(r->body, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
-    const json::value* id = o ? o->if_contains("agent_id") : nullptr;
-    const json::value* token = o ? o->if_contains("api_token") : nullptr;
-    if (!id || !id->is_string() || !token || !token->is_string())
-      return core::internal_error("register: controller answered without agent_id/api_token: " + r->body);
+    auto answer = parse_register_answer(r->body);
+    if (!answer.is_ok())
+      return core::internal_error("register: controller answered without agent_id/api_token: " + r->body.substr(0, 200));
     std::lock_guard lk(mu_);
-    agent_id_ = std::string(id->get_string());
-    token_ = std::string(token->get_string());
-    if (const json::value* iv = o->if_contains("poll_interval_seconds"); iv && iv->is_int64() && iv->get_int64() > 0)
-      interval_s_ = static_cast<int>(iv->get_int64());
+    agent_id_ = std::move(answer->agent_id);
+    token_ = std::move(answer->api_token);
+    if (answer->poll_interval) interval_s_ = *answer->poll_interval;
     registered_ = true;
     fetch_now_ = true;  // fetch at once and hand it to the worker
     last_contact_ = std::chrono::system_clock::now();
@@ -336,22 +331,14 @@ class Agent final : public core::runtime::HttpRole {
       return Fetched::kFailed;
     }
     fetches_.with({"200"}).inc();
-    boost::system::error_code ec;
-    json::value v = json::parse(r->body, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
-    const json::value* e = o ? o->if_contains("etag") : nullptr;
-    const json::value* c = o ? o->if_contains("config") : nullptr;
-    if (!e || !e->is_string() || !c) {
-      lg.warn("controller sent a configuration without etag/config", {{"body", r->body}});
+    auto answer = parse_config_answer(r->body);
+    if (!answer.is_ok()) {
+      lg.warn("controller sent a configuration without etag/config", {{"body", r->body.substr(0, 200)}});
       return Fetched::kFailed;
     }
     Version ver;
-    ver.etag = std::string(e->get_string());
-    json::object wb;
-    if (const json::value* id = o->if_contains("id")) wb["id"] = *id;
-    wb["etag"] = ver.etag;
-    wb["config_data"] = *c;
-    ver.worker_body = json::serialize(wb);
+    ver.etag = std::move(answer->etag);
+    ver.worker_body = std::move(answer->worker_body);
     {
       std::lock_guard lk(mu_);
       if (ver.etag == etag_) return Fetched::kSame;
