@@ -359,6 +359,23 @@ TEST(Orchestrator, RabbitMqRestartedLosesNoConfirmedKickAndPublishingResumes) {
   EXPECT_TRUE(await_message(amqp, d.kick_queue(), 30s).has_value()) << "publishing did not resume\n" << o.proc->out();
 }
 
+// Telemetry and the Orchestrator in one database: each keeps its applied versions in a table
+// of its own, so neither refuses the other's (both have a migration 1), and a second run of
+// each changes nothing.
+TEST(OrchestratorSchema, MigratesBesideTelemetryInOneDatabase) {
+  FreshDatabase db("orch_and_tel");
+  for (int round = 0; round < 2; ++round)
+    for (const char* system : {"telemetry", "orchestrator"}) {
+      auto r = run({kBin, "migrate", system, "--db-url", db.url}, {}, 60s);
+      EXPECT_EQ(r.status, 0) << system << "\n" << r.out << r.err;
+      EXPECT_NE(r.out.find("schema migrated system=" + std::string(system)), std::string::npos) << r.out;
+    }
+  auto c = pg::Connection::connect(db.url);
+  ASSERT_TRUE(c.is_ok());
+  EXPECT_EQ((*c)->query("SELECT count(*) FROM orchestrator_schema_migrations")->int64(0, 0), 2);
+  EXPECT_EQ((*c)->query("SELECT count(*) FROM cptm8domain")->int64(0, 0), 0);
+}
+
 TEST(DomainApi, BadInputIsRefusedAndChangesNothing) {
   Deployment d;
   Orchestrator o(d);

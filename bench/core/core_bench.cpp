@@ -26,6 +26,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "bench/emit.h"
 #include "bench/raw_amqp.h"
 #include "bus/amqp/amqp.h"
 #include "bus/amqp/pool.h"
@@ -38,13 +39,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace gantry;
 
-void emit(const char* metric, double v, const char* unit = nullptr) {
-  if (unit)
-    std::printf("{\"bench\":\"core\",\"metric\":\"%s\",\"value\":%.0f,\"unit\":\"%s\"}\n", metric, v, unit);
-  else
-    std::printf("{\"bench\":\"core\",\"metric\":\"%s\",\"value\":%.3f}\n", metric, v);
-  std::fflush(stdout);
-}
+constexpr const char* kBench = "core";
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -201,13 +196,13 @@ int main(int argc, char** argv) {
       ours = std::max(ours, pool_coroutines(url, secs, true));
       jobs = std::max(jobs, pool_coroutines(url, secs, false));
     }
-    emit("pg_pool_queries_per_s", ours, "1/s");
-    emit("pg_pool_jobs_per_s", jobs, "1/s");
-    emit("pg_raw_libpq_queries_per_s", raw, "1/s");
-    emit("pg_ratio_vs_raw", ours / raw);
-    emit("pg_jobs_ratio_vs_raw", jobs / raw);
+    bench::emit(kBench, "pg_pool_queries_per_s", ours, "1/s");
+    bench::emit(kBench, "pg_pool_jobs_per_s", jobs, "1/s");
+    bench::emit(kBench, "pg_raw_libpq_queries_per_s", raw, "1/s");
+    bench::emit(kBench, "pg_ratio_vs_raw", ours / raw);
+    bench::emit(kBench, "pg_jobs_ratio_vs_raw", jobs / raw);
   } else if (what == "redis") {
-    emit("redis_pipeline_sets_per_s", redis_pipeline(url, secs), "1/s");
+    bench::emit(kBench, "redis_pipeline_sets_per_s", redis_pipeline(url, secs), "1/s");
   } else if (what == "amqp") {
     std::string queue = "gantry_bench_core";
     // Each measurement starts on an empty queue: a queue the previous one filled makes the
@@ -229,9 +224,9 @@ int main(int argc, char** argv) {
       fresh_queue();
       ours = std::max(ours, amqp_pool(url, queue, secs));
     }
-    emit("amqp_confirmed_publishes_per_s", ours, "1/s");
-    emit("amqp_raw_confirmed_publishes_per_s", raw, "1/s");
-    emit("amqp_confirm_ratio_vs_raw", ours / raw);
+    bench::emit(kBench, "amqp_confirmed_publishes_per_s", ours, "1/s");
+    bench::emit(kBench, "amqp_raw_confirmed_publishes_per_s", raw, "1/s");
+    bench::emit(kBench, "amqp_confirm_ratio_vs_raw", ours / raw);
     if (auto ch = bus::amqp::Channel::connect(url); ch.is_ok()) (void)(*ch)->delete_queue(queue);
   } else {
     return 2;

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/emit.h"
 #include "bench/raw_amqp.h"
 #include "bus/amqp/amqp.h"
 #include "bus/amqp/pool.h"
@@ -37,13 +38,7 @@ using namespace gantry;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-void emit(const char* metric, double v, const char* unit = nullptr) {
-  if (unit)
-    std::printf("{\"bench\":\"orchestrator\",\"metric\":\"%s\",\"value\":%.0f,\"unit\":\"%s\"}\n", metric, v, unit);
-  else
-    std::printf("{\"bench\":\"orchestrator\",\"metric\":\"%s\",\"value\":%.3f}\n", metric, v);
-  std::fflush(stdout);
-}
+constexpr const char* kBench = "orchestrator";
 
 int latency(const std::string& pg, const std::string& amqp_url, const std::string& queue, int n) {
   PGconn* db = PQconnectdb(pg.c_str());
@@ -153,13 +148,13 @@ int publish(const std::string& url, double secs) {
       ours = std::max(ours, pool_publish(url, body, secs));
     }
     if (durable) {
-      emit("confirmed_publishes_per_s", ours, "1/s");
-      emit("raw_confirmed_per_s", raw, "1/s");
-      emit("publish_ratio_vs_raw", ours / raw);
+      bench::emit(kBench, "confirmed_publishes_per_s", ours, "1/s");
+      bench::emit(kBench, "raw_confirmed_per_s", raw, "1/s");
+      bench::emit(kBench, "publish_ratio_vs_raw", ours / raw);
     } else {
-      emit("transient_confirmed_publishes_per_s", ours, "1/s");
-      emit("transient_raw_confirmed_per_s", raw, "1/s");
-      emit("transient_publish_ratio_vs_raw", ours / raw);
+      bench::emit(kBench, "transient_confirmed_publishes_per_s", ours, "1/s");
+      bench::emit(kBench, "transient_raw_confirmed_per_s", raw, "1/s");
+      bench::emit(kBench, "transient_publish_ratio_vs_raw", ours / raw);
       break;
     }
   }

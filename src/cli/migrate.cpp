@@ -31,12 +31,14 @@ class MigrateFactory final : public core::runtime::RoleFactory {
     if (system_.empty()) return core::invalid_argument("migrate: which system? (gantry migrate telemetry | orchestrator)");
     bool tel = system_ == "telemetry";
     std::string conn = tel ? telemetry_.connection_string(url_) : orchestrator_.connection_string(url_);
-    auto apply = tel ? telemetry_.apply : orchestrator_.apply;
+    const auto& target = tel ? telemetry_ : orchestrator_;
+    auto apply = target.apply;
+    auto version = target.version;
     std::string system = system_;
-    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("migrate", [conn, apply, system]() -> Status {
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("migrate", [conn, apply, version, system]() -> Status {
       GANTRY_ASSIGN(db, store::postgres::Connection::connect(conn));
       GANTRY_RETURN_IF_ERROR(apply(*db));
-      GANTRY_ASSIGN(v, db->schema_version());
+      GANTRY_ASSIGN(v, version(*db));
       lg.info("schema migrated", {{"system", system}, {"version", static_cast<int64_t>(v)}});
       return {};
     }));
@@ -44,8 +46,8 @@ class MigrateFactory final : public core::runtime::RoleFactory {
 
  private:
   std::string system_, url_;
-  telemetry::MigrationTarget telemetry_ = telemetry::migration_target();
-  orchestrator::MigrationTarget orchestrator_ = orchestrator::migration_target();
+  store::postgres::MigrationTarget telemetry_ = telemetry::migration_target();
+  store::postgres::MigrationTarget orchestrator_ = orchestrator::migration_target();
 };
 
 }  // namespace

@@ -270,34 +270,28 @@ std::string token_hash(std::string_view token) {
 }
 
 core::Result<RegisterAnswer> parse_register_answer(std::string_view body) {
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(body, ec);
-  const boost::json::object* o = ec ? nullptr : v.if_object();
-  const boost::json::value* id = o ? o->if_contains("agent_id") : nullptr;
-  const boost::json::value* token = o ? o->if_contains("api_token") : nullptr;
-  if (!id || !id->is_string() || !token || !token->is_string() || token->get_string().empty())
-    return core::invalid_argument("register answer lacks agent_id or api_token");
-  RegisterAnswer a{std::string(id->get_string()), std::string(token->get_string()), std::nullopt};
-  if (const boost::json::value* iv = o->if_contains("poll_interval_seconds");
+  GANTRY_ASSIGN(o, object_of(body));
+  RegisterAnswer a;
+  GANTRY_RETURN_IF_ERROR(string_field(o, "agent_id", true, &a.agent_id));
+  GANTRY_RETURN_IF_ERROR(string_field(o, "api_token", true, &a.api_token));
+  if (a.api_token.empty()) return core::invalid_argument("field api_token must not be empty");
+  if (const json::value* iv = o.if_contains("poll_interval_seconds");
       iv && iv->is_int64() && iv->get_int64() >= 1 && iv->get_int64() <= kMaxInterval)
     a.poll_interval = static_cast<int>(iv->get_int64());
   return a;
 }
 
 core::Result<ConfigAnswer> parse_config_answer(std::string_view body) {
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(body, ec);
-  const boost::json::object* o = ec ? nullptr : v.if_object();
-  const boost::json::value* e = o ? o->if_contains("etag") : nullptr;
-  const boost::json::value* c = o ? o->if_contains("config") : nullptr;
-  if (!e || !e->is_string() || e->get_string().empty() || !c) return core::invalid_argument("configuration answer lacks etag or config");
+  GANTRY_ASSIGN(o, object_of(body));
   ConfigAnswer a;
-  a.etag = std::string(e->get_string());
-  boost::json::object wb;
-  if (const boost::json::value* id = o->if_contains("id")) wb["id"] = *id;
+  GANTRY_RETURN_IF_ERROR(string_field(o, "etag", true, &a.etag));
+  const json::value* c = o.if_contains("config");
+  if (a.etag.empty() || !c) return core::invalid_argument("configuration answer lacks etag or config");
+  json::object wb;
+  if (const json::value* id = o.if_contains("id")) wb["id"] = *id;
   wb["etag"] = a.etag;
   wb["config_data"] = *c;
-  a.worker_body = boost::json::serialize(wb);
+  a.worker_body = json::serialize(wb);
   return a;
 }
 

@@ -5,19 +5,11 @@
 //                 (scheduler/ decides and publishes, api/ serves HTTP)
 //   scan-bridge   gives an HTTP scanner a queue: consumes q<svc>, calls the scanner, acks,
 //                 publishes the next hop (bridge/)
-//   `gantry migrate orchestrator` applies schema.h (the CLI's migrate job uses migrations()).
+//   `gantry migrate orchestrator` applies schema.h (the CLI's migrate job uses migration_target()).
 #pragma once
 
-#include <functional>
-#include <string>
-
-#include "core/config.h"
 #include "core/runtime.h"
-#include "core/status.h"
-
-namespace gantry::store::postgres {
-class Connection;
-}
+#include "store/postgres/pg.h"
 
 namespace gantry::orchestrator {
 
@@ -25,12 +17,7 @@ core::runtime::RoleInfo orchestrator_role();
 core::runtime::RoleInfo scan_bridge_role();
 
 // For `gantry migrate orchestrator`: the database's location settings (the POSTGRESQL_* parts;
-// the CLI binds db_url once for every system) and the migrations.
-struct MigrationTarget {
-  std::function<void(core::config::Schema&)> bind;
-  std::function<std::string(const std::string& url)> connection_string;
-  std::function<core::Status(store::postgres::Connection&)> apply;
-};
-MigrationTarget migration_target();
+// the CLI binds db_url once for every system) and how to apply the schema.
+store::postgres::MigrationTarget migration_target();
 
 }  // namespace gantry::orchestrator

@@ -22,6 +22,8 @@
 namespace gantry::orchestrator {
 
 inline constexpr const char* kNotifyChannel = "domain_updated";
+// The Orchestrator's applied versions, apart from other systems' in the same database.
+inline constexpr const char* kVersionTable = "orchestrator_schema_migrations";
 
 inline constexpr std::array<store::Migration, 2> kMigrations{{
     {1, "cptm8domain",

@@ -9,16 +9,8 @@
 //               migration_target())
 #pragma once
 
-#include <functional>
-#include <string>
-
-#include "core/config.h"
 #include "core/runtime.h"
-#include "core/status.h"
-
-namespace gantry::store::postgres {
-class Connection;
-}
+#include "store/postgres/pg.h"
 
 namespace gantry::telemetry {
 
@@ -27,12 +19,7 @@ core::runtime::RoleInfo ingest_role();
 core::runtime::RoleInfo aggregator_role();
 core::runtime::RoleInfo diagnoser_role();
 // For `gantry migrate telemetry`: the database's location settings (the DB_* parts; the CLI binds
-// db_url once for every system) and the migrations.
-struct MigrationTarget {
-  std::function<void(core::config::Schema&)> bind;
-  std::function<std::string(const std::string& url)> connection_string;
-  std::function<core::Status(store::postgres::Connection&)> apply;
-};
-MigrationTarget migration_target();
+// db_url once for every system) and how to apply the schema.
+store::postgres::MigrationTarget migration_target();
 
 }  // namespace gantry::telemetry

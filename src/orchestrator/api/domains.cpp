@@ -23,8 +23,7 @@ Domain row(const pg::Rows& r, int i) {
   return {std::string(r.get(i, 0)), std::string(r.get(i, 1)), std::string(r.get(i, 2)), r.get(i, 3) == "t"};
 }
 
-std::optional<std::string> opt(const std::optional<std::string>& v) { return v; }
-std::optional<std::string> opt(const std::optional<bool>& v) {
+std::optional<std::string> bool_text(const std::optional<bool>& v) {
   if (!v) return std::nullopt;
   return *v ? "true" : "false";
 }
@@ -157,7 +156,7 @@ class Api {
         std::string("UPDATE cptm8domain SET name = coalesce($2, name), companyname = coalesce($3, companyname), "
                     "enabled = coalesce($4::boolean, enabled) WHERE id = $1::uuid RETURNING ") +
             kColumns,
-        {id, opt(c->name), opt(c->companyname), opt(c->enabled)},
+        {id, c->name, c->companyname, bool_text(c->enabled)},
         [id](pg::Rows& r) {
           if (r.size() == 0) return not_found(id);
           http::Response out;

@@ -165,7 +165,7 @@ core::runtime::RoleInfo orchestrator_role() {
           [] { return std::make_unique<Factory>(); }};
 }
 
-MigrationTarget migration_target() {
+store::postgres::MigrationTarget migration_target() {
   auto st = std::make_shared<DbSettings>();
   return {[st](core::config::Schema& s) { orchestrator::bind(s, st.get(), false, false); },
           [st](const std::string& url) {
@@ -173,7 +173,8 @@ MigrationTarget migration_target() {
             d.url = url;
             return d.connection_string();
           },
-          [st](pg::Connection& c) { return apply_schema(c, st->schema); }};
+          [st](pg::Connection& c) { return apply_schema(c, st->schema); },
+          [](pg::Connection& c) { return c.schema_version(kVersionTable); }};
 }
 
 }  // namespace gantry::orchestrator

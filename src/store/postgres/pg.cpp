@@ -450,16 +450,18 @@ Status Connection::unlock(int64_t key) {
 
 bool Connection::holds(int64_t key) { return locks_.count(key) > 0 && session_alive(); }
 
-Result<int> Connection::schema_version() {
-  GANTRY_RETURN_IF_ERROR(exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, "
-      "applied_at timestamptz NOT NULL DEFAULT now())"));
-  auto r = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+Result<int> Connection::schema_version(std::string_view table) {
+  std::string t(table);
+  GANTRY_RETURN_IF_ERROR(exec("CREATE TABLE IF NOT EXISTS " + t +
+                              " (version integer PRIMARY KEY, description text NOT NULL, "
+                              "applied_at timestamptz NOT NULL DEFAULT now())"));
+  auto r = query("SELECT COALESCE(MAX(version), 0) FROM " + t);
   if (!r.is_ok()) return r.status();
   return static_cast<int>(r->int64(0, 0));
 }
 
-Status Connection::migrate(std::span<const Migration> migrations) {
+Status Connection::migrate(std::span<const Migration> migrations, std::string_view table) {
+  std::string t(table);
   // A migration may rewrite a big table: no statement timeout, and an hour's client budget.
   struct Unbounded {
     Connection& c;
@@ -470,22 +472,22 @@ Status Connection::migrate(std::span<const Migration> migrations) {
   auto locked = query("SELECT pg_advisory_lock($1::bigint)", {std::to_string(kMigrationLock)});
   if (!locked.is_ok()) return locked.status();
   Status s;
-  auto current = schema_version();
+  auto current = schema_version(table);
   if (!current.is_ok()) {
     s = current.status();
   } else {
     s = apply_migrations(
         migrations, *current,
-        [this](int version) -> Result<std::optional<std::string>> {
-          auto r = query("SELECT description FROM schema_migrations WHERE version = $1", {std::to_string(version)});
+        [this, &t](int version) -> Result<std::optional<std::string>> {
+          auto r = query("SELECT description FROM " + t + " WHERE version = $1", {std::to_string(version)});
           if (!r.is_ok()) return r.status();
           if (r->size() == 0) return std::optional<std::string>();
           return std::optional<std::string>(std::string(r->get(0, 0)));
         },
-        [this](const Migration& m) {
+        [this, &t](const Migration& m) {
           return transaction([&]() -> Status {
             GANTRY_RETURN_IF_ERROR(exec(m.sql));
-            auto ins = query("INSERT INTO schema_migrations(version, description) VALUES ($1, $2)",
+            auto ins = query("INSERT INTO " + t + "(version, description) VALUES ($1, $2)",
                              {std::to_string(m.version), m.description});
             return ins.is_ok() ? Status() : ins.status();
           });

@@ -38,6 +38,10 @@
 struct pg_conn;
 struct pg_result;
 
+namespace gantry::core::config {
+class Schema;
+}
+
 namespace gantry::store::postgres {
 
 using core::Result;
@@ -128,10 +132,12 @@ class Connection {
     return exec("COMMIT");
   }
 
-  // Applies the migrations newer than schema_migrations (in the current search_path), holding
-  // an advisory lock so concurrent migrators apply each version once.
-  Status migrate(std::span<const Migration> migrations);
-  Result<int> schema_version();
+  // Applies the migrations newer than `table` records (in the current search_path), holding an
+  // advisory lock so concurrent migrators apply each version once. Systems that may share a
+  // database keep their versions in tables of their own (versions are per system: two systems'
+  // migration 1 are different migrations). `table` is a trusted identifier, never input.
+  Status migrate(std::span<const Migration> migrations, std::string_view table = "schema_migrations");
+  Result<int> schema_version(std::string_view table = "schema_migrations");
 
   // Session advisory locks: held until unlocked or until the session ends.
   Result<bool> try_lock(int64_t key);
@@ -173,6 +179,16 @@ class Connection {
   std::set<int64_t> locks_;
   SessionLost on_lost_;
   std::optional<std::chrono::milliseconds> limit_override_;  // while migrating
+};
+
+// What a system offers `gantry migrate <system>`: its database's location settings (the parts,
+// under its own environment names; the CLI binds one db_url for every system), the connection
+// string they make with a given URL ("" = none), and how to apply its schema.
+struct MigrationTarget {
+  std::function<void(core::config::Schema&)> bind;
+  std::function<std::string(const std::string& url)> connection_string;
+  std::function<Status(Connection&)> apply;
+  std::function<Result<int>(Connection&)> version;  // after apply
 };
 
 }  // namespace gantry::store::postgres

@@ -94,7 +94,7 @@ core::runtime::RoleInfo diagnoser_role() {
           [] { return std::make_unique<jobs::DiagnoserFactory>(); }};
 }
 
-MigrationTarget migration_target() {
+store::postgres::MigrationTarget migration_target() {
   auto st = std::make_shared<DbSettings>();
   return {[st](core::config::Schema& s) { telemetry::bind(s, st.get(), false); },
           [st](const std::string& url) {
@@ -102,7 +102,8 @@ MigrationTarget migration_target() {
             d.url = url;
             return d.connection_string();
           },
-          [](store::postgres::Connection& c) { return c.migrate(aggregator::kMigrations); }};
+          [](store::postgres::Connection& c) { return c.migrate(aggregator::kMigrations); },
+          [](store::postgres::Connection& c) { return c.schema_version(); }};
 }
 
 }  // namespace gantry::telemetry
