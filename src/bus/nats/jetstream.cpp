@@ -181,14 +181,25 @@ Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = c.durable.c_str();
-  cfg.AckPolicy = js_AckExplicit;
+  cfg.AckPolicy = c.ack_all ? js_AckAll : js_AckExplicit;
   cfg.MaxDeliver = c.max_deliver;
   cfg.AckWait = std::chrono::nanoseconds(c.ack_wait).count();
   cfg.MaxAckPending = c.max_ack_pending;
   cfg.FilterSubject = subject.c_str();
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_UpdateConsumer(nullptr, js_, stream.c_str(), &cfg, nullptr, &jerr);
-  if (s != NATS_OK && jerr == JSConsumerNotFoundErr) {
+  natsStatus s = NATS_OK;
+  if (c.start_sequence > 0) {
+    // A start position cannot be changed on an existing consumer: it is made anew.
+    s = js_DeleteConsumer(js_, stream.c_str(), c.durable.c_str(), nullptr, &jerr);
+    if (s != NATS_OK && jerr != JSConsumerNotFoundErr) return from(s, "nats.consumer delete " + c.durable, jerr);
+    cfg.DeliverPolicy = js_DeliverByStartSequence;
+    cfg.OptStartSeq = c.start_sequence;
+    jerr = static_cast<jsErrCode>(0);
+    s = NATS_NOT_FOUND;
+  } else {
+    s = js_UpdateConsumer(nullptr, js_, stream.c_str(), &cfg, nullptr, &jerr);
+  }
+  if (s != NATS_OK && (jerr == JSConsumerNotFoundErr || c.start_sequence > 0)) {
     jerr = static_cast<jsErrCode>(0);
     s = js_AddConsumer(nullptr, js_, stream.c_str(), &cfg, nullptr, &jerr);
   }
@@ -212,6 +223,37 @@ Result<ConsumerState> JetStream::consumer_state(const std::string& stream, const
   ConsumerState out{ci->NumPending, static_cast<uint64_t>(ci->NumAckPending), static_cast<uint64_t>(ci->NumRedelivered)};
   jsConsumerInfo_Destroy(ci);
   return out;
+}
+
+Result<std::unique_ptr<PullConsumer>> JetStream::replay_consumer(const std::string& stream, const std::string& subject,
+                                                                 std::chrono::system_clock::time_point since) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Config.AckPolicy = js_AckNone;
+  so.Config.DeliverPolicy = js_DeliverByStartTime;
+  so.Config.OptStartTime = std::chrono::duration_cast<std::chrono::nanoseconds>(since.time_since_epoch()).count();
+  so.Config.InactiveThreshold = std::chrono::nanoseconds(std::chrono::minutes(1)).count();
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_PullSubscribe(&sub, js_, subject.c_str(), nullptr, nullptr, &so, &jerr);
+  if (s != NATS_OK) return from(s, "nats.replay_consumer " + stream, jerr);
+  return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
+}
+
+Result<uint64_t> JetStream::last_sequence(const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, stream.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return from(s, "nats.stream_info " + stream, jerr);
+  uint64_t last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  return last;
+}
+
+Status JetStream::publish_core(std::string_view subject, std::string_view data) {
+  std::string subj(subject);
+  return from(natsConnection_Publish(nc_, subj.c_str(), data.data(), static_cast<int>(data.size())), "nats.publish " + subj);
 }
 
 Status JetStream::purge_stream(const std::string& stream) {

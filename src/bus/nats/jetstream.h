@@ -57,6 +57,12 @@ struct ConsumerSpec {
   int max_deliver = 5;
   std::chrono::milliseconds ack_wait{30'000};
   int max_ack_pending = 1000;
+  // An ack covers every earlier message too (AckAll): one ack per fetched batch.
+  bool ack_all = false;
+  // Non-zero: the consumer is made anew to start at this stream sequence (an existing one of
+  // this name is deleted first), for a consumer whose owner rebuilt its state from the stream
+  // up to start_sequence - 1 and must not be handed those messages again.
+  uint64_t start_sequence = 0;
 };
 
 // Where a durable consumer stands.
@@ -120,6 +126,15 @@ class JetStream {
   Result<std::unique_ptr<PullConsumer>> pull_consumer(const std::string& stream, const std::string& subject,
                                                       const ConsumerSpec& c);
   Result<ConsumerState> consumer_state(const std::string& stream, const std::string& durable);
+  // An ephemeral consumer (no acks) of the messages stored since `since`, for rebuilding state
+  // from the stream; it goes when its subscription does.
+  Result<std::unique_ptr<PullConsumer>> replay_consumer(const std::string& stream, const std::string& subject,
+                                                        std::chrono::system_clock::time_point since);
+  // The stream's last sequence (0 when empty).
+  Result<uint64_t> last_sequence(const std::string& stream);
+  // A core NATS publish (no JetStream, no ack; subscribers that are not listening miss it).
+  // Fails at once while disconnected.
+  Status publish_core(std::string_view subject, std::string_view data);
   // Deletes every message of the stream (benchmarks and tests start from an empty stream).
   Status purge_stream(const std::string& stream);
 
