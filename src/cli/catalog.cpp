@@ -5,6 +5,7 @@
 #include "fleet/roles.h"
 #include "orchestrator/roles.h"
 #include "telemetry/roles.h"
+#include "trades/roles.h"
 
 namespace gantry::cli {
 
@@ -20,6 +21,9 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(telemetry::diagnoser_role());
   roles.push_back(orchestrator::orchestrator_role());
   roles.push_back(orchestrator::scan_bridge_role());
+  roles.push_back(trades::trades_role());
+  roles.push_back(trades::generate_role());
+  roles.push_back(trades::top_role());
   roles.push_back(migrate_role());
   return roles;
 }

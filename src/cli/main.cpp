@@ -144,6 +144,11 @@ int main(int argc, char** argv) {
     args.insert(args.begin() + 2, "--system");
   // The original orchestrator's `orchestrator launch --ip --port` is `gantry orchestrator`.
   if (args.size() > 2 && args[1] == "orchestrator" && args[2] == "launch") args.erase(args.begin() + 2);
+  // `gantry trades generate|top …` are the roles trades-generate and trades-top.
+  if (args.size() > 2 && args[1] == "trades" && (args[2] == "generate" || args[2] == "top")) {
+    args[1] = "trades-" + args[2];
+    args.erase(args.begin() + 2);
+  }
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   argc = static_cast<int>(argp.size());

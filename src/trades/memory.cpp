@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <sys/types.h>
 #include <string>
 
 // jemalloc's control interface, weak: present when the binary links jemalloc, null otherwise.
@@ -56,9 +57,16 @@ bool purge_memory() {
 bool set_decay_ms(int64_t ms) {
   if (!mallctl) return false;
   ssize_t v = static_cast<ssize_t>(ms);
-  bool a = mallctl("arenas.dirty_decay_ms", nullptr, nullptr, &v, sizeof v) == 0;
-  bool b = mallctl("arena.4096.dirty_decay_ms", nullptr, nullptr, &v, sizeof v) == 0;
-  return a && b;
+  // The default for arenas made later, then each existing arena.
+  if (mallctl("arenas.dirty_decay_ms", nullptr, nullptr, &v, sizeof v) != 0) return false;
+  unsigned n = 0;
+  size_t len = sizeof n;
+  if (mallctl("arenas.narenas", &n, &len, nullptr, 0) != 0) return false;
+  for (unsigned i = 0; i < n; ++i) {
+    std::string name = "arena." + std::to_string(i) + ".dirty_decay_ms";
+    (void)mallctl(name.c_str(), nullptr, nullptr, &v, sizeof v);  // an arena not yet in use has none to set
+  }
+  return true;
 }
 
 }  // namespace gantry::trades
