@@ -161,19 +161,23 @@ class Engine::Shard {
     auto it = map_.find(token);
     if (it != map_.end()) return it->second.get();
     if (e_.over_memory_.load(std::memory_order_relaxed)) return nullptr;
-    if (e_.live_tokens_.load(std::memory_order_relaxed) >= static_cast<int64_t>(e_.o_.max_tokens)) {
-      // Over MAX_TOKEN_PROCESSORS: this shard's least recently active token makes room.
-      auto victim = map_.end();
-      for (auto i = map_.begin(); i != map_.end(); ++i)
-        if (victim == map_.end() || i->second->w.last_trade_ms() < victim->second->w.last_trade_ms()) victim = i;
-      if (victim == map_.end()) return nullptr;
-      evict(victim, now);
-      evicted_limit.fetch_add(1, std::memory_order_relaxed);
-    }
+    // At MAX_TOKEN_PROCESSORS this shard's least recently active token makes room. A shard
+    // with none goes over by one; the next flush of a shard that has tokens evicts one.
+    if (e_.live_tokens_.load(std::memory_order_relaxed) >= static_cast<int64_t>(e_.o_.max_tokens)) evict_lru(now);
     TokenWindows::Options o{.windows = &e_.o_.windows, .resolution_ms = e_.o_.resolution_ms, .dedup = e_.o_.dedup};
     auto [ins, _] = map_.emplace(std::string(token), std::make_unique<Slot>(o));
     e_.live_tokens_.fetch_add(1, std::memory_order_relaxed);
     return ins->second.get();
+  }
+
+  bool evict_lru(int64_t now) {
+    auto victim = map_.end();
+    for (auto i = map_.begin(); i != map_.end(); ++i)
+      if (victim == map_.end() || i->second->w.last_trade_ms() < victim->second->w.last_trade_ms()) victim = i;
+    if (victim == map_.end()) return false;
+    evict(victim, now);
+    evicted_limit.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   // The token's last report (its statistics as they are now), then it goes.
@@ -198,6 +202,8 @@ class Engine::Shard {
     int64_t now = wall_ms(*e_.o_.clock);
     int64_t longest = e_.o_.windows.back().ms, shortest = e_.o_.windows.front().ms;
     bool over = e_.over_memory_.load(std::memory_order_relaxed);
+    while (!final && e_.live_tokens_.load(std::memory_order_relaxed) > static_cast<int64_t>(e_.o_.max_tokens) && evict_lru(now)) {
+    }
     std::vector<TokenUpdate> updates = std::move(evicted_reports_);
     evicted_reports_.clear();
     uint64_t bytes = 0;

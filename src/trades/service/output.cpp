@@ -94,6 +94,12 @@ void Output::write_once(bool final) {
     batch.swap(pending_);
   }
   if (batch.empty()) return;
+  // Counted as pending while being written: a failed write puts them back.
+  in_flight_ = batch.size();
+  struct Clear {
+    std::atomic<size_t>& n;
+    ~Clear() { n = 0; }
+  } clear{in_flight_};
   auto now = std::chrono::system_clock::now();
   std::string stamp = core::rfc3339_nano(now);
   // token:{addr}:last_update is Go's time.RFC3339 in the original: to the second.
@@ -210,7 +216,7 @@ Output::Stats Output::stats() const {
   s.write_seconds = static_cast<double>(write_ns_.load()) / 1e9;
   s.redis_up = redis_up_.load();
   std::lock_guard lk(mu_);
-  s.pending = pending_.size();
+  s.pending = pending_.size() + in_flight_.load();
   return s;
 }
 

@@ -84,6 +84,7 @@ class Output {
   std::atomic<uint64_t> writes_{0}, write_errors_{0}, commands_{0}, publishes_{0}, publish_errors_{0};
   std::atomic<int64_t> write_ns_{0};
   std::atomic<bool> redis_up_{false};
+  std::atomic<size_t> in_flight_{0};  // tokens of the batch being written
   core::metrics::Histogram& redis_latency_;
   core::metrics::Family<core::metrics::Counter>& redis_ops_;
 };

@@ -29,7 +29,7 @@ struct GenSettings {
   std::string subject_prefix = "trades";
   int tokens = 20;
   double rate = 1000;
-  Ms batch{200};
+  int batch_ms = 200;
   Ms duration{0};
   int64_t seed = 1;
   bool whole_seconds = true;
@@ -56,7 +56,7 @@ class Generator final : public core::runtime::Role {
     timer_ = std::make_unique<asio::steady_timer>(ioc_);
     tick();
     thread_ = std::thread([this] { ioc_.run(); });
-    lg.info("generating", {{"tokens", st_.tokens}, {"rate", st_.rate}, {"batch_ms", static_cast<int64_t>(st_.batch.count())}});
+    lg.info("generating", {{"tokens", st_.tokens}, {"rate", st_.rate}, {"batch_ms", st_.batch_ms}});
     return {};
   }
 
@@ -80,14 +80,17 @@ class Generator final : public core::runtime::Role {
 
  private:
   void tick() {
-    if (stopping_ || (st_.duration.count() > 0 && std::chrono::steady_clock::now() - t0_ >= st_.duration)) {
-      stopping_ = true;
+    if (stopping_) {
       if (in_flight_ == 0) finish();
       return;
     }
-    due_ += st_.rate * static_cast<double>(st_.batch.count()) / 1000.0;
-    auto n = static_cast<uint64_t>(due_);
-    due_ -= static_cast<double>(n);
+    // Due: the rate times the time since the start (so timer lateness does not lower the
+    // rate); at the end of --duration exactly rate x duration in all.
+    auto elapsed = std::chrono::steady_clock::now() - t0_;
+    bool last = st_.duration.count() > 0 && elapsed >= st_.duration;
+    if (last) elapsed = st_.duration;
+    auto due = static_cast<uint64_t>(std::llround(st_.rate * std::chrono::duration<double>(elapsed).count()));
+    uint64_t n = due > published_ ? due - published_ : 0;
     auto now = std::chrono::system_clock::now();
     std::string when = core::rfc3339_nano(st_.whole_seconds ? std::chrono::floor<std::chrono::seconds>(now) : std::chrono::floor<Ms>(now));
     std::uniform_real_distribution<double> u(0, 1);
@@ -121,7 +124,12 @@ class Generator final : public core::runtime::Role {
         if (++failed_ <= 5) lg.warn("trade not published", {{"error", s.to_string()}});
       }
     }
-    timer_->expires_after(st_.batch);
+    if (last) {
+      stopping_ = true;
+      if (in_flight_ == 0) finish();
+      return;
+    }
+    timer_->expires_after(Ms(st_.batch_ms));
     timer_->async_wait([this](boost::system::error_code ec) {
       if (!ec) tick();
     });
@@ -141,7 +149,6 @@ class Generator final : public core::runtime::Role {
   std::unique_ptr<asio::steady_timer> timer_;
   std::thread thread_;
   std::chrono::steady_clock::time_point t0_;
-  double due_ = 0;
   bool stopping_ = false;
   std::atomic<bool> done_{false};
   uint64_t published_ = 0, stored_ = 0, failed_ = 0, in_flight_ = 0;
@@ -154,7 +161,7 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("subject_prefix", &st_.subject_prefix, "trades go to <prefix>.<token> (the trades role's stream holds trades.>)");
     s.add("tokens", &st_.tokens, "how many tokens").range(1, 1'000'000);
     s.add("rate", &st_.rate, "trades per second, all tokens together").range(0.001, 10'000'000);
-    s.add("batch_ms", &st_.batch, "publish every this long (rate x batch trades each time)").range(1, 60'000);
+    s.add("batch_ms", &st_.batch_ms, "publish every this many milliseconds (rate x batch trades each time)").range(1, 60'000);
     s.add("duration", &st_.duration, "stop after this long (0: run until SIGTERM)").range(0, 1e12);
     s.add("seed", &st_.seed, "random seed (the same seed gives the same tokens)");
     s.add("whole_seconds", &st_.whole_seconds, "TransTime to the second, as the original's collector wrote it");
