@@ -9,6 +9,7 @@
 #                                Redis and NATS out: a backlog of trades drained by gantry trades
 #   raw_jetstream_consume_per_s  the same backlog pulled and acked by a plain cnats consumer
 #   e2e_ratio_vs_raw             (goal >= 0.5; e2e goal >= 200,000)
+#   redis_visible_p50_ms_at_10k / redis_visible_p99_ms_at_10k   the same at 10,000 trades/s
 #   redis_visible_p50_ms_at_50k / redis_visible_p99_ms_at_50k
 #                                open loop 50,000 trades/s: from a trade's scheduled send to its
 #                                token's aggregate in Redis counting it (goal p99 < 2 x flush
@@ -70,6 +71,9 @@ raw=$($TB raw_consume "$GANTRY_NATS_URL" "$stream" "$subj.>" "$N")
 emit $B raw_jetstream_consume_per_s "$raw" msgs/s
 emit $B e2e_ratio_vs_raw "$(ratio "$e2e" "$raw")"
 
+read -r p50 p99 samples < <($TB latency "$GANTRY_NATS_URL" "$GANTRY_REDIS_URL" "$subj" 10000 5 1000)
+emit $B redis_visible_p50_ms_at_10k "$p50" ms
+emit $B redis_visible_p99_ms_at_10k "$p99" ms
 read -r p50 p99 samples < <($TB latency "$GANTRY_NATS_URL" "$GANTRY_REDIS_URL" "$subj" 50000 5 1000)
 emit $B redis_visible_p50_ms_at_50k "$p50" ms
 emit $B redis_visible_p99_ms_at_50k "$p99" ms

@@ -51,4 +51,14 @@ bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(1
   return pred();
 }
 
+// The value of a metric series line ("name{labels} value") in Prometheus text; -1 when absent.
+inline double metric(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
 }  // namespace gantry::testing

@@ -66,16 +66,6 @@ std::optional<std::string> await_message(const std::string& url, const std::stri
   return got;
 }
 
-// The value of a metric series line ("name{labels} value") in Prometheus text; -1 when absent.
-double metric(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return -1;
-}
-
 // Stops a role with SIGTERM and expects a clean exit: a race found by a TSan build, a crash or
 // a shutdown that hangs fails the test here.
 void expect_clean_stop(Child& c, const std::string& what) {

@@ -30,16 +30,6 @@ std::string tag() {
   return buf;
 }
 
-// The value of a metric series line ("name{labels} value") in Prometheus text; -1 when absent.
-double metric(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return -1;
-}
-
 std::string trade(const std::string& token, const std::string& side, const std::string& native, const std::string& price,
                   const std::string& tx, const std::string& when = "") {
   std::string t = when.empty() ? core::rfc3339_nano(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())) : when;

@@ -77,6 +77,18 @@ void figure(core::json::Writer& w, std::string_view key, double v) {
   w.key(key).raw(s);
 }
 
+// The fields both shapes share, in the original's order.
+void counts_and_volumes(core::json::Writer& w, const Aggregate& a) {
+  w.field("sell_count", static_cast<long long>(a.sell_count));
+  w.field("buy_count", static_cast<long long>(a.buy_count));
+  w.field("total_trades", static_cast<long long>(a.total_trades));
+  figure(w, "sell_volume", a.sell_volume);
+  figure(w, "buy_volume", a.buy_volume);
+  figure(w, "total_volume", a.total_volume);
+  figure(w, "volume_usd", a.volume_usd);
+  figure(w, "price_change", a.price_change);
+}
+
 }  // namespace
 
 void render_aggregates(std::string& out, const std::vector<WindowSpec>& windows, const TokenUpdate& u,
@@ -86,14 +98,7 @@ void render_aggregates(std::string& out, const std::vector<WindowSpec>& windows,
   for (size_t i = 0; i < windows.size() && i < u.windows.size(); ++i) {
     const Aggregate& a = u.windows[i];
     w.key(windows[i].name).object();
-    w.field("sell_count", static_cast<long long>(a.sell_count));
-    w.field("buy_count", static_cast<long long>(a.buy_count));
-    w.field("total_trades", static_cast<long long>(a.total_trades));
-    figure(w, "sell_volume", a.sell_volume);
-    figure(w, "buy_volume", a.buy_volume);
-    figure(w, "total_volume", a.total_volume);
-    figure(w, "volume_usd", a.volume_usd);
-    figure(w, "price_change", a.price_change);
+    counts_and_volumes(w, a);
     figure(w, "start_price", a.open_price);  // the original's names for open and close
     figure(w, "end_price", a.close_price);
     figure(w, "open_price", a.open_price);
@@ -114,14 +119,7 @@ void render_publication(std::string& out, const std::vector<WindowSpec>& windows
   for (size_t i = 0; i < windows.size() && i < u.windows.size(); ++i) {
     const Aggregate& a = u.windows[i];
     w.object().field("time_window", windows[i].name);
-    w.field("sell_count", static_cast<long long>(a.sell_count));
-    w.field("buy_count", static_cast<long long>(a.buy_count));
-    w.field("total_trades", static_cast<long long>(a.total_trades));
-    figure(w, "sell_volume", a.sell_volume);
-    figure(w, "buy_volume", a.buy_volume);
-    figure(w, "total_volume", a.total_volume);
-    figure(w, "volume_usd", a.volume_usd);
-    figure(w, "price_change", a.price_change);
+    counts_and_volumes(w, a);
     figure(w, "open_price", a.open_price);
     figure(w, "close_price", a.close_price);
     w.field("timestamp", generated_at);

@@ -102,7 +102,7 @@ class Generator final : public core::runtime::Role {
       double native = std::round(u(rng_) * 10'000) / 1000;  // 0..10 SOL
       double tokens_amt = std::round(native * 150 / price_[k]);
       hash.clear();
-      for (int c = 0; c < 64; ++c) hash += kBase58[rng_() % 58];
+      for (int c = 0; c < 64; ++c) hash += kBase58[tx_rng_() % 58];
       body.clear();
       char p[32], a[32], t[32];
       std::snprintf(p, sizeof p, "%.10g", price_[k]);
@@ -142,6 +142,9 @@ class Generator final : public core::runtime::Role {
 
   GenSettings st_;
   std::mt19937_64 rng_;
+  // TxHashes differ on every run, whatever the seed: a second run is new trades, not
+  // duplicates of the first run's still in the stream.
+  std::mt19937_64 tx_rng_{std::random_device{}()};
   std::vector<std::string> tokens_;
   std::vector<double> price_;
   asio::io_context ioc_;
@@ -163,7 +166,7 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("rate", &st_.rate, "trades per second, all tokens together").range(0.001, 10'000'000);
     s.add("batch_ms", &st_.batch_ms, "publish every this many milliseconds (rate x batch trades each time)").range(1, 60'000);
     s.add("duration", &st_.duration, "stop after this long (0: run until SIGTERM)").range(0, 1e12);
-    s.add("seed", &st_.seed, "random seed (the same seed gives the same tokens)");
+    s.add("seed", &st_.seed, "random seed: the same seed gives the same tokens and prices (TxHashes are new on every run)");
     s.add("whole_seconds", &st_.whole_seconds, "TransTime to the second, as the original's collector wrote it");
   }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
