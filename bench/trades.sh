@@ -14,8 +14,10 @@
 #                                open loop 50,000 trades/s: from a trade's scheduled send to its
 #                                token's aggregate in Redis counting it (goal p99 < 2 x flush
 #                                interval + 10 ms = 210 ms, printed as redis_visible_goal_ms)
-#   redis_writes_per_s           gantry's write path (render + pipelined SET … EX, pipeline 100)
-#   redis_benchmark_set_per_s    redis-benchmark -P 100 -t set, values of the same size
+#   redis_writes_per_s           gantry's writer: pipelined SET … EX of rendered aggregates (the
+#                                shards render them), pipeline 100, one connection
+#   redis_benchmark_set_per_s    redis-benchmark -P 100 -t set, values of the same size (its
+#                                default 50 connections)
 #   redis_ratio_vs_redis_benchmark  (goal >= 0.8)
 #   mb_per_1k_tokens             memory for 1,000 tokens at 100 trades/s each once the longest
 #                                window (1 h, simulated time) is full, dedup on (the default);

@@ -73,6 +73,10 @@ void bind(core::config::Schema& s, Settings* st) {
   s.add("batch_processing_size", &st->batch_processing_size, "messages per JetStream fetch")
       .env("BATCH_PROCESSING_SIZE")
       .range(1, 100'000);
+  s.add("fetch_wait", &st->fetch_wait,
+        "a fetch returns what arrived within this, full batch or not (bounds the latency batching adds)")
+      .env("FETCH_WAIT")
+      .range(1, 60'000);
   s.add("gc_target_percentage", &st->gc_target_percentage,
         "Go's GOGC, mapped to jemalloc: unused pages go back to the OS after 10 s x this / 100")
       .env("GC_TARGET_PERCENTAGE")

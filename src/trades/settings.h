@@ -46,6 +46,7 @@ struct Settings {
   int processor_channel_size = 1000;   // raw batches waiting for a shard
   int worker_queue_size = 10000;       // messages delivered by JetStream and not yet acked
   int batch_processing_size = 100;     // messages per JetStream fetch
+  std::chrono::milliseconds fetch_wait{20};  // a fetch returns what it has after this
   int gc_target_percentage = 100;      // jemalloc's dirty page decay: 10 s × this / 100
   std::chrono::milliseconds flush_interval{100};
   bool publish_nats = true;

@@ -68,76 +68,88 @@ void Output::stop(std::chrono::milliseconds deadline) {
   redis_.reset();
 }
 
+// Rendered here, on the reporting shard's thread: the shards share the rendering, and the
+// writer thread only sends.
 void Output::add(std::vector<TokenUpdate>&& updates) {
-  std::lock_guard lk(mu_);
+  auto now = std::chrono::system_clock::now();
+  std::string stamp = core::rfc3339_nano(now);
+  // token:{addr}:last_update is Go's time.RFC3339 in the original: to the second.
+  std::string stamp_s = core::rfc3339_nano(std::chrono::floor<std::chrono::seconds>(now));
+  std::vector<Pending> ready;
+  ready.reserve(updates.size());
   for (auto& u : updates) {
-    std::string key = u.token;
-    pending_[std::move(key)] = std::move(u);
+    Pending p;
+    p.row.token = std::move(u.token);
+    p.row.last_update = stamp_s;
+    u.token = p.row.token;
+    render_aggregates(p.row.aggregates, windows_, u, stamp);
+    if (nats_ && st_.publish_nats) render_publication(p.publication, windows_, u, stamp);
+    p.row.windows = std::move(u.windows);
+    p.evicted = u.evicted;
+    ready.push_back(std::move(p));
   }
+  {
+    std::lock_guard lk(mu_);
+    for (auto& p : ready) {
+      std::string key = p.row.token;
+      pending_[std::move(key)] = std::move(p);
+    }
+  }
+  cv_.notify_all();
 }
 
+// The shards already report each token at most once per interval, so reports are written as
+// they come (a second timer here would add up to another interval to every trade's latency).
+// After a failed write the next try waits for the next interval.
 void Output::loop() {
   std::unique_lock lk(mu_);
+  bool failed = false;
   for (;;) {
-    cv_.wait_for(lk, std::chrono::milliseconds(flush_ms_->load()), [&] { return stop_; });
+    auto interval = std::chrono::milliseconds(flush_ms_->load());
+    if (failed) cv_.wait_for(lk, interval, [&] { return stop_; });
+    else cv_.wait_for(lk, interval, [&] { return stop_ || !pending_.empty(); });
     if (stop_) return;
     lk.unlock();
-    write_once(false);
+    failed = !write_once(false);
     lk.lock();
   }
 }
 
-void Output::write_once(bool final) {
-  std::unordered_map<std::string, TokenUpdate> batch;
+bool Output::write_once(bool final) {
+  std::unordered_map<std::string, Pending> batch;
   {
     std::lock_guard lk(mu_);
     batch.swap(pending_);
   }
-  if (batch.empty()) return;
+  if (batch.empty()) return true;
   // Counted as pending while being written: a failed write puts them back.
   in_flight_ = batch.size();
   struct Clear {
     std::atomic<size_t>& n;
     ~Clear() { n = 0; }
   } clear{in_flight_};
-  auto now = std::chrono::system_clock::now();
-  std::string stamp = core::rfc3339_nano(now);
-  // token:{addr}:last_update is Go's time.RFC3339 in the original: to the second.
-  std::string stamp_s = core::rfc3339_nano(std::chrono::floor<std::chrono::seconds>(now));
   std::string ttl = std::to_string(std::max<int64_t>(1, st_.redis.ttl.count() / 1000));
 
-  // Render once; the same text goes to Redis and to the snapshot.
-  std::vector<Row> rows;
-  rows.reserve(batch.size());
-  std::string pub;
-  for (auto& [token, u] : batch) {
-    Row r;
-    r.token = token;
-    r.last_update = stamp_s;
-    render_aggregates(r.aggregates, windows_, u, stamp);
-    r.windows = u.windows;
-    if (nats_ && st_.publish_nats && !final) {
-      pub.clear();
-      render_publication(pub, windows_, u, stamp);
-      core::Status s = nats_->publish_core(st_.nats_prefix + "." + subject_token(token), pub);
-      (s.is_ok() ? publishes_ : publish_errors_).fetch_add(1, std::memory_order_relaxed);
-    }
-    rows.push_back(std::move(r));
+  // NATS once per report (not again when a Redis retry sends it), then the query snapshot.
+  for (auto& [token, p] : batch) {
+    if (p.published || p.publication.empty() || final) continue;
+    core::Status s = nats_->publish_core(st_.nats_prefix + "." + subject_token(token), p.publication);
+    (s.is_ok() ? publishes_ : publish_errors_).fetch_add(1, std::memory_order_relaxed);
+    p.published = true;
   }
   {
     std::lock_guard lk(mu_);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      auto& u = batch[rows[i].token];
-      if (u.evicted) snapshot_.erase(rows[i].token);
-      else snapshot_[rows[i].token] = rows[i];
+    for (auto& [token, p] : batch) {
+      if (p.evicted) snapshot_.erase(token);
+      else snapshot_[token] = p.row;
     }
   }
 
   // Redis: SET with EX refreshes the TTL in the same command the original spent two on.
   for (int attempt = 0;; ++attempt) {
-    for (auto& r : rows) {
-      redis_->add({"SET", "token:" + r.token + ":aggregates", r.aggregates, "EX", ttl});
-      redis_->add({"SET", "token:" + r.token + ":last_update", r.last_update, "EX", ttl});
+    for (auto& [token, p] : batch) {
+      redis_->add({"SET", "token:" + token + ":aggregates", p.row.aggregates, "EX", ttl});
+      redis_->add({"SET", "token:" + token + ":last_update", p.row.last_update, "EX", ttl});
     }
     auto t0 = std::chrono::steady_clock::now();
     auto res = redis_->exec_writes();
@@ -153,7 +165,7 @@ void Output::write_once(bool final) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
         lg.warn("Redis refused writes", {{"errors", static_cast<int64_t>(res->errors)}, {"first", res->first_error}});
       }
-      return;
+      return true;
     }
     redis_ops_.with({"error"}).inc();
     write_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -164,7 +176,7 @@ void Output::write_once(bool final) {
       if (attempt > 0 || res.status().code() != core::Code::kCircuitOpen)
         lg.warn("Redis write failed; kept for the next flush",
                 {{"error", res.status().to_string()}, {"tokens", static_cast<int64_t>(pending_.size())}});
-      return;
+      return false;
     }
     std::unique_lock lk(mu_);
     cv_.wait_for(lk, st_.redis.retry_delay, [&] { return stop_ && !final; });

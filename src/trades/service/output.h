@@ -1,8 +1,8 @@
 // Where flushed statistics go: Redis (the original's keys, pipelined, through the "redis"
 // breaker), NATS aggregates.<token>, and the snapshot the query API reads.
 //
-// The engine's shards hand over their reports (add()); one writer thread, every flush
-// interval, renders what changed since the last write and sends it. Only each token's latest
+// The engine's shards hand over their reports (add(), at most one per token per flush
+// interval); one writer thread renders and sends them as they come. Only each token's latest
 // report is kept while Redis is unreachable, so a returning Redis gets the current state of
 // every token that changed meanwhile, once, and nothing older (no stale value is written after
 // a newer one). A failed batch is retried `max_retries` times, `retry_delay` apart, then left
@@ -64,7 +64,14 @@ class Output {
 
  private:
   void loop();
-  void write_once(bool final);
+  bool write_once(bool final);  // false: the write failed (what it held is pending again)
+
+  struct Pending {
+    Row row;
+    std::string publication;  // the NATS message ("" when not publishing)
+    bool evicted = false;
+    bool published = false;
+  };
 
   const Settings& st_;
   std::vector<WindowSpec> windows_;
@@ -77,7 +84,7 @@ class Output {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::unordered_map<std::string, TokenUpdate> pending_;  // latest report per token, not yet written
+  std::unordered_map<std::string, Pending> pending_;  // latest report per token, not yet written
   std::unordered_map<std::string, Row> snapshot_;
   std::thread thread_;
 

@@ -167,7 +167,9 @@ void Service::consume() {
   if (!consumer) return;
   replayed_ = true;
   while (!stopping()) {
-    auto batch = consumer->fetch(fetch_batch_.load(), Ms(500));
+    // A fetch waits for a full batch or fetch_wait: short, so a trade on a quiet stream does
+    // not wait for a batch to fill before it is applied.
+    auto batch = consumer->fetch(fetch_batch_.load(), st_.fetch_wait);
     if (!batch.is_ok()) {
       fetch_errors_++;
       lg.warn("fetch failed", {{"error", batch.status().to_string()}});
