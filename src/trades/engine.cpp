@@ -11,6 +11,10 @@ struct Hash {
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+// A counter only its shard's thread writes: a plain load and store (no locked instruction on
+// the per-trade path); readers on other threads see it a moment later.
+void bump(std::atomic<uint64_t>& a, uint64_t n = 1) { a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+
 int64_t wall_ms(const core::Clock& c) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(c.wall_now().time_since_epoch()).count();
 }
@@ -78,7 +82,7 @@ class Engine::Shard {
           for (const Trade& tr : t) apply(tr, now);
           done_batch();
         }
-        busy_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+        busy_ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
         raw.clear();
         trades.clear();
       }
@@ -94,7 +98,7 @@ class Engine::Shard {
   }
 
   void done_batch() {
-    batches.fetch_add(1, std::memory_order_relaxed);
+    bump(batches);
     e_.pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
@@ -106,7 +110,7 @@ class Engine::Shard {
       parsed_.clear();
       core::Status s = parser_.parse(b.data[i], b.seq.empty() ? 0 : b.seq[i], parsed_);
       if (!s.is_ok()) {
-        invalid.fetch_add(1, std::memory_order_relaxed);
+        bump(invalid);
         if (e_.on_invalid_) e_.on_invalid_(b.data[i], s);
         continue;
       }
@@ -137,16 +141,16 @@ class Engine::Shard {
   void apply(const Trade& t, int64_t now) {
     Slot* s = slot(t.token(), now);
     if (!s) {
-      refused.fetch_add(1, std::memory_order_relaxed);
+      bump(refused);
       return;
     }
     switch (s->w.add(t, now)) {
       case TokenWindows::Added::kApplied:
-        applied.fetch_add(1, std::memory_order_relaxed);
+        bump(applied);
         mark(*s);
         break;
-      case TokenWindows::Added::kDuplicate: duplicates.fetch_add(1, std::memory_order_relaxed); break;
-      case TokenWindows::Added::kTooOld: too_old.fetch_add(1, std::memory_order_relaxed); break;
+      case TokenWindows::Added::kDuplicate: bump(duplicates); break;
+      case TokenWindows::Added::kTooOld: bump(too_old); break;
     }
   }
 
@@ -176,7 +180,7 @@ class Engine::Shard {
       if (victim == map_.end() || i->second->w.last_trade_ms() < victim->second->w.last_trade_ms()) victim = i;
     if (victim == map_.end()) return false;
     evict(victim, now);
-    evicted_limit.fetch_add(1, std::memory_order_relaxed);
+    bump(evicted_limit);
     return true;
   }
 
@@ -212,7 +216,7 @@ class Engine::Shard {
       if (s.w.advance(now)) mark(s);
       int64_t idle = now - s.w.last_trade_ms();
       if (!final && (idle > longest || (over && idle > shortest))) {
-        (idle > longest ? evicted_idle : evicted_memory).fetch_add(1, std::memory_order_relaxed);
+        bump(idle > longest ? evicted_idle : evicted_memory);
         updates.push_back(report(it->first, s));
         updates.back().evicted = true;
         it = map_.erase(it);
