@@ -4,6 +4,7 @@
 // tests share neither messages nor keys.
 #include <nats/nats.h>
 
+#include <fstream>
 #include <random>
 #include <regex>
 
@@ -38,7 +39,9 @@ std::string trade(const std::string& token, const std::string& side, const std::
 }
 
 struct Trades {
-  Trades(std::string id, std::vector<std::string> extra = {}, std::string redis = "", std::string durable = "") : id(std::move(id)) {
+  Trades(std::string id, std::vector<std::string> extra = {}, std::string redis = "", std::string durable = "",
+         std::map<std::string, std::string> env = {})
+      : id(std::move(id)), env(std::move(env)) {
     nats_url = server_url("GANTRY_NATS_URL");
     redis_url = redis.empty() ? server_url("GANTRY_REDIS_URL") : redis;
     start(extra, durable);
@@ -50,7 +53,7 @@ struct Trades {
                                   "--durable", this->durable.empty() ? "agg-" + id : this->durable, "--nats-prefix", "agg" + id,
                                   "--access-log", "false"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<Child>(argv);
+    proc = std::make_unique<Child>(argv, env);
     std::string out = proc->wait_for_output("url=http://", 30s);
     EXPECT_NE(out, "") << proc->out() << proc->err();
     std::smatch m;
@@ -98,6 +101,7 @@ struct Trades {
   }
   std::string subject(const std::string& token) const { return "t" + id + "." + token; }
   std::string id, nats_url, redis_url, durable;
+  std::map<std::string, std::string> env;
   int port = 0;
   bool killed = false;
   std::unique_ptr<Child> proc;
@@ -194,6 +198,21 @@ TEST(Trades, AggregatesInTheOriginalsRedisKeysAndShapes) {
   EXPECT_NE(nf.find("NoSuchToken"), std::string::npos);
   EXPECT_EQ(t.get("/tokens?sort=volume_2min").first, 400);
   EXPECT_EQ(t.get("/tokens?sort=volume_1min&limit=0").first, 400);
+  // trades top, piped: plain lines (no screen control), the token with its 1-minute figures.
+  auto top = run({kBin, "trades", "top", "--url", "http://127.0.0.1:" + std::to_string(t.port), "--window", "1min", "--count", "1",
+                  "--log-level", "warn"});
+  EXPECT_EQ(top.status, 0) << top.err;
+  EXPECT_NE(top.out.find("top 10 tokens by 1min volume"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find(token), std::string::npos) << top.out;
+  EXPECT_EQ(top.out.find("\033["), std::string::npos);
+  // The metrics pass promtool (a linter nobody here wrote).
+  std::string mfile = "/tmp/gantry-trades-metrics-" + id + ".txt";
+  {
+    std::ofstream(mfile) << t.get("/metrics").second;
+  }
+  auto lint = run({"sh", "-c", "promtool check metrics < " + mfile});
+  EXPECT_EQ(lint.status, 0) << lint.out << lint.err;
+  std::remove(mfile.c_str());
   auto [hs, health] = t.get("/health");
   EXPECT_EQ(hs, 200);
   EXPECT_NE(health.find("\"metrics_summary\":{\"active_tokens\":1,\"worker_count\":"), std::string::npos) << health;
@@ -358,6 +377,20 @@ TEST(Trades, MaxTokenProcessorsEvictsTheLeastRecentlyActive) {
   // The query API lists what is live (eviction picks the least recently active of a shard).
   EXPECT_TRUE(eventually([&] { return t.get("/tokens?sort=trades_1min").second.find("\"count\":3,") != std::string::npos; }))
       << t.get("/tokens?sort=trades_1min").second;
+}
+
+// Over MEMORY_LIMIT_MB (here below what the process needs at rest): new tokens are refused,
+// counted, and not applied.
+TEST(Trades, OverTheMemoryLimitNewTokensAreRefused) {
+  std::string id = tag();
+  Trades t(id, {}, "", "", {{"MEMORY_LIMIT_MB", "1"}});
+  ASSERT_TRUE(eventually([&] { return metric(t.get("/metrics").second, "realtime_aggregation_memory_limit_exceeded") == 1; }, 5s))
+      << t.get("/metrics").second;
+  ASSERT_EQ(t.post("/trades", trade("TokG" + id, "buy", "1", "1", "g1" + id)).first, 202);
+  EXPECT_TRUE(eventually([&] { return t.processed("refused") == 1; }));
+  EXPECT_EQ(t.processed("applied"), 0);
+  EXPECT_EQ(t.get("/tokens/TokG" + id + "/aggregates").first, 404);
+  EXPECT_NE(t.proc->wait_for_output("over MEMORY_LIMIT_MB", 5s), "");
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ void bind(core::config::Schema& s, Settings* st) {
       .range(1, 10'000'000);
   s.add("memory_limit_mb", &st->memory_limit_mb, "above it new tokens are refused and idle ones evicted first")
       .env("MEMORY_LIMIT_MB")
-      .range(16, 1 << 20);
+      .range(1, 1 << 20);
   s.add("trade_buffer_size", &st->trade_buffer_size, "most trades one POST /trades may carry")
       .env("TRADE_BUFFER_SIZE")
       .range(1, 1'000'000);

@@ -331,27 +331,31 @@ void Service::optimize(Mode m, http::Response& out) {
 
 void Service::register_metrics() {
   auto& reg = core::metrics::Registry::global();
-  const char* processed = "realtime_aggregation_trades_processed_total";
   auto stat = [this](uint64_t EngineStats::*f) { return [this, f] { return engine_ ? static_cast<double>(engine_->stats().*f) : 0.0; }; };
-  reg.counter_callback(processed, "trades by outcome (applied, duplicate, too_old: before the longest window, invalid, refused: over a limit)",
-                       {"status"}, {"applied"}, stat(&EngineStats::applied));
-  reg.counter_callback(processed, "", {"status"}, {"duplicate"}, stat(&EngineStats::duplicates));
-  reg.counter_callback(processed, "", {"status"}, {"too_old"}, stat(&EngineStats::too_old));
-  reg.counter_callback(processed, "", {"status"}, {"invalid"}, stat(&EngineStats::invalid));
-  reg.counter_callback(processed, "", {"status"}, {"refused"}, stat(&EngineStats::refused));
+  const char* processed = "realtime_aggregation_trades_processed_total";
+  const char* processed_help =
+      "trades by outcome (applied, duplicate, too_old: before the longest window, invalid, refused: over a limit)";
+  reg.counter_callback(processed, processed_help, {"status"}, {"applied"}, stat(&EngineStats::applied));
+  reg.counter_callback(processed, processed_help, {"status"}, {"duplicate"}, stat(&EngineStats::duplicates));
+  reg.counter_callback(processed, processed_help, {"status"}, {"too_old"}, stat(&EngineStats::too_old));
+  reg.counter_callback(processed, processed_help, {"status"}, {"invalid"}, stat(&EngineStats::invalid));
+  reg.counter_callback(processed, processed_help, {"status"}, {"refused"}, stat(&EngineStats::refused));
   const char* evicted = "realtime_aggregation_tokens_evicted_total";
-  reg.counter_callback(evicted, "tokens evicted (idle: no trade for the longest window, limit: MAX_TOKEN_PROCESSORS, memory: MEMORY_LIMIT_MB)",
-                       {"reason"}, {"idle"}, stat(&EngineStats::evicted_idle));
-  reg.counter_callback(evicted, "", {"reason"}, {"limit"}, stat(&EngineStats::evicted_limit));
-  reg.counter_callback(evicted, "", {"reason"}, {"memory"}, stat(&EngineStats::evicted_memory));
+  const char* evicted_help =
+      "tokens evicted (idle: no trade for the longest window, limit: MAX_TOKEN_PROCESSORS, memory: MEMORY_LIMIT_MB)";
+  reg.counter_callback(evicted, evicted_help, {"reason"}, {"idle"}, stat(&EngineStats::evicted_idle));
+  reg.counter_callback(evicted, evicted_help, {"reason"}, {"limit"}, stat(&EngineStats::evicted_limit));
+  reg.counter_callback(evicted, evicted_help, {"reason"}, {"memory"}, stat(&EngineStats::evicted_memory));
   reg.gauge_callback("realtime_aggregation_active_tokens", "tokens with live windows", stat(&EngineStats::tokens));
   const char* mem = "realtime_aggregation_memory_bytes";
-  reg.gauge_callback(mem, "memory: jemalloc's allocated, active, resident and retained bytes; token_state: the windows themselves",
-                     {"kind"}, {"allocated"}, [] { return static_cast<double>(read_memory().allocated); });
-  reg.gauge_callback(mem, "", {"kind"}, {"active"}, [] { return static_cast<double>(read_memory().active); });
-  reg.gauge_callback(mem, "", {"kind"}, {"resident"}, [] { return static_cast<double>(read_memory().resident); });
-  reg.gauge_callback(mem, "", {"kind"}, {"retained"}, [] { return static_cast<double>(read_memory().retained); });
-  reg.gauge_callback(mem, "", {"kind"}, {"token_state"}, stat(&EngineStats::state_bytes));
+  const char* mem_help = "memory: jemalloc's allocated, active, resident and retained bytes; token_state: the windows themselves";
+  reg.gauge_callback(mem, mem_help, {"kind"}, {"allocated"}, [] { return static_cast<double>(read_memory().allocated); });
+  reg.gauge_callback(mem, mem_help, {"kind"}, {"active"}, [] { return static_cast<double>(read_memory().active); });
+  reg.gauge_callback(mem, mem_help, {"kind"}, {"resident"}, [] { return static_cast<double>(read_memory().resident); });
+  reg.gauge_callback(mem, mem_help, {"kind"}, {"retained"}, [] { return static_cast<double>(read_memory().retained); });
+  reg.gauge_callback(mem, mem_help, {"kind"}, {"token_state"}, stat(&EngineStats::state_bytes));
+  reg.gauge_callback("realtime_aggregation_memory_limit_exceeded", "1 while over MEMORY_LIMIT_MB (new tokens refused)",
+                     [this] { return over_memory_.load() ? 1.0 : 0.0; });
   reg.gauge_callback("realtime_aggregation_redis_success_rate", "share of Redis write batches that succeeded", [this] {
     Output::Stats o = output_ ? output_->stats() : Output::Stats{};
     return o.writes + o.write_errors ? static_cast<double>(o.writes) / static_cast<double>(o.writes + o.write_errors) : 1.0;

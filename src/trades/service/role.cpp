@@ -206,6 +206,7 @@ void Service::monitor() {
     bool now_over = used > limit;
     if (now_over != over) {
       over = now_over;
+      over_memory_ = over;
       engine_->set_over_memory_limit(over);
       if (over) {
         over_limit_++;
@@ -240,7 +241,7 @@ void Service::on_stop(Ms deadline) {
   for (const char* k : {"allocated", "active", "resident", "retained", "token_state"})
     reg.remove_callback("realtime_aggregation_memory_bytes", {k});
   for (const char* n : {"realtime_aggregation_active_tokens", "realtime_aggregation_redis_success_rate",
-                        "realtime_aggregation_redis_pending_tokens", "realtime_aggregation_nats_publishes_total",
+                        "realtime_aggregation_redis_pending_tokens", "realtime_aggregation_memory_limit_exceeded", "realtime_aggregation_nats_publishes_total",
                         "realtime_aggregation_replayed_messages_total", "realtime_aggregation_fetched_messages_total"})
     reg.remove_callback(n);
   engine_.reset();
