@@ -54,16 +54,20 @@ void Output::stop(std::chrono::milliseconds deadline) {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // What the shards reported last: one more try, bounded by the deadline.
-  auto until = std::chrono::steady_clock::now() + deadline;
+  // What the shards reported last: tried until written or the deadline (Redis is a view the
+  // next start rebuilds from the stream, so a Redis that is down does not hold a stop long).
+  auto until = std::chrono::steady_clock::now() + std::min(deadline, std::chrono::milliseconds(5000));
   while (redis_) {
-    write_once(true);
-    std::lock_guard lk(mu_);
-    if (pending_.empty() || std::chrono::steady_clock::now() >= until) {
-      if (!pending_.empty())
+    bool ok = write_once(true);
+    {
+      std::lock_guard lk(mu_);
+      if (pending_.empty()) break;
+      if (std::chrono::steady_clock::now() >= until) {
         lg.warn("stopping with aggregates not written to Redis", {{"tokens", static_cast<int64_t>(pending_.size())}});
-      break;
+        break;
+      }
     }
+    if (!ok) std::this_thread::sleep_for(std::min(st_.redis.retry_delay, std::chrono::milliseconds(250)) + std::chrono::milliseconds(10));
   }
   redis_.reset();
 }
