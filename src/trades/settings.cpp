@@ -39,14 +39,15 @@ void bind(core::config::Schema& s, Settings* st) {
   s.add("stream", &st->stream, "JetStream stream of trades").env("TRADES_STREAM");
   s.add("subject", &st->subject, "subject the stream holds; POST /trades publishes to <prefix>.<token>").env("TRADES_SUBJECT");
   s.add("durable", &st->durable, "durable consumer name").env("TRADES_DURABLE");
-  s.add("stream_max_age", &st->stream_max_age, "how long the stream keeps trades (at least the longest window, for replay)")
-      .range(60'000, 30LL * 86'400'000);
+  s.add("stream_max_age", &st->stream_max_age,
+        "how long the stream keeps trades (at least the longest window, for replay; 0: twice it, at least 2h)")
+      .range(0, 30LL * 86'400'000);
   s.add("time_windows", &st->time_windows, "windows: 1min,5min,15min,30min,1hour or durations up to 24h")
       .env("TIME_WINDOWS")
       .check([st]() -> std::optional<std::string> {
         auto w = parse_windows(st->time_windows);
         if (!w.is_ok()) return std::string(w.status().message());
-        if (w->back().ms > st->stream_max_age.count())
+        if (st->stream_max_age.count() > 0 && w->back().ms > st->stream_max_age.count())
           return "the longest window (" + w->back().name + ") is longer than stream_max_age: it could not be replayed";
         return std::nullopt;
       });

@@ -35,7 +35,7 @@ struct Settings {
   std::string stream = "trades";
   std::string subject = "trades.>";
   std::string durable = "aggregator-service";
-  std::chrono::milliseconds stream_max_age{7'200'000};
+  std::chrono::milliseconds stream_max_age{0};  // 0: twice the longest window, at least 2 h
   std::string time_windows = "1min,5min,15min,30min,1hour";
   std::chrono::milliseconds resolution{1000};
   bool dedup = true;

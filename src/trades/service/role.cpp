@@ -58,7 +58,8 @@ Status Service::on_start() {
   nats::StreamSpec spec;
   spec.name = st_.stream;
   spec.subjects = {st_.subject};
-  spec.max_age = st_.stream_max_age;
+  spec.max_age = st_.stream_max_age.count() > 0 ? st_.stream_max_age
+                                                 : std::max(Ms(7'200'000), Ms(2 * windows_.back().ms));
   GANTRY_RETURN_IF_ERROR(js_->ensure_stream(spec).within("creating stream " + st_.stream));
   GANTRY_ASSIGN(ep, st_.redis.endpoint());
 
