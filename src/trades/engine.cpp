@@ -125,8 +125,10 @@ class Engine::Shard {
     for (size_t o = 0; o < n; ++o) {
       if (out_[o].empty()) continue;
       e_.pending_.fetch_add(1, std::memory_order_acq_rel);
+      size_t sent = out_[o].size();
       e_.shards_[o]->push_trades(std::move(out_[o]));
       out_[o] = {};
+      out_[o].reserve(sent);  // the next batch's forwards, without growing step by step
     }
     if (e_.on_batch_) e_.on_batch_(count, std::chrono::steady_clock::now() - b.received);
     b = RawBatch{};  // the bytes may go now
