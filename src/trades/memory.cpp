@@ -1,5 +1,6 @@
 #include "trades/memory.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -49,9 +50,10 @@ MemoryStats read_memory() {
 }
 
 bool purge_memory() {
-  if (!mallctl) return false;
   // 4096 is MALLCTL_ARENAS_ALL: every arena.
-  return mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0) == 0;
+  if (mallctl) return mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0) == 0;
+  malloc_trim(0);  // glibc's allocator (builds without jemalloc) has its own
+  return true;
 }
 
 bool set_decay_ms(int64_t ms) {

@@ -1,6 +1,7 @@
 // The process's memory as the allocator sees it (jemalloc's statistics when gantry runs on
 // jemalloc, as the release binary does), and giving unused memory back to the OS. Without
-// jemalloc (sanitizer builds) the figures come from /proc/self/statm and purging does nothing.
+// jemalloc (sanitizer builds) the figures come from /proc/self/statm and purging is glibc's
+// malloc_trim.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,8 @@ struct MemoryStats {
 };
 
 MemoryStats read_memory();
-// Returns every arena's unused dirty pages to the OS (jemalloc arena.<all>.purge).
+// Returns every arena's unused dirty pages to the OS (jemalloc arena.<all>.purge, else
+// malloc_trim).
 bool purge_memory();
 // Dirty pages go back to the OS after this long unused (jemalloc dirty_decay_ms); false when
 // not on jemalloc.

@@ -291,7 +291,7 @@ void Service::gc(http::Response& out) {
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string b;
   core::json::Writer w(b);
-  w.object().field("status", purged ? "completed" : "not supported (not running on jemalloc)").key("stats").object()
+  w.object().field("status", purged ? "completed" : "failed").key("stats").object()
       .key("duration_ms").value_fixed(ms, 3)
       .key("before_mb").value_fixed(mb(before), 1)
       .key("after_mb").value_fixed(mb(after), 1)
