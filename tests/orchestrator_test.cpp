@@ -414,6 +414,16 @@ struct StandIn {
   struct Seen {
     std::string method, path, delivery_tag, consumer_tag, body;
   };
+  // Under the lock the handler reads them with: the server's threads already run (a request
+  // from another process is no synchronisation TSan can see).
+  void set_status(const std::string& path, int status) {
+    std::lock_guard lk(mu);
+    statuses[path] = status;
+  }
+  void set_hold(const std::string& path, std::chrono::milliseconds d) {
+    std::lock_guard lk(mu);
+    holds[path] = d;
+  }
   StandIn() {
     auto r = std::make_shared<http::Router>();
     for (auto m : {http::Method::kGet, http::Method::kPost})
@@ -484,7 +494,7 @@ std::unique_ptr<Bridge> bridge(const Deployment& d, const std::string& svc, cons
 TEST(ScanBridge, AcksOn2xxRequeuesOn5xxWithinTheBudgetThenDeadLetters) {
   Deployment d;
   StandIn scanner;
-  scanner.statuses["/fail"] = 503;
+  scanner.set_status("/fail", 503);
   std::string svc = d.services[0];
   auto b = bridge(d, svc, scanner.url(), {"--next", "none", "--retry-budget", "2", "--retry-delay", "50ms"});
 
@@ -552,7 +562,7 @@ TEST(ScanBridge, KilledMidRequestTheMessageIsRedeliveredNotLost) {
   Deployment d;
   StandIn scanner;
   std::string svc = d.services[0];
-  scanner.holds["/slow"] = 3000ms;
+  scanner.set_hold("/slow", 3000ms);
   auto b = bridge(d, svc, scanner.url(), {"--next", "none"});
   amqp_publish(d.amqp_url, "cptm8." + svc + ".get.slow", "{}");
   ASSERT_TRUE(eventually([&] { return scanner.count("/slow") == 1; }));
