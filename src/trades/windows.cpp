@@ -177,7 +177,9 @@ TokenWindows::Added TokenWindows::add(const Trade& t, int64_t now_ms) {
   const auto& ws = *o_.windows;
   int64_t bt = floor_to(t.t_ms, o_.resolution_ms);
   if (bt < now_ms - ws.back().ms) return Added::kTooOld;
-  advance(now_ms);  // first, so the seen set no longer holds what left the longest window
+  // First, so the seen set no longer holds what left the longest window (a no-op when a batch's
+  // trades share their `now`, the common case: then nothing can have expired since).
+  if (now_ms != advanced_to_) advance(now_ms);
   if (o_.dedup && !seen_.insert(t.tx_fp, bt)) return Added::kDuplicate;
   last_trade_ms_ = std::max(last_trade_ms_, now_ms);
   double p = t.price_usd, usd = t.token_amount * t.price_usd;
@@ -235,6 +237,7 @@ TokenWindows::Added TokenWindows::add(const Trade& t, int64_t now_ms) {
 }
 
 bool TokenWindows::advance(int64_t now_ms) {
+  advanced_to_ = now_ms;
   const auto& ws = *o_.windows;
   bool changed = false;
   for (size_t i = 0; i < ws.size(); ++i) {

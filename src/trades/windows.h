@@ -18,6 +18,7 @@
 // Not thread-safe: a token belongs to one shard thread.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -122,6 +123,7 @@ class TokenWindows {
   std::deque<uint64_t> maxq_, minq_;  // absolute indices, highs descending / lows ascending
   SeenSet seen_;
   int64_t last_trade_ms_ = 0;
+  int64_t advanced_to_ = INT64_MIN;  // the `now` of the last advance()
 };
 
 }  // namespace gantry::trades
