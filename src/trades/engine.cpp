@@ -51,7 +51,7 @@ class Engine::Shard {
 
   // Counters read by stats() from any thread.
   std::atomic<uint64_t> applied{0}, duplicates{0}, too_old{0}, invalid{0}, refused{0};
-  std::atomic<uint64_t> evicted_idle{0}, evicted_limit{0}, evicted_memory{0}, tokens{0}, state_bytes{0}, batches{0};
+  std::atomic<uint64_t> evicted_idle{0}, evicted_limit{0}, evicted_memory{0}, tokens{0}, state_bytes{0};
   std::atomic<int64_t> busy_ns{0};
 
  private:
@@ -98,7 +98,6 @@ class Engine::Shard {
   }
 
   void done_batch() {
-    bump(batches);
     e_.pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
@@ -156,12 +155,7 @@ class Engine::Shard {
     }
   }
 
-  void mark(Slot& s) {
-    if (!s.dirty) {
-      s.dirty = true;
-      dirty_ = true;
-    }
-  }
+  void mark(Slot& s) { s.dirty = true; }
 
   Slot* slot(std::string_view token, int64_t now) {
     auto it = map_.find(token);
@@ -234,7 +228,6 @@ class Engine::Shard {
     }
     tokens.store(map_.size(), std::memory_order_relaxed);
     state_bytes.store(bytes, std::memory_order_relaxed);
-    dirty_ = false;
     if (!updates.empty() && e_.on_flush_) e_.on_flush_(std::move(updates));
   }
 
@@ -253,7 +246,6 @@ class Engine::Shard {
   std::vector<std::vector<Trade>> out_;
   std::unordered_map<std::string, std::unique_ptr<Slot>, Hash, std::equal_to<>> map_;
   std::vector<TokenUpdate> evicted_reports_;
-  bool dirty_ = false;
 };
 
 Engine::Engine(EngineOptions o, OnFlush on_flush, OnInvalid on_invalid, OnBatch on_batch)
@@ -326,7 +318,6 @@ EngineStats Engine::stats() const {
     s.evicted_memory += sh->evicted_memory.load(std::memory_order_relaxed);
     s.tokens += sh->tokens.load(std::memory_order_relaxed);
     s.state_bytes += sh->state_bytes.load(std::memory_order_relaxed);
-    s.batches += sh->batches.load(std::memory_order_relaxed);
     s.busy_seconds += static_cast<double>(sh->busy_ns.load(std::memory_order_relaxed)) / 1e9;
   }
   return s;

@@ -65,7 +65,6 @@ struct EngineStats {
   uint64_t applied = 0, duplicates = 0, too_old = 0, invalid = 0, refused = 0;
   uint64_t evicted_idle = 0, evicted_limit = 0, evicted_memory = 0;
   uint64_t tokens = 0, state_bytes = 0;
-  uint64_t batches = 0;
   double busy_seconds = 0;  // shard threads' time spent parsing and applying
 };
 

@@ -216,6 +216,7 @@ void Service::metrics_json(http::Response& out) {
       .field("invalid", static_cast<unsigned long long>(e.invalid))
       .field("refused", static_cast<unsigned long long>(e.refused))
       .field("fetched", static_cast<unsigned long long>(fetched_.load()))
+      .field("fetch_errors", static_cast<unsigned long long>(fetch_errors_.load()))
       .field("replayed", static_cast<unsigned long long>(replayed_messages_.load()))
       .field("accepted_over_http", static_cast<unsigned long long>(http_accepted_.load()))
       .key("average_rate_per_second").value_fixed(up > 0 ? static_cast<double>(e.applied) / up : 0, 1).end();

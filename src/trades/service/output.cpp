@@ -19,6 +19,10 @@ std::string subject_token(std::string_view t) {
     if (c == '.' || c == '*' || c == '>' || c == ' ' || c == '\t' || c == '\r' || c == '\n') c = '_';
   return s;
 }
+core::metrics::Family<core::metrics::Counter>& redis_ops() {
+  return core::metrics::Registry::global().counter("realtime_aggregation_redis_operations_total",
+                                                   "Redis write batches by outcome", {"status"});
+}
 }  // namespace
 
 Output::Output(const Settings& st, std::vector<WindowSpec> windows, bus::nats::JetStream* nats, bus::redis::Endpoint redis,
@@ -33,8 +37,8 @@ Output::Output(const Settings& st, std::vector<WindowSpec> windows, bus::nats::J
                          .histogram("realtime_aggregation_redis_latency_seconds", "one pipelined Redis write batch", {},
                                     {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})
                          .with({})),
-      redis_ops_(core::metrics::Registry::global().counter("realtime_aggregation_redis_operations_total",
-                                                           "Redis write batches by outcome", {"status"})) {}
+      redis_ok_(redis_ops().with({"success"})),
+      redis_failed_(redis_ops().with({"error"})) {}
 
 Output::~Output() { stop(std::chrono::milliseconds(0)); }
 
@@ -164,14 +168,14 @@ bool Output::write_once(bool final) {
       write_ns_.fetch_add(static_cast<int64_t>(secs * 1e9), std::memory_order_relaxed);
       writes_.fetch_add(1, std::memory_order_relaxed);
       commands_.fetch_add(res->commands, std::memory_order_relaxed);
-      redis_ops_.with({"success"}).inc();
+      redis_ok_.inc();
       if (res->errors) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
         lg.warn("Redis refused writes", {{"errors", static_cast<int64_t>(res->errors)}, {"first", res->first_error}});
       }
       return true;
     }
-    redis_ops_.with({"error"}).inc();
+    redis_failed_.inc();
     write_errors_.fetch_add(1, std::memory_order_relaxed);
     if (attempt >= st_.redis.max_retries || res.status().code() == core::Code::kCircuitOpen) {
       // Kept for the next interval unless a newer report of the token arrived meanwhile.

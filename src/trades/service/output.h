@@ -60,7 +60,6 @@ class Output {
     bool redis_up = false;
   };
   Stats stats() const;
-  size_t pipeline_size() const { return pipeline_size_; }
 
  private:
   void loop();
@@ -93,7 +92,7 @@ class Output {
   std::atomic<bool> redis_up_{false};
   std::atomic<size_t> in_flight_{0};  // tokens of the batch being written
   core::metrics::Histogram& redis_latency_;
-  core::metrics::Family<core::metrics::Counter>& redis_ops_;
+  core::metrics::Counter &redis_ok_, &redis_failed_;  // realtime_aggregation_redis_operations_total{status}
 };
 
 }  // namespace gantry::trades

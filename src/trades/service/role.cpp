@@ -210,7 +210,6 @@ void Service::monitor() {
       over_memory_ = over;
       engine_->set_over_memory_limit(over);
       if (over) {
-        over_limit_++;
         lg.warn("over MEMORY_LIMIT_MB: new tokens are refused, idle ones evicted",
                 {{"used_mb", static_cast<int64_t>(used >> 20)}, {"limit_mb", st_.memory_limit_mb}});
       } else {

@@ -83,7 +83,6 @@ class Service final : public core::runtime::HttpRole {
   std::atomic<bool> replayed_{false};
   uint64_t replay_last_ = 0;  // the stream's last sequence when the replay began
   std::atomic<uint64_t> replayed_messages_{0}, fetched_{0}, fetch_errors_{0}, invalid_logged_{0};
-  std::atomic<uint64_t> over_limit_{0};
   std::atomic<bool> over_memory_{false};
   std::atomic<uint64_t> http_accepted_{0};
 };
