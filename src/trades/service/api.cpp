@@ -95,11 +95,11 @@ void Service::post_trades(const http::Request& q, http::Responder resp) {
   }
   struct State {
     http::Responder resp;
-    size_t pending, stored = 0;
+    size_t total, pending, stored = 0;
     std::string error;
   };
   // Publish callbacks run on this io_context's thread: no lock needed.
-  auto st = std::make_shared<State>(State{resp, trades.size() + 1, 0, {}});
+  auto st = std::make_shared<State>(State{resp, trades.size(), trades.size() + 1, 0, {}});
   auto finish = [this, st] {
     if (--st->pending) return;
     http::Response o;
@@ -109,7 +109,7 @@ void Service::post_trades(const http::Request& q, http::Responder resp) {
       core::json::Writer(b).object().field("status", "accepted").field("count", static_cast<unsigned long long>(st->stored)).end();
       o.json(202, std::move(b));
     } else {
-      o.error(503, std::to_string(st->stored) + " of " + std::to_string(st->pending + st->stored) +
+      o.error(503, std::to_string(st->stored) + " of " + std::to_string(st->total) +
                        " trades stored; " + st->error + " (resending all is safe: duplicates are dropped)");
     }
     st->resp.send(std::move(o));
