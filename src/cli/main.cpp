@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/catalog.h"
+#include "core/build_info.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -158,7 +159,9 @@ int main(int argc, char** argv) {
                "Each role is a subcommand; `gantry up --roles a,b` runs several in one process.\n"
                "Settings: flag > environment > TOML file (--config) > default; --print-config shows them."};
   app.name("gantry");
-  app.set_version_flag("--version", std::string("gantry ") + GANTRY_VERSION);
+  const std::string version_line =
+      "gantry " + std::string(build::version()) + " (commit " + std::string(build::commit()) + ")";
+  app.set_version_flag("--version", version_line, "print the version and the git commit it was built from, then exit");
   app.require_subcommand(1);
   app.get_formatter()->column_width(34);
 
@@ -192,6 +195,8 @@ int main(int argc, char** argv) {
     cmds.push_back(std::move(c));
   }
 
+  CLI::App* version_cmd = app.add_subcommand("version", "print the version and the git commit it was built from");
+
   // gantry up
   std::vector<std::string> up_roles, up_sets;
   std::string up_file;
@@ -214,6 +219,10 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kUsage;
   }
 
+  if (version_cmd->parsed()) {
+    std::printf("%s\n", version_line.c_str());
+    return 0;
+  }
   for (auto& c : cmds) {
     if (!c->app->parsed()) continue;
     Status sections = check_sections(c->file, catalog, known);

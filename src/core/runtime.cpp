@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "core/http/openapi.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -14,7 +15,7 @@ namespace {
 const log::Logger lg("runtime");
 }
 
-void add_admin_routes(http::Router& r, std::function<bool()> ready) {
+void add_admin_routes(http::Router& r, std::function<bool()> ready, std::string_view role) {
   if (!r.has(http::Method::kGet, "/health"))
     r.get("/health", [](const http::Request&, http::Response& resp) { resp.json(200, R"({"status":"healthy"})"); });
   if (!r.has(http::Method::kGet, "/ready"))
@@ -28,6 +29,12 @@ void add_admin_routes(http::Router& r, std::function<bool()> ready) {
       resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
       resp.body = metrics::Registry::global().expose();
     });
+  if (auto doc = http::openapi_document(role); doc && !r.has(http::Method::kGet, "/openapi.json"))
+    r.get("/openapi.json", [body = *doc](const http::Request&, http::Response& resp) {
+      resp.status = 200;
+      resp.content_type = "application/json";
+      resp.body.assign(body);
+    });
 }
 
 HttpRole::HttpRole(std::string name, http::ServerOptions opts)
@@ -36,7 +43,13 @@ HttpRole::HttpRole(std::string name, http::ServerOptions opts)
 }
 
 Status HttpRole::start() {
-  add_admin_routes(*router_, [this] { return ready(); });
+  add_admin_routes(*router_, [this] { return ready(); }, name_);
+  if (log::enabled(log::Level::kDebug)) {
+    std::string routes;
+    for (auto& [method, pattern] : router_->routes())
+      routes.append(routes.empty() ? "" : " ").append(http::method_name(method)).append(" ").append(pattern);
+    lg.debug("routes", {{"role", name_}, {"routes", routes}});
+  }
   GANTRY_RETURN_IF_ERROR(on_start());
   opts_.on_worker_start = [this](boost::asio::io_context& ioc) { return on_worker(ioc); };
   server_ = std::make_unique<http::Server>(opts_, router_);

@@ -41,13 +41,16 @@ class Role {
 };
 
 // Adds GET /health ({"status":"healthy"}), GET /ready (200 {"status":"ready"} or 503
-// {"status":"not ready"}) and GET /metrics (Prometheus text of the global registry) to a
-// router, each only if the router has no route of that path yet, so a role whose spec gives
-// a different shape declares its own first.
-void add_admin_routes(http::Router& r, std::function<bool()> ready);
+// {"status":"not ready"}), GET /metrics (Prometheus text of the global registry) and, when
+// api/<role>.openapi.json exists, GET /openapi.json (that document) to a router, each only if
+// the router has no route of that path yet, so a role whose spec gives a different shape
+// declares its own first.
+void add_admin_routes(http::Router& r, std::function<bool()> ready, std::string_view role);
 
 // A role whose work is served over HTTP. Subclasses fill router() in their constructor and
-// may hook on_start/on_stop (e.g. to open and close a database).
+// may hook on_start/on_stop (e.g. to open and close a database). start() adds the admin routes
+// and logs every route at debug level ("routes"), which is what tests/openapi_test.cpp holds
+// against the role's OpenAPI document.
 class HttpRole : public Role {
  public:
   HttpRole(std::string name, http::ServerOptions opts);

@@ -76,6 +76,13 @@ bool Router::has(Method m, std::string_view pattern) const {
   return false;
 }
 
+std::vector<std::pair<Method, std::string>> Router::routes() const {
+  std::vector<std::pair<Method, std::string>> out;
+  out.reserve(routes_.size());
+  for (auto& r : routes_) out.emplace_back(r->method, r->pattern);
+  return out;
+}
+
 bool Router::match(const Route& r, std::string_view path,
                    std::vector<std::pair<std::string_view, std::string_view>>& params) {
   params.clear();

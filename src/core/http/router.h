@@ -52,6 +52,9 @@ class Router {
   Router& del(std::string p, Handler h) { return add(Method::kDelete, std::move(p), std::move(h)); }
   // True when a route for this method and exact pattern exists (lets roles override defaults).
   bool has(Method m, std::string_view pattern) const;
+  // Every (method, pattern) registered, in registration order: what an API description of
+  // the role must list.
+  std::vector<std::pair<Method, std::string>> routes() const;
 
   // Finds the handler, fills req's path parameters and runs it. A synchronous handler fills
   // `sync_out` and this returns true; an asynchronous one returns false and answers through

@@ -67,7 +67,6 @@ void Service::routes() {
   r.post("/performance/optimize/throughput", [this](const http::Request&, http::Response& out) { optimize(Mode::kThroughput, out); });
   r.post("/performance/optimize/latency", [this](const http::Request&, http::Response& out) { optimize(Mode::kLatency, out); });
   r.post("/performance/optimize/balanced", [this](const http::Request&, http::Response& out) { optimize(Mode::kBalanced, out); });
-  core::runtime::add_admin_routes(r, [this] { return ready(); });
 }
 
 // Validated here (a bad trade: 400 naming it, nothing stored), then appended to the stream,
