@@ -1,5 +1,5 @@
 # Thin wrappers over CMake presets and scripts/. See README.md.
-.PHONY: build test demo bench deps servers-start servers-stop clean asan tsan fuzz
+.PHONY: build test demo bench deps servers-start servers-stop clean asan tsan fuzz package
 
 build:
 	bash scripts/install-deps
@@ -11,6 +11,11 @@ test:
 
 demo:
 	bash scripts/demo
+
+# build/package/gantry_<version>_amd64.deb (cmake/package.cmake; docs/operations.md installs it)
+package: build
+	cpack --config build/release/CPackConfig.cmake -B build/package
+	@ls -l build/package/*.deb
 
 bench:
 	bash bench/run all

@@ -28,6 +28,21 @@ TEST(Cli, HelpListsRoles) {
   EXPECT_NE(role.out.find("[env: HELLO_PORT]"), std::string::npos) << role.out;
 }
 
+// `gantry --version` and `gantry version` name the commit the binary was built from: the
+// checkout's HEAD (this test runs after the build that wrote it), and its /metrics says the same.
+TEST(Cli, VersionNamesTheCommitItWasBuiltFrom) {
+  auto flag = run({kBin, "--version"});
+  auto cmd = run({kBin, "version"});
+  EXPECT_EQ(flag.status, 0);
+  EXPECT_EQ(cmd.status, 0);
+  EXPECT_EQ(flag.out, cmd.out);
+  auto head = run({"git", "-C", GANTRY_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"});
+  ASSERT_EQ(head.status, 0) << head.err;
+  std::string commit = head.out.substr(0, 12);
+  EXPECT_TRUE(std::regex_search(flag.out, std::regex("^gantry [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit " + commit + "(-dirty)?\\)\n$")))
+      << flag.out << " (HEAD is " << commit << ")";
+}
+
 // The orchestrator's original spellings: `orchestrator launch --ip --port`, its port range,
 // its environment names; every problem listed at once.
 TEST(Cli, OrchestratorTakesTheOriginalsFormAndListsEveryBadSetting) {

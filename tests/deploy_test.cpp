@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "core/http/client.h"
+#include "env.h"
 #include "private_servers.h"
 #include "process.h"
 
@@ -28,8 +29,9 @@ std::string read(const fs::path& p) {
   return ss.str();
 }
 
-// The metric names running roles expose: `gantry ingest` and `gantry aggregator` started here
-// (on a private nats-server and a fresh database), their /metrics read, every `# TYPE` line
+// The metric names running roles expose: Telemetry's `gantry ingest` and `gantry aggregator`
+// (on a private nats-server and a fresh database) and Fleet's controller, agent and worker
+// (with Redis push on, so its metrics exist too), their /metrics read, every `# TYPE` line
 // taken. (This used to take any lowercase string literal in src/ for a metric, so a rule on a
 // misspelt metric passed.)
 std::set<std::string> exposed_metrics() {
@@ -37,23 +39,48 @@ std::set<std::string> exposed_metrics() {
   PrivateNats nats;
   FreshDatabase db("telemetry");
   EXPECT_FALSE(db.url.empty());
-  uint16_t ingest_port = core::http::testing::free_loopback_port(), agg_port = core::http::testing::free_loopback_port();
-  Child ingest({GANTRY_BINARY, "ingest", "--port", std::to_string(ingest_port), "--address", "127.0.0.1", "--nats-url",
-                nats.url()});
-  Child agg({GANTRY_BINARY, "aggregator", "--metrics-port", std::to_string(agg_port), "--address", "127.0.0.1",
-             "--nats-url", nats.url(), "--db-url", db.url});
-  EXPECT_NE(ingest.wait_for_output("listening", std::chrono::seconds(20)), "") << ingest.err();
-  EXPECT_NE(agg.wait_for_output("listening", std::chrono::seconds(20)), "") << agg.err();
+  auto [redis_host, redis_port] = host_port(server_url("GANTRY_REDIS_URL"));
+  auto port = [] { return std::to_string(core::http::testing::free_loopback_port()); };
+  std::string ingest_port = port(), agg_port = port(), ctl_port = port(), agent_port = port(), worker_port = port();
+  std::string dir = fs::temp_directory_path() / ("gantry-deploy-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::vector<std::string> redis{"--redis-enabled", "true", "--redis-host", redis_host, "--redis-port", std::to_string(redis_port)};
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  std::vector<std::unique_ptr<Child>> roles;
+  std::vector<std::string> ports;
+  auto start = [&](std::vector<std::string> argv, const std::string& p) {
+    roles.push_back(std::make_unique<Child>(std::move(argv)));
+    ports.push_back(p);
+  };
+  start({GANTRY_BINARY, "ingest", "--port", ingest_port, "--address", "127.0.0.1", "--nats-url", nats.url()}, ingest_port);
+  start({GANTRY_BINARY, "aggregator", "--metrics-port", agg_port, "--address", "127.0.0.1", "--nats-url", nats.url(),
+         "--db-url", db.url},
+        agg_port);
+  start(with({GANTRY_BINARY, "controller", "--port", ctl_port, "--address", "127.0.0.1", "--database-path", dir + "/fleet.db"},
+             redis),
+        ctl_port);
+  start({GANTRY_BINARY, "worker", "--port", worker_port, "--address", "127.0.0.1"}, worker_port);
+  start(with({GANTRY_BINARY, "agent", "--port", agent_port, "--address", "127.0.0.1", "--controller-url",
+              "http://127.0.0.1:" + ctl_port, "--worker-url", "http://127.0.0.1:" + worker_port},
+             redis),
+        agent_port);
+  for (auto& r : roles) EXPECT_NE(r->wait_for_output("listening", std::chrono::seconds(20)), "") << r->out() << r->err();
   core::http::Client client;
-  for (uint16_t port : {ingest_port, agg_port}) {
-    auto r = client.get("http://127.0.0.1:" + std::to_string(port) + "/metrics");
+  for (const std::string& p : ports) {
+    auto r = client.get("http://127.0.0.1:" + p + "/metrics");
     EXPECT_TRUE(r.is_ok() && r->status == 200);
     if (!r.is_ok()) continue;
     std::istringstream in(r->body);
     for (std::string line; std::getline(in, line);)
       if (line.rfind("# TYPE ", 0) == 0) names.insert(line.substr(7, line.find(' ', 7) - 7));
   }
-  EXPECT_GT(names.size(), 20u);
+  for (auto& r : roles) r->signal(SIGTERM);
+  for (auto& r : roles) EXPECT_EQ(r->wait(std::chrono::seconds(30)), 0) << r->out() << r->err();
+  fs::remove_all(dir);
+  EXPECT_GT(names.size(), 40u);
   return names;
 }
 
@@ -63,10 +90,12 @@ const std::set<std::string>& known_metrics() {
 }
 
 // Metric names in a PromQL expression (identifiers followed by '{', '[' or ')', minus the
-// histogram suffixes), ignoring PromQL's own functions and keywords.
-std::set<std::string> metrics_in(const std::string& expr) {
-  static const std::set<std::string> promql = {"sum", "rate", "increase", "histogram_quantile", "clamp_min", "by",
-                                               "le", "status", "job", "reason", "client_id_hash", "deriv", "max", "up"};
+// histogram suffixes), ignoring PromQL's own functions and keywords and the label lists of
+// `by (...)` / `without (...)`.
+std::set<std::string> metrics_in(const std::string& promql_expr) {
+  static const std::set<std::string> promql = {"sum", "rate", "increase", "histogram_quantile", "clamp_min",
+                                               "deriv", "max", "up"};
+  std::string expr = std::regex_replace(promql_expr, std::regex(R"(\b(by|without)\s*\([^)]*\))"), " ");
   std::set<std::string> out;
   std::regex ident(R"(([a-z_][a-z0-9_]*)\s*[\{\[\)])");
   for (std::sregex_iterator it(expr.begin(), expr.end(), ident), end; it != end; ++it) {

@@ -395,15 +395,31 @@ TEST(FleetController, HistoryRollbackAndHeartbeatsShowInAgents) {
   EXPECT_EQ(c.role->stop(), 0);
 }
 
+// The status GET /agents shows, and the census the alerts read (fleet_agents{status},
+// fleet_agents_lagging), follow the age of the last heartbeat without any request.
 TEST(FleetController, AgentStatusIsDerivedFromHeartbeatAge) {
   Controller c({}, 0, temp_dir(), {"--stale-after", "1s", "--offline-after", "2s"});
   Registered a = register_agent(c.url());
   auto status = [&] { return str(parse(call(http::Method::kGet, c.url() + "/agents/" + a.id, "", kAdmin).body), "status"); };
+  auto gauge = [&](const std::string& series) { return metric(call(http::Method::kGet, c.url() + "/metrics").body, series); };
+  auto census = [&](double online, double stale, double offline) {
+    return gauge(R"(fleet_agents{status="online"})") == online && gauge(R"(fleet_agents{status="stale"})") == stale &&
+           gauge(R"(fleet_agents{status="offline"})") == offline;
+  };
   EXPECT_EQ(status(), "online");
+  EXPECT_TRUE(census(1, 0, 0));
   EXPECT_TRUE(eventually([&] { return status() == "stale"; }, 5s));
+  EXPECT_TRUE(eventually([&] { return census(0, 1, 0); }, 5s));
   EXPECT_TRUE(eventually([&] { return status() == "offline"; }, 5s));
+  EXPECT_TRUE(eventually([&] { return census(0, 0, 1); }, 5s));
+  // A heartbeat brings it back, reporting a version other than the latest: lagging.
+  std::string latest = str(parse(call(http::Method::kGet, c.url() + "/config", "", bearer(a.token)).body), "etag");
   EXPECT_EQ(call(http::Method::kPost, c.url() + "/heartbeat", R"({"config_version":"x"})", bearer(a.token)).status, 200);
   EXPECT_EQ(status(), "online");
+  EXPECT_TRUE(census(1, 0, 0));
+  EXPECT_EQ(gauge("fleet_agents_lagging"), 1);
+  EXPECT_EQ(call(http::Method::kPost, c.url() + "/heartbeat", R"({"config_version":")" + latest + R"("})", bearer(a.token)).status, 200);
+  EXPECT_EQ(gauge("fleet_agents_lagging"), 0);
   EXPECT_EQ(c.role->stop(), 0);
 }
 

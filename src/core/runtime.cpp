@@ -48,7 +48,7 @@ Status HttpRole::start() {
     std::string routes;
     for (auto& [method, pattern] : router_->routes())
       routes.append(routes.empty() ? "" : " ").append(http::method_name(method)).append(" ").append(pattern);
-    lg.debug("routes", {{"role", name_}, {"routes", routes}});
+    log::Logger(name_).debug("routes", {{"routes", routes}});
   }
   GANTRY_RETURN_IF_ERROR(on_start());
   opts_.on_worker_start = [this](boost::asio::io_context& ioc) { return on_worker(ioc); };

@@ -28,6 +28,19 @@ TEST(Router, LiteralParamsAndRest) {
   EXPECT_EQ(run(r, Method::kGet, "/files/").status, 404);
 }
 
+// routes() is what a role's OpenAPI document is held to: every route, in registration order,
+// with its method, the async kinds included.
+TEST(Router, RoutesListsEveryRegisteredMethodAndPattern) {
+  Router r;
+  r.get("/a", [](const Request&, Response&) {});
+  r.add_async(Method::kPost, "/b/{id}", [](const Request&, Responder) {});
+  r.add_deferrable(Method::kGet, "/c/{rest...}", [](const Request&, Response&, const std::function<Responder()>&) { return true; });
+  r.del("/a", [](const Request&, Response&) {});
+  std::vector<std::pair<Method, std::string>> want = {
+      {Method::kGet, "/a"}, {Method::kPost, "/b/{id}"}, {Method::kGet, "/c/{rest...}"}, {Method::kDelete, "/a"}};
+  EXPECT_EQ(r.routes(), want);
+}
+
 TEST(Router, NotFoundAndMethodNotAllowed) {
   Router r;
   r.get("/config", [](const Request&, Response& o) { o.text(200, "g"); });

@@ -129,6 +129,16 @@ class Agent final : public core::runtime::HttpRole {
               }});
       subscriber_->start();
     }
+    // What deploy/prometheus/fleet-alerts.yml watches: an agent that lost its registration or,
+    // with Redis enabled, its push subscription.
+    auto& reg = core::metrics::Registry::global();
+    reg.gauge_callback("fleet_agent_registered", "1 while the agent holds a token the controller accepted", [this] {
+      std::lock_guard lk(mu_);
+      return registered_ ? 1.0 : 0.0;
+    });
+    if (subscriber_)
+      reg.gauge_callback("fleet_agent_push_connected", "1 while the Redis push subscription is up (only with Redis enabled)",
+                         [this] { return subscriber_->connected() ? 1.0 : 0.0; });
     sync_ = std::thread([this] { sync_loop(); });
     forwarder_ = std::thread([this] { forward_loop(); });
     heartbeat_ = std::thread([this] { heartbeat_loop(); });
@@ -147,6 +157,9 @@ class Agent final : public core::runtime::HttpRole {
   void on_stop(std::chrono::milliseconds) override {
     for (auto* t : {&sync_, &forwarder_, &heartbeat_})
       if (t->joinable()) t->join();
+    auto& reg = core::metrics::Registry::global();
+    reg.remove_callback("fleet_agent_registered");
+    reg.remove_callback("fleet_agent_push_connected");
     if (subscriber_) subscriber_->stop();
   }
 

@@ -141,6 +141,9 @@ class Controller final : public core::runtime::HttpRole {
         polls_304_(polls_.with({"304"})),
         polls_401_(polls_.with({"401"})),
         heartbeats_(core::metrics::Registry::global().counter("fleet_heartbeats_total", "heartbeats persisted").with({})),
+        heartbeat_failures_(core::metrics::Registry::global()
+                                .counter("fleet_heartbeat_failures_total", "heartbeats the store failed to persist (answered 503)")
+                                .with({})),
         batch_size_(core::metrics::Registry::global()
                         .histogram("fleet_heartbeat_batch_rows", "heartbeats per group commit", {},
                                    {1, 4, 16, 64, 256, 1024, 4096})
@@ -154,6 +157,8 @@ class Controller final : public core::runtime::HttpRole {
     auto& reg = core::metrics::Registry::global();
     reg.remove_callback("fleet_agents_registered");
     reg.remove_callback("fleet_long_polls_held");
+    for (const char* status : {"online", "stale", "offline"}) reg.remove_callback("fleet_agents", {status});
+    reg.remove_callback("fleet_agents_lagging");
   }
 
   bool ready() const override { return store_ != nullptr; }
@@ -209,6 +214,13 @@ class Controller final : public core::runtime::HttpRole {
     });
     reg.gauge_callback("fleet_long_polls_held", "GET /config?wait= requests being held",
                        [this] { return hub_ ? static_cast<double>(hub_->holding()) : 0.0; });
+    // What the alerts of deploy/prometheus/fleet-alerts.yml watch: counted at scrape time, so
+    // an agent that went silent turns stale, then offline, without anything happening here.
+    for (const char* status : {"online", "stale", "offline"})
+      reg.gauge_callback("fleet_agents", "agents by status, from the age of their last contact (stale_after, offline_after)",
+                         {"status"}, {status}, [this, status] { return static_cast<double>(census().by_status(status)); });
+    reg.gauge_callback("fleet_agents_lagging", "agents whose last heartbeat reported a version other than the latest",
+                       [this] { return static_cast<double>(census().lagging); });
     lg.info("controller ready", {{"store", store_->describe()},
                                  {"agents", static_cast<int64_t>(agents.size())},
                                  {"etag", latest_.load()->rec.etag}});
@@ -625,6 +637,7 @@ class Controller final : public core::runtime::HttpRole {
     auto done = [this, agent, row, latest, resp](const Status& s) {
       http::Response r;
       if (!s.is_ok()) {
+        heartbeat_failures_.inc();
         lg.error("heartbeat not persisted", {{"agent_id", agent->id}, {"error", s.to_string()}});
         r.error(503, "heartbeat not persisted: " + s.to_string());
         return resp.send(std::move(r));
@@ -650,6 +663,24 @@ class Controller final : public core::runtime::HttpRole {
   }
 
   // ---- agents -------------------------------------------------------------------------
+
+  struct Census {
+    size_t online = 0, stale = 0, offline = 0, lagging = 0;
+    size_t by_status(std::string_view s) const { return s == "online" ? online : s == "stale" ? stale : offline; }
+  };
+  Census census() {
+    Census c;
+    auto now = std::chrono::system_clock::now();
+    std::string latest = latest_.load()->rec.etag;
+    std::shared_lock lk(agents_mu_);
+    for (auto& [_, a] : by_id_) {
+      std::lock_guard alk(a->mu);
+      std::string_view st = derived_status(*a, now);
+      ++(st == "online" ? c.online : st == "stale" ? c.stale : c.offline);
+      if (a->last_config_version != latest) ++c.lagging;
+    }
+    return c;
+  }
 
   std::string_view derived_status(const Agent& a, core::WallTime now) const {
     auto age = now - a.last_contact;
@@ -917,6 +948,7 @@ class Controller final : public core::runtime::HttpRole {
   core::metrics::Family<core::metrics::Counter>& polls_;
   core::metrics::Counter &polls_200_, &polls_304_, &polls_401_;
   core::metrics::Counter& heartbeats_;
+  core::metrics::Counter& heartbeat_failures_;
   core::metrics::Histogram& batch_size_;
   core::metrics::Family<core::metrics::Counter>& pushes_;
 
