@@ -24,9 +24,5 @@ std::string_view version() { return \"${VERSION}\"; }
 std::string_view commit() { return \"${GANTRY_COMMIT}\"; }
 }  // namespace gantry::core::build
 ")
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-endif()
-if(NOT old STREQUAL text)
-  file(WRITE "${OUT}" "${text}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)
+write_if_changed("${OUT}" "${text}")

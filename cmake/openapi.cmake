@@ -34,9 +34,5 @@ std::optional<std::string_view> openapi_document(std::string_view role) {
 }
 }  // namespace gantry::core::http
 ")
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-endif()
-if(NOT old STREQUAL text)
-  file(WRITE "${OUT}" "${text}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)
+write_if_changed("${OUT}" "${text}")
