@@ -115,7 +115,7 @@ TEST_F(Package, SystemdAcceptsTheUnitForEveryRoleAndItsStopTimeoutCoversTheShutd
   ASSERT_TRUE(std::regex_search(toml, m, std::regex(R"(\nshutdown_timeout = "([0-9]+)s")")));
   EXPECT_GE(stop_s, std::stoi(m[1]) + 5);
   for (const char* line : {"ExecStart=/usr/bin/gantry %i --config /etc/gantry/gantry.toml", "EnvironmentFile=-/etc/gantry/%i.env",
-                           "Restart=on-failure", "StateDirectory=gantry/%i", "DynamicUser=yes", "ProtectSystem=strict",
+                           "Restart=on-failure", "RestartPreventExitStatus=2", "StateDirectory=gantry/%i", "DynamicUser=yes", "ProtectSystem=strict",
                            "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n"})
     EXPECT_NE(unit.find(line), std::string::npos) << "the unit lacks " << line;
 }
