@@ -125,6 +125,12 @@ TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {
   ASSERT_TRUE(metrics.is_ok());
   EXPECT_NE(metrics->body.find("http_requests_total{server=\"hello\",code=\"200\"} 1"), std::string::npos);
   EXPECT_NE(metrics->body.find("process_resident_memory_bytes"), std::string::npos);
+  auto version = run({kBin, "version"});
+  std::smatch v;  // "gantry 0.1.0 (commit abc)" -> the same pair on gantry_build_info
+  ASSERT_TRUE(std::regex_search(version.out, v, std::regex(R"(^gantry (\S+) \(commit (\S+)\))"))) << version.out;
+  EXPECT_NE(metrics->body.find("gantry_build_info{version=\"" + v[1].str() + "\",commit=\"" + v[2].str() + "\"} 1"),
+            std::string::npos)
+      << metrics->body;
 
   std::string mfile = ::testing::TempDir() + "/gantry_metrics_" + std::to_string(::getpid()) + ".txt";
   std::ofstream(mfile) << metrics->body;

@@ -104,6 +104,9 @@ int run_roles(std::vector<std::unique_ptr<runtime::RoleFactory>>& factories, con
     return kUsage;
   }
   metrics::register_process_metrics(metrics::Registry::global());
+  metrics::Registry::global().gauge_callback(
+      "gantry_build_info", "The version and git commit of the running binary (always 1).", {"version", "commit"},
+      {std::string(build::version()), std::string(build::commit())}, [] { return 1.0; });
   runtime::Runtime rt;
   for (auto& f : factories) {
     auto role = f->build();

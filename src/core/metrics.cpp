@@ -1,6 +1,5 @@
 #include "core/metrics.h"
 
-#include "core/build_info.h"
 #include "core/log.h"
 
 #include <dirent.h>
@@ -332,9 +331,6 @@ void register_process_metrics(Registry& r) {
     }
     return n;
   });
-  r.gauge_callback("gantry_build_info", "The version and git commit of the running binary (always 1).",
-                   {"version", "commit"}, {std::string(build::version()), std::string(build::commit())},
-                   [] { return 1.0; });
   r.gauge_callback("process_max_fds", "Maximum number of open file descriptors.", [] {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
