@@ -6,7 +6,8 @@
 #   /usr/share/gantry/{openapi,prometheus,grafana}/   API documents, alert rules, dashboards
 #   /usr/share/doc/gantry/                   README, docs/*.md, copyright, changelog
 #   /usr/share/man/man1/gantry.1.gz          made by help2man from --help
-# Dependencies are computed from the shared libraries by dpkg-shlibdeps. tests/package_test.cpp
+# Dependencies are computed from the shared libraries by dpkg-shlibdeps. The maintainer scripts
+# (deploy/debian/postinst, postrm) only daemon-reload: no role is enabled by installing. tests/package_test.cpp
 # builds it, runs lintian on it and the extracted binary.
 include(GNUInstallDirs)
 install(TARGETS gantry RUNTIME DESTINATION bin)
@@ -53,6 +54,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/gantry-platform/gantry")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/deploy/debian/conffiles)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/deploy/debian/conffiles
+    ${PROJECT_SOURCE_DIR}/deploy/debian/postinst ${PROJECT_SOURCE_DIR}/deploy/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

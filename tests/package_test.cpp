@@ -65,6 +65,11 @@ TEST_F(Package, IsNamedByVersionHoldsWhatAnOperatorNeedsAndLintianFindsNothing) 
   // dependencies came from the shared libraries (dpkg-shlibdeps), not a hand-kept list.
   Ran control = run({"sh", "-c", "dpkg-deb --ctrl-tarfile '" + deb_.string() + "' | tar -xOf - ./conffiles"});
   EXPECT_EQ(control.out, "/etc/gantry/gantry.toml\n") << control.err;
+  // Installing tells systemd about the unit and starts nothing: the operator picks the roles.
+  Ran postinst = run({"sh", "-c", "dpkg-deb --ctrl-tarfile '" + deb_.string() + "' | tar -xOf - ./postinst"});
+  EXPECT_NE(postinst.out.find("daemon-reload"), std::string::npos) << postinst.out << postinst.err;
+  EXPECT_EQ(postinst.out.find("enable"), std::string::npos) << postinst.out;
+  EXPECT_EQ(postinst.out.find(" start"), std::string::npos) << postinst.out;
   Ran depends = run({"dpkg-deb", "-f", deb_.string(), "Depends"});
   for (const char* lib : {"libc6", "libpq5", "libnats3.4", "libjemalloc2", "libcurl4"})
     EXPECT_NE(depends.out.find(lib), std::string::npos) << "Depends lacks " << lib << ": " << depends.out;
