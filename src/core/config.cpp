@@ -206,9 +206,14 @@ void flatten(const toml::table& t, const std::string& prefix, std::map<std::stri
       for (size_t i = 0; i < arr->size(); ++i) {
         auto& e = (*arr)[i];
         std::string item;
-        if (auto s = e.value<std::string>()) item = *s;
-        else if (auto n = e.value<int64_t>()) item = std::to_string(*n);
-        else { errors.push_back(key + ": list items must be strings or integers"); continue; }
+        // value_exact: toml++'s converting value<int64_t>() casts a float such as 1e195 to an
+        // integer, which is undefined (found by fuzz/config_values).
+        if (auto s = e.value_exact<std::string>()) item = *s;
+        else if (auto n = e.value_exact<int64_t>()) item = std::to_string(*n);
+        else {
+          errors.push_back(key + ": list items must be strings or integers");
+          break;
+        }
         joined += (i ? "," : "") + item;
       }
       out[key] = joined;
