@@ -13,6 +13,7 @@
 #include "core/http/client.h"
 #include "private_servers.h"
 #include "process.h"
+#include "telemetry/streams.h"
 
 namespace gantry::testing {
 namespace {
@@ -241,6 +242,80 @@ TEST(TelemetryAggregator, RowsEqualExactStatisticsOfUniqueEventsIncludingLateOne
   // above, each once; the 20 redelivered duplicates are not counted again.
   EXPECT_NE(metrics->body.find("\nlate_events_total 302\n"), std::string::npos) << metrics->body.substr(0, 3000);
 
+  agg->proc->signal(SIGTERM);
+  EXPECT_EQ(agg->proc->wait(20s), 0);
+}
+
+// A batch is COPY'd straight into events_seen; one holding events stored before fails that COPY
+// (no ON CONFLICT in COPY) and must then go the staging way in the same transaction: its new
+// events stored, its old ones counted as duplicates, nothing stored twice, and the lane back on
+// the COPY path once a batch comes clean.
+TEST(TelemetryAggregator, ABatchHoldingStoredEventsStoresItsNewOnesAndCountsTheRest) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  auto js = bus::nats::JetStream::connect(nats.url());
+  ASSERT_TRUE(js.is_ok());
+  ASSERT_TRUE((*js)->ensure_stream(telemetry::events_stream()).is_ok());
+  auto publish = [&](const Ev& e, const std::string& msg_id) {
+    std::string body = json_of(e);
+    body.insert(body.size() - 1, R"(,"recv_ts_ms":1)");  // as ingest forwards it
+    return (*js)->publish("telemetry.events", body, msg_id).is_ok();
+  };
+  int64_t base = (now_ms() - 30 * kWindow) / kWindow * kWindow;
+  std::vector<Ev> evs = make_events(30'000, 90, base, 3, 5);
+  std::map<std::string, Ev> accepted;
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  std::string diff;
+  const std::vector<std::string> one_lane{"--consumers", "1", "--fetch-batch", "1000"};
+  {
+    // Stored first: events 0..39, each batch clean, so COPY'd.
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(publish(evs[i], "first-" + std::to_string(i)));
+      accepted[evs[i].id] = evs[i];
+    }
+    auto agg = aggregator(nats, db, one_lane);
+    EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, expected(accepted))).empty(); }, 20s)) << diff;
+    auto m = http::Client().get(agg->url("/metrics"));
+    ASSERT_TRUE(m.is_ok());
+    EXPECT_GE(metric(m->body, R"(batches_committed_total{path="copy"})"), 1) << m->body;
+    EXPECT_EQ(metric(m->body, R"(batches_committed_total{path="staging"})"), 0) << m->body;
+    agg->proc->signal(SIGTERM);
+    ASSERT_EQ(agg->proc->wait(20s), 0);
+  }
+  // While no aggregator runs, one backlog: new events 40..69 with 20 of the stored ones
+  // between them (resent under other message ids, so JetStream keeps them), fetched as one batch.
+  for (int i = 40; i < 70; ++i) {
+    ASSERT_TRUE(publish(evs[i], "second-" + std::to_string(i)));
+    accepted[evs[i].id] = evs[i];
+    if (i % 3 != 0) {
+      ASSERT_TRUE(publish(evs[i - 40], "again-" + std::to_string(i)));
+    }
+  }
+  auto agg = aggregator(nats, db, one_lane);
+  EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, expected(accepted))).empty(); }, 20s)) << diff;
+  auto count = (*pg)->query("SELECT count(*) FROM events_seen");
+  ASSERT_TRUE(count.is_ok());
+  EXPECT_EQ(count->int64(0, 0), 70);
+  std::string m;
+  EXPECT_TRUE(eventually([&] {
+    auto r = http::Client().get(agg->url("/metrics"));
+    m = r.is_ok() ? r->body : "";
+    return metric(m, R"(events_processed_total{status="duplicate"})") == 20;
+  })) << m;
+  EXPECT_EQ(metric(m, R"(events_processed_total{status="success"})"), 30) << m;
+  EXPECT_GE(metric(m, R"(batches_committed_total{path="staging"})"), 1) << m;
+  double copied = metric(m, R"(batches_committed_total{path="copy"})");
+  // Clean batches after it: the first may still go the staging way, then COPY again.
+  for (int i = 70; i < 90; ++i) {
+    ASSERT_TRUE(publish(evs[i], "third-" + std::to_string(i)));
+    accepted[evs[i].id] = evs[i];
+    EXPECT_TRUE(eventually([&] { return (diff = compare(**pg, expected(accepted))).empty(); }, 20s)) << diff;
+  }
+  auto after = http::Client().get(agg->url("/metrics"));
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_GT(metric(after->body, R"(batches_committed_total{path="copy"})"), copied) << after->body;
+  EXPECT_EQ(metric(after->body, R"(events_processed_total{status="duplicate"})"), 20) << after->body;
   agg->proc->signal(SIGTERM);
   EXPECT_EQ(agg->proc->wait(20s), 0);
 }

@@ -17,7 +17,10 @@
 #include <condition_variable>
 #include <mutex>
 #include <charconv>
+#include <map>
+#include <span>
 #include <thread>
+#include <tuple>
 
 #include <boost/json.hpp>
 
@@ -107,6 +110,12 @@ class Aggregator final : public core::runtime::HttpRole {
         delay_(reg_.histogram("processing_delay_seconds", "from the probe's ts_ms to the event's commit", {},
                               {0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300})
                    .with({})),
+        batches_(reg_.counter("batches_committed_total",
+                              "batches committed, by path: copy (straight into events_seen) or staging (the batch held "
+                              "events stored before)",
+                              {"path"})),
+        copied_batches_(batches_.with({"copy"})),
+        staged_batches_(batches_.with({"staging"})),
         late_(reg_.counter("late_events_total", "events later than late_tolerance (still applied)").with({})),
         flush_seconds_(reg_.histogram("window_flush_duration_seconds", "one flush transaction", {"status"})),
         dlq_(reg_.counter("dlq_messages_total", "messages moved to the DLQ").with({})),
@@ -203,6 +212,7 @@ class Aggregator final : public core::runtime::HttpRole {
     std::thread thread;
     std::atomic<bool> up{true};
     uint64_t staging_generation = 0;  // the session whose staging table exists
+    bool direct = true;               // the next batch is COPY'd straight into events_seen
     std::vector<std::string> lines;   // a batch's COPY lines, reused
   };
 
@@ -240,7 +250,10 @@ class Aggregator final : public core::runtime::HttpRole {
     std::vector<size_t> valid;
     int64_t now = now_ms();
     int64_t wsize = st_.window_size.count();
+    int64_t late_before = now - wsize - st_.late_tolerance.count();  // a window starting earlier is late
     std::vector<int64_t> event_ts;
+    // The batch's windows (client, target, start) and how many of its events fall in each.
+    std::map<std::tuple<std::string, std::string, int64_t>, int64_t> windows;
     for (size_t i = 0; i < batch.size(); ++i) {
       // Events were validated by ingest; a message that does not parse now is poison.
       auto e = parse_event(batch[i].data(), now + kMaxClockSkewMs);
@@ -272,11 +285,35 @@ class Aggregator final : public core::runtime::HttpRole {
       }
       l += '\n';
       lines.push_back(std::move(l));
+      ++windows[{std::string(e->client_id), std::string(e->target), window}];
     }
     if (valid.empty()) return {};
+    const bool direct = lane.direct;
     int64_t inserted = 0, late = 0;
     uint64_t created = 0;  // the session in which this transaction created the staging table
+    bool staged = false;
     Status s = db.transaction([&]() -> Status {
+      std::vector<std::optional<std::string>> mc, mt, mw;
+      staged = false;
+      if (direct) {
+        // Straight into events_seen; a unique violation means the batch holds an event stored
+        // before, and it goes the staging way below with nothing of this attempt kept.
+        GANTRY_RETURN_IF_ERROR(db.exec("SAVEPOINT direct"));
+        auto copied = db.copy_in(kCopyEvents, lines);
+        if (copied.is_ok()) {
+          inserted = static_cast<int64_t>(lines.size());
+          for (auto& [w, n] : windows) {
+            if (std::get<2>(w) < late_before) late += n;
+            mc.emplace_back(std::get<0>(w));
+            mt.emplace_back(std::get<1>(w));
+            mw.emplace_back(std::to_string(std::get<2>(w)));
+          }
+          return mark_dirty(db, mc, mt, mw);
+        }
+        if (copied.status().code() != core::Code::kAlreadyExists) return copied.status();
+        GANTRY_RETURN_IF_ERROR(db.exec("ROLLBACK TO SAVEPOINT direct"));
+      }
+      staged = true;
       // BEGIN has run: a lost session was replaced by then, and its staging table with it.
       // (Created inside the transaction, it exists only once the transaction commits.)
       if (lane.staging_generation != db.generation()) {
@@ -287,19 +324,21 @@ class Aggregator final : public core::runtime::HttpRole {
       GANTRY_ASSIGN(r, db.query(kInsertEvents));
       if (r.size() == 0) return {};  // every one a duplicate: nothing to mark
       inserted = r.int64(0, 3);
-      late = 0;
-      std::vector<std::optional<std::string>> mc, mt, mw;
       for (int i = 0; i < r.size(); ++i) {
         // Late: counted for events stored now, never again for a redelivered duplicate.
-        if (now > r.int64(i, 2) + wsize + st_.late_tolerance.count()) late += r.int64(i, 4);
+        if (r.int64(i, 2) < late_before) late += r.int64(i, 4);
         mc.emplace_back(std::string(r.get(i, 0)));
         mt.emplace_back(std::string(r.get(i, 1)));
         mw.emplace_back(std::string(r.get(i, 2)));
       }
-      return db.query(kMarkDirty, {pg::array_literal(mc), pg::array_literal(mt), pg::array_literal(mw)}).status();
+      return mark_dirty(db, mc, mt, mw);
     });
     if (!s.is_ok()) return s;
     if (created) lane.staging_generation = created;
+    // A batch with duplicates suggests more follow (a redelivered backlog): the next batch goes
+    // the staging way at once rather than failing its COPY first; a clean batch returns to COPY.
+    lane.direct = inserted == static_cast<int64_t>(valid.size());
+    (staged ? staged_batches_ : copied_batches_).inc();
     success_.inc(static_cast<uint64_t>(inserted));
     late_.inc(static_cast<uint64_t>(late));
     duplicate_.inc(static_cast<uint64_t>(valid.size() - inserted));
@@ -307,6 +346,13 @@ class Aggregator final : public core::runtime::HttpRole {
     for (int64_t t : event_ts) delay_.observe(std::max(0.0, (done - static_cast<double>(t)) / 1000.0));
     for (size_t i : valid) (void)batch[i].ack_nowait();
     return {};
+  }
+
+  static Status mark_dirty(pg::Connection& db, std::span<const std::optional<std::string>> clients,
+                           std::span<const std::optional<std::string>> targets,
+                           std::span<const std::optional<std::string>> windows) {
+    return db.query(kMarkDirty, {pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(windows)})
+        .status();
   }
 
   // Counted as an error once, when it leaves for the DLQ, not at each delivery.
@@ -421,6 +467,8 @@ class Aggregator final : public core::runtime::HttpRole {
   core::metrics::Family<core::metrics::Counter>& processed_;
   core::metrics::Counter &success_, &duplicate_, &error_;
   core::metrics::Histogram& delay_;
+  core::metrics::Family<core::metrics::Counter>& batches_;
+  core::metrics::Counter &copied_batches_, &staged_batches_;
   core::metrics::Counter& late_;
   core::metrics::Family<core::metrics::Histogram>& flush_seconds_;
   core::metrics::Counter& dlq_;
