@@ -37,7 +37,10 @@ struct Proc {
 };
 
 std::unique_ptr<Proc> aggregator(const PrivateNats& nats, const FreshDatabase& db, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--nats-url", nats.url(), "--db-url", db.url, "--flush-delay", "0", "--flush-every", "100ms"};
+  // Windows settle for 100 ms (not the default second): short enough for tests that wait on
+  // each event, and still through the settle condition of the flush.
+  std::vector<std::string> args{"--nats-url",    nats.url(), "--db-url",       db.url, "--flush-delay", "0",
+                                "--flush-every", "100ms",    "--flush-settle", "100ms"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Proc>("aggregator", args);
 }
@@ -72,6 +75,15 @@ std::string uuid(int i) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
   return buf;
+}
+
+// Straight to JetStream as ingest forwards an event, under a message id of the caller's (a new
+// id for an event_id stored before gets past JetStream's own dedup, as a resend after its
+// window would).
+bool publish_event(bus::nats::JetStream& js, const Ev& e, const std::string& msg_id) {
+  std::string body = json_of(e);
+  body.insert(body.size() - 1, R"(,"recv_ts_ms":1)");
+  return js.publish("telemetry.events", body, msg_id).is_ok();
 }
 
 int post(const std::string& url, const std::string& body) {
@@ -256,11 +268,7 @@ TEST(TelemetryAggregator, ABatchHoldingStoredEventsStoresItsNewOnesAndCountsTheR
   auto js = bus::nats::JetStream::connect(nats.url());
   ASSERT_TRUE(js.is_ok());
   ASSERT_TRUE((*js)->ensure_stream(telemetry::events_stream()).is_ok());
-  auto publish = [&](const Ev& e, const std::string& msg_id) {
-    std::string body = json_of(e);
-    body.insert(body.size() - 1, R"(,"recv_ts_ms":1)");  // as ingest forwards it
-    return (*js)->publish("telemetry.events", body, msg_id).is_ok();
-  };
+  auto publish = [&](const Ev& e, const std::string& msg_id) { return publish_event(**js, e, msg_id); };
   int64_t base = (now_ms() - 30 * kWindow) / kWindow * kWindow;
   std::vector<Ev> evs = make_events(30'000, 90, base, 3, 5);
   std::map<std::string, Ev> accepted;
@@ -318,6 +326,54 @@ TEST(TelemetryAggregator, ABatchHoldingStoredEventsStoresItsNewOnesAndCountsTheR
   EXPECT_EQ(metric(after->body, R"(events_processed_total{status="duplicate"})"), 20) << after->body;
   agg->proc->signal(SIGTERM);
   EXPECT_EQ(agg->proc->wait(20s), 0);
+}
+
+// A due window is recomputed once its events settle (none for flush_settle), and while they
+// keep coming (a backlog draining) every flush_max_wait, not at every flush.
+TEST(TelemetryAggregator, ADueWindowIsRecomputedWhenItsEventsSettleOrAfterTheLongestWait) {
+  PrivateNats nats;
+  FreshDatabase db("telemetry");
+  auto js = bus::nats::JetStream::connect(nats.url());
+  ASSERT_TRUE(js.is_ok());
+  Proc agg("aggregator", {"--nats-url", nats.url(), "--db-url", db.url, "--flush-delay", "0", "--flush-every", "50ms",
+                          "--flush-settle", "1s", "--flush-max-wait", "3s"});
+  auto pg = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(pg.is_ok());
+  int64_t base = (now_ms() - 30 * kWindow) / kWindow * kWindow;  // long due
+  auto count_of = [&](const std::string& client) -> int64_t {
+    auto r = (*pg)->query("SELECT count_total FROM agg_1m WHERE client_id = $1", {client});
+    return r.is_ok() && r->size() == 1 ? r->int64(0, 0) : 0;
+  };
+  using Clock = std::chrono::steady_clock;
+  auto secs_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+
+  // One event: its row waits for the settle time, then comes.
+  Ev one = make_events(40'000, 1, base, 1, 1)[0];
+  one.client = "settles";
+  auto t0 = Clock::now();
+  ASSERT_TRUE(publish_event(**js, one, "settles"));
+  ASSERT_TRUE(eventually([&] { return count_of("settles") == 1; }, 10s));
+  double settled = secs_since(t0);
+  EXPECT_GE(settled, 0.95) << "recomputed before the window settled";
+  EXPECT_LT(settled, 4.0);
+
+  // An event every 100 ms for 6 s: the window never settles, so it is recomputed after the
+  // longest wait (3 s from its first mark) while events still come, and not before.
+  std::vector<Ev> stream = make_events(41'000, 60, base, 1, 2);
+  double first_seen = -1;
+  t0 = Clock::now();
+  for (size_t i = 0; i < stream.size(); ++i) {
+    stream[i].client = "busy";
+    ASSERT_TRUE(publish_event(**js, stream[i], "busy-" + std::to_string(i)));
+    if (first_seen < 0 && count_of("busy") > 0) first_seen = secs_since(t0);
+    std::this_thread::sleep_for(100ms);
+  }
+  double publishing = secs_since(t0);
+  EXPECT_GE(first_seen, 2.9) << "a window still getting events was recomputed before flush_max_wait";
+  EXPECT_GT(first_seen, 0) << "not recomputed while its events kept coming (" << publishing << " s)";
+  EXPECT_TRUE(eventually([&] { return count_of("busy") == 60; }, 10s)) << count_of("busy");
+  agg.proc->signal(SIGTERM);
+  EXPECT_EQ(agg.proc->wait(20s), 0);
 }
 
 TEST(TelemetryAggregator, PoisonMessagesLandInTheDlqAfterTheLastDelivery) {
@@ -428,9 +484,10 @@ TEST(TelemetryAggregator, MigrateTelemetryCreatesTheSchemaOnce) {
   ASSERT_TRUE(pg.is_ok());
   auto v = (*pg)->query("SELECT max(version), count(*) FROM schema_migrations");
   ASSERT_TRUE(v.is_ok());
-  EXPECT_EQ(v->int64(0, 0), 1);
-  EXPECT_EQ(v->int64(0, 1), 1);
+  EXPECT_EQ(v->int64(0, 0), 2);
+  EXPECT_EQ(v->int64(0, 1), 2);
   EXPECT_TRUE((*pg)->query("SELECT count(*) FROM agg_1m").is_ok());
+  EXPECT_TRUE((*pg)->query("SELECT marked_at, first_marked_at FROM agg_dirty").is_ok());
   Child unknown({kBin, "migrate", "fleet", "--db-url", db.url});
   EXPECT_EQ(unknown.wait(30s), 2);
 }

@@ -1,15 +1,18 @@
 // `gantry aggregator`: JetStream events -> per-minute statistics in PostgreSQL, exactly once.
 //
 // How exactly-once holds across a kill -9 at any moment:
-//   1. A fetched batch is written in one transaction: COPY'd into a staging table of the
-//      session, then every new event into events_seen with one INSERT … SELECT (its
-//      measurements included; a resent event_id conflicts and is skipped) and its window into
-//      agg_dirty. Only after the commit are the messages acked. A crash before the commit
+//   1. A fetched batch is written in one transaction: COPY'd into events_seen (its
+//      measurements included) and its windows into agg_dirty. A batch holding an event stored
+//      before fails that COPY on the event_id key; it is then rolled back to a savepoint and
+//      written through a staging table with INSERT … ON CONFLICT DO NOTHING, which skips the
+//      stored ones. Only after the commit are the messages acked. A crash before the commit
 //      redelivers them; after it, the redelivered copies conflict and are acked as duplicates.
 //   2. A window's agg_1m row is a pure function of its events in events_seen, recomputed in SQL
 //      (percentile_cont is the spec's interpolation at p/100 x (n-1)) by the flusher, which
 //      deletes the dirty mark in the same transaction. A late event marks its window dirty
-//      again, so the stored row always covers all of the window's events.
+//      again, so the stored row always covers all of the window's events. A due window still
+//      getting events (a backlog draining) is recomputed once they settle, or every
+//      flush_max_wait, not at every flush.
 // Several aggregators may share the consumer; the flusher takes dirty windows FOR UPDATE
 // SKIP LOCKED.
 #include <atomic>
@@ -63,6 +66,8 @@ struct Settings {
   int fetch_batch = 500;
   int consumers = 2;
   Ms flush_every{1'000};
+  Ms flush_settle{1'000};
+  Ms flush_max_wait{10'000};
   Thresholds thresholds;
   Ms events_retention{7LL * 24 * 3'600'000};
   Ms agg_retention{90LL * 24 * 3'600'000};
@@ -437,7 +442,9 @@ class Aggregator final : public core::runtime::HttpRole {
     int64_t due = all ? INT64_MAX : now_ms() - st_.window_size.count() - st_.flush_delay.count();
     size_t n = 0;
     Status s = flush_db_->transaction([&]() -> Status {
-      GANTRY_ASSIGN(r, flush_db_->query(kFlushWindows, {std::to_string(due), std::to_string(kFlushBatch)}));
+      GANTRY_ASSIGN(r, flush_db_->query(kFlushWindows, {std::to_string(due), std::to_string(kFlushBatch),
+                                                        std::to_string(st_.flush_settle.count()),
+                                                        std::to_string(st_.flush_max_wait.count()), all ? "t" : "f"}));
       n = static_cast<size_t>(r.size());
       if (n == 0) return {};
       for (int i = 0; i < r.size(); ++i) {
@@ -507,6 +514,12 @@ class Factory final : public core::runtime::RoleFactory {
         .env("AGGREGATOR_CONSUMERS")
         .range(1, 64);
     s.add("flush_every", &st_.flush_every, "how often to look for windows due").range(10, 60'000);
+    s.add("flush_settle", &st_.flush_settle,
+          "a due window is recomputed once it has had no new events for this long (or has waited flush_max_wait)")
+        .range(0, 3'600'000);
+    s.add("flush_max_wait", &st_.flush_max_wait,
+          "longest a due window with events still arriving waits for its recomputation")
+        .range(0, 3'600'000);
     s.add("events_retention", &st_.events_retention, "events_seen rows older than this are deleted").range(60'000, 1e12);
     s.add("agg_retention", &st_.agg_retention, "agg_1m rows older than this are deleted").range(60'000, 1e12);
     s.add("retention_every", &st_.retention_every, "how often the retention job runs").range(1000, 1e11);

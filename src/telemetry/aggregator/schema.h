@@ -86,6 +86,15 @@ CREATE TABLE alerts (
   UNIQUE (client_id, target, window_start_ts, label)
 );
 )sql"},
+    {2, "when each dirty mark was first and last set", R"sql(
+-- The flusher waits for a window to settle (no new events for flush_settle) before recomputing
+-- it, but never longer than flush_max_wait from its first mark: while a backlog drains, a due
+-- window is marked by nearly every batch, and recomputing it at each flush reread all of its
+-- events again and again.
+ALTER TABLE agg_dirty
+  ADD COLUMN first_marked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  ADD COLUMN marked_at TIMESTAMPTZ NOT NULL DEFAULT now();
+)sql"},
 };
 
 // A batch's events go straight into events_seen by COPY (kCopyEvents, under a savepoint). COPY
@@ -128,7 +137,8 @@ SELECT client_id, target, window_start_ts, (SELECT count(*) FROM ins), count(*) 
 // $1..$3: arrays of client_id, target, window_start_ts. Marks those windows dirty, in the same
 // transaction as their events.
 //
-// DO UPDATE, not DO NOTHING: it locks an existing mark, so a flush cannot take (and delete)
+// DO UPDATE, not DO NOTHING: it records when the window last got events (the flusher waits for
+// it to settle), and it locks an existing mark, so a flush cannot take (and delete)
 // that mark while these events are uncommitted and invisible to it; the flush skips the
 // locked mark, or, holding it already, makes this wait and then insert a fresh one.
 //
@@ -140,15 +150,19 @@ inline constexpr const char* kMarkDirty = R"sql(
 INSERT INTO agg_dirty (client_id, target, window_start_ts)
 SELECT m.c, m.t, m.w FROM (SELECT pg_advisory_xact_lock(7411020431)) l,
   unnest($1::text[], $2::text[], $3::bigint[]) AS m(c, t, w)
-ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET window_start_ts = EXCLUDED.window_start_ts
+ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET marked_at = now()
 )sql";
 
-// $1: newest window_start_ts that is due; $2: most windows. Recomputes their rows from all
-// their events and clears their dirty marks; returns the windows recomputed.
+// $1: newest window_start_ts that is due; $2: most windows; $3: settle time and $4: longest
+// wait, in ms; $5: every dirty window at once (shutdown). Recomputes the rows of due windows
+// that have settled (no events for $3) or waited $4 since their first mark, from all their
+// events, and clears their dirty marks; returns the windows recomputed.
 inline constexpr const char* kFlushWindows = R"sql(
 WITH due AS (
   SELECT client_id, target, window_start_ts FROM agg_dirty
   WHERE window_start_ts <= $1::bigint
+    AND ($5::bool OR marked_at <= now() - $3::bigint * interval '1 millisecond'
+                  OR first_marked_at <= now() - $4::bigint * interval '1 millisecond')
   ORDER BY window_start_ts
   LIMIT $2::int
   FOR UPDATE SKIP LOCKED
