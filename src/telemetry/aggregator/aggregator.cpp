@@ -67,7 +67,7 @@ struct Settings {
   int consumers = 2;
   Ms flush_every{1'000};
   Ms flush_settle{1'000};
-  Ms flush_max_wait{10'000};
+  Ms flush_max_wait{60'000};
   Thresholds thresholds;
   Ms events_retention{7LL * 24 * 3'600'000};
   Ms agg_retention{90LL * 24 * 3'600'000};
