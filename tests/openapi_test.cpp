@@ -103,6 +103,9 @@ TEST(OpenApi, EveryRunningRoleServesItsDocumentListingExactlyItsRoutes) {
   for (const std::string& role : kRoles) {  // the log is written by a thread of its own: wait for every line
     out = up.wait_for_output("\"role\":\"" + role + "\",\"msg\":\"routes\"", 10s);
     ASSERT_NE(out, "") << "no routes line for " << role << "\n" << up.out() << up.err();
+    // Its "listening" line is logged under its name, with no second "role" key.
+    EXPECT_NE(up.wait_for_output("\"role\":\"" + role + "\",\"msg\":\"listening\",\"what\":", 10s), "")
+        << "no listening line under " << role;
   }
 
   core::http::Client client;

@@ -128,9 +128,12 @@ int run_roles(std::vector<std::unique_ptr<runtime::RoleFactory>>& factories, con
         std::printf("  %-14s %-6s %s\n", std::string(r->name()).c_str(), what.c_str(), url.c_str());
     std::fflush(stdout);
   }
-  log::Logger lg("gantry");
-  for (auto& r : rt.roles())
-    for (auto& [what, url] : r->endpoints()) lg.info("listening", {{"role", r->name()}, {"what", what}, {"url", url}});
+  // Under each role's own name: a "role" field beside the logger's would give the line the key
+  // twice, and JSON readers keep only one of them.
+  for (auto& r : rt.roles()) {
+    log::Logger lg(r->name());
+    for (auto& [what, url] : r->endpoints()) lg.info("listening", {{"what", what}, {"url", url}});
+  }
   int rc = rt.wait_and_stop(g.shutdown_timeout);
   log::shutdown();
   return rc;
