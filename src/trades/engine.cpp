@@ -161,23 +161,36 @@ class Engine::Shard {
     auto it = map_.find(token);
     if (it != map_.end()) return it->second.get();
     if (e_.over_memory_.load(std::memory_order_relaxed)) return nullptr;
-    // At MAX_TOKEN_PROCESSORS this shard's least recently active token makes room. A shard
-    // with none goes over by one; the next flush of a shard that has tokens evicts one.
-    if (e_.live_tokens_.load(std::memory_order_relaxed) >= static_cast<int64_t>(e_.o_.max_tokens)) evict_lru(now);
+    // At MAX_TOKEN_PROCESSORS this shard's least recently active token makes room (the count
+    // stays). A shard with none goes over by one; a later flush of a shard that has tokens
+    // claims the excess (a compare-and-swap, so two shards flushing at once cannot both take
+    // the same excess and evict one token too many) and evicts its least recently active.
     TokenWindows::Options o{.windows = &e_.o_.windows, .resolution_ms = e_.o_.resolution_ms, .dedup = e_.o_.dedup};
+    if (e_.live_tokens_.load(std::memory_order_relaxed) >= static_cast<int64_t>(e_.o_.max_tokens) && !map_.empty())
+      evict_lru(now);
+    else
+      e_.live_tokens_.fetch_add(1, std::memory_order_relaxed);
     auto [ins, _] = map_.emplace(std::string(token), std::make_unique<Slot>(o));
-    e_.live_tokens_.fetch_add(1, std::memory_order_relaxed);
     return ins->second.get();
   }
 
-  bool evict_lru(int64_t now) {
-    auto victim = map_.end();
+  // Evicts this shard's least recently active token; the caller has already accounted for it
+  // in live_tokens_.
+  void evict_lru(int64_t now) {
+    auto victim = map_.begin();
     for (auto i = map_.begin(); i != map_.end(); ++i)
-      if (victim == map_.end() || i->second->w.last_trade_ms() < victim->second->w.last_trade_ms()) victim = i;
-    if (victim == map_.end()) return false;
+      if (i->second->w.last_trade_ms() < victim->second->w.last_trade_ms()) victim = i;
     evict(victim, now);
     bump(evicted_limit);
-    return true;
+  }
+
+  // One token over MAX_TOKEN_PROCESSORS claimed by this shard, if there is one to claim.
+  bool claim_excess() {
+    auto max = static_cast<int64_t>(e_.o_.max_tokens);
+    int64_t live = e_.live_tokens_.load(std::memory_order_relaxed);
+    while (live > max)
+      if (e_.live_tokens_.compare_exchange_weak(live, live - 1, std::memory_order_relaxed)) return true;
+    return false;
   }
 
   // The token's last report (its statistics as they are now), then it goes.
@@ -186,7 +199,6 @@ class Engine::Shard {
     evicted_reports_.push_back(report(it->first, *it->second));
     evicted_reports_.back().evicted = true;
     map_.erase(it);
-    e_.live_tokens_.fetch_sub(1, std::memory_order_relaxed);
   }
 
   TokenUpdate report(const std::string& token, const Slot& s) const {
@@ -202,8 +214,7 @@ class Engine::Shard {
     int64_t now = wall_ms(*e_.o_.clock);
     int64_t longest = e_.o_.windows.back().ms, shortest = e_.o_.windows.front().ms;
     bool over = e_.over_memory_.load(std::memory_order_relaxed);
-    while (!final && e_.live_tokens_.load(std::memory_order_relaxed) > static_cast<int64_t>(e_.o_.max_tokens) && evict_lru(now)) {
-    }
+    while (!final && !map_.empty() && claim_excess()) evict_lru(now);
     std::vector<TokenUpdate> updates = std::move(evicted_reports_);
     evicted_reports_.clear();
     uint64_t bytes = 0;

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "core/json.h"
 
@@ -84,6 +85,43 @@ TEST(Engine, ShardedEqualsSequentialPerToken) {
       EXPECT_EQ(got.low, want.low) << token << " " << w;
       EXPECT_NEAR(got.total_volume, want.total_volume, 1e-9 * std::max(1.0, want.total_volume)) << token << " " << w;
     }
+  }
+}
+
+// MAX_TOKEN_PROCESSORS with shards flushing at once: every token over the limit is evicted
+// exactly once (two shards must not both take the same excess and leave fewer than the limit).
+TEST(Engine, TokensOverTheLimitAreEvictedExactlyOnceWhateverTheShards) {
+  for (int round = 0; round < 20; ++round) {
+    core::ManualClock clock(core::WallTime(std::chrono::seconds(1'700'000'000)));
+    EngineOptions o;
+    o.shards = 4;
+    o.max_tokens = 5;
+    o.clock = &clock;
+    o.flush_interval = std::chrono::milliseconds(1);
+    Engine e(o, nullptr);
+    e.start();
+    auto owner = std::make_shared<std::vector<std::string>>();
+    for (int i = 0; i < 200; ++i) owner->push_back(wire("T" + std::to_string(round) + "-" + std::to_string(i), i, 1, false, 1'700'000'000));
+    RawBatch b;
+    for (size_t k = 0; k < owner->size(); ++k) {
+      b.data.push_back((*owner)[k]);
+      b.seq.push_back(k + 1);
+    }
+    b.owner = owner;
+    ASSERT_TRUE(e.submit_raw(std::move(b)));
+    e.wait_idle();
+    EngineStats st;
+    for (int i = 0; i < 500; ++i) {  // the shards' flushes settle any excess within a few ms
+      st = e.stats();
+      if (st.evicted_limit >= 195) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a few more flushes: nothing more goes
+    st = e.stats();
+    e.stop();
+    ASSERT_EQ(st.applied, 200u) << round;
+    ASSERT_EQ(st.evicted_limit, 195u) << round;
+    ASSERT_EQ(st.tokens, 5u) << round;
   }
 }
 
