@@ -1,0 +1,138 @@
+#include "cluster/distribution/gantry_node.h"
+
+#include <unistd.h>
+
+#include <climits>
+
+namespace gantry::cluster {
+
+namespace {
+
+constexpr const char* kBin = "/opt/gantry/bin/gantry";
+constexpr const char* kUpload = "/opt/gantry/bin/gantry.upload";
+constexpr const char* kDir = "/var/lib/gantry-node";
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+class GantryNode final : public Distribution {
+ public:
+  GantryNode(DistributionOptions o, std::string sha) : o_(std::move(o)), sha_(std::move(sha)) {}
+  std::string_view name() const override { return "gantry-node"; }
+
+  std::vector<FileCopy> files(const NodeContext&) const override {
+    return {{o_.gantry_binary, kUpload, true, sha_}};
+  }
+
+  Script install(const NodeContext& n) const override {
+    std::string s = header();
+    s += "mkdir -p \"$D\" /opt/gantry/bin\n"
+         "echo 25 > \"$D/progress\"\n"
+         // The upload is verified before it replaces the binary; an install resumed after the
+         // move finds the binary already right.
+         "if [ -f " + std::string(kUpload) + " ]; then\n"
+         "  [ \"$(sha256sum " + kUpload + " | cut -d' ' -f1)\" = \"$SHA\" ] || { echo 'gantry binary: checksum mismatch after copy' >&2; exit 1; }\n"
+         "  mv -f " + kUpload + " " + kBin + "\n"
+         "fi\n"
+         "[ \"$(sha256sum " + kBin + " | cut -d' ' -f1)\" = \"$SHA\" ] || { echo 'gantry binary: missing or not the expected one' >&2; exit 1; }\n"
+         "echo 50 > \"$D/progress\"\n"
+         "cat > \"$D/env\" <<'EOF'\n"
+         "AGENT_HOSTNAME=" + n.node.name + "\n"
+         "CONTROLLER_URL=" + o_.controller_url + "\n"
+         "AGENT_USER=" + o_.agent_user + "\n"
+         "AGENT_PASSWORD=" + o_.agent_password + "\n"
+         "AGENT_PORT=" + std::to_string(kNodeAgentPort) + "\n"
+         "WORKER_URL=http://127.0.0.1:" + std::to_string(kNodeWorkerPort) + "\n"
+         "WORKER_PORT=" + std::to_string(kNodeWorkerPort) + "\n"
+         "REGISTRATION_MAX_RETRIES=-1\n"
+         "EOF\n"
+         "chmod 600 \"$D/env\"\n"
+         "if [ -d /run/systemd/system ]; then\n"
+         "  cat > /etc/systemd/system/gantry-node.service <<EOF\n"
+         "[Unit]\nDescription=gantry node (Fleet agent and worker)\nAfter=network-online.target\n"
+         "[Service]\nEnvironmentFile=$D/env\nExecStart=" + kBin + " up --roles agent,worker\nRestart=always\nRestartSec=1\n"
+         "[Install]\nWantedBy=multi-user.target\nEOF\n"
+         "  systemctl daemon-reload\n"
+         "  systemctl enable --now gantry-node.service\n"
+         "else\n"
+         // Supervised: a restart loop in its own session, its pid in a file; a second install
+         // finds it alive and starts nothing.
+         "  if [ -f \"$D/pid\" ] && kill -0 \"$(cat \"$D/pid\")\" 2>/dev/null; then :; else\n"
+         "    cat > \"$D/run\" <<EOF\n"
+         "#!/bin/sh\n"
+         "set -a; . $D/env; set +a\n"
+         "while :; do " + kBin + " up --roles agent,worker --set agent.port=\\$AGENT_PORT --set worker.port=\\$WORKER_PORT; sleep 1; done\n"
+         "EOF\n"
+         "    chmod 755 \"$D/run\"\n"
+         "    setsid \"$D/run\" > \"$D/log\" 2>&1 < /dev/null &\n"
+         "    echo $! > \"$D/pid\"\n"
+         "  fi\n"
+         "fi\n"
+         "echo 75 > \"$D/progress\"\n";
+    return {"install", s};
+  }
+
+  Script configure(const NodeContext&) const override {
+    std::string s = header();
+    s += "i=0\n"
+         "while [ \"$i\" -lt 240 ]; do\n"
+         "  if curl -fsS --max-time 2 http://127.0.0.1:" + std::to_string(kNodeAgentPort) +
+         "/health 2>/dev/null | grep -q '\"registered\":true'; then echo 100 > \"$D/progress\"; exit 0; fi\n"
+         "  sleep 0.25\n"
+         "  i=$((i + 1))\n"
+         "done\n"
+         "echo 'the agent did not register with the controller within 60 s; its log ends:' >&2\n"
+         "tail -n 5 \"$D/log\" >&2 2>/dev/null || journalctl -u gantry-node -n 5 >&2 2>/dev/null || true\n"
+         "exit 1\n";
+    return {"configure", s};
+  }
+
+  Script stop(const NodeContext&) const override { return {"stop", header() + stop_body()}; }
+
+  Script start(const NodeContext& n) const override {
+    Script s = install(n);
+    s.step = "start";
+    return s;
+  }
+
+  Script uninstall(const NodeContext&) const override {
+    return {"uninstall", header() + stop_body() +
+                             "rm -f /etc/systemd/system/gantry-node.service\n"
+                             "[ -d /run/systemd/system ] && systemctl daemon-reload || true\n"
+                             "rm -rf \"$D\" /opt/gantry\n"};
+  }
+
+ private:
+  std::string header() const { return "set -eu\nD=" + std::string(kDir) + "\nSHA=" + sha_ + "\n"; }
+  static std::string stop_body() {
+    return "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/gantry-node.service ]; then\n"
+           "  systemctl disable --now gantry-node.service\n"
+           "fi\n"
+           // The loop and the gantry it started share the loop's session: end them together.
+           "if [ -f \"$D/pid\" ]; then\n"
+           "  pid=$(cat \"$D/pid\")\n"
+           "  kill -TERM -- \"-$pid\" 2>/dev/null || true\n"
+           "  i=0\n"
+           "  while kill -0 \"$pid\" 2>/dev/null && [ \"$i\" -lt 40 ]; do sleep 0.25; i=$((i + 1)); done\n"
+           "  kill -KILL -- \"-$pid\" 2>/dev/null || true\n"
+           "  rm -f \"$D/pid\"\n"
+           "fi\n";
+  }
+
+  DistributionOptions o_;
+  std::string sha_;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<Distribution>> make_gantry_node(const DistributionOptions& given) {
+  DistributionOptions o = given;
+  if (o.gantry_binary.empty()) o.gantry_binary = self_exe();
+  GANTRY_ASSIGN(sha, sha256_file(o.gantry_binary));
+  return std::unique_ptr<Distribution>(std::make_unique<GantryNode>(o, sha));
+}
+
+}  // namespace gantry::cluster
