@@ -2,6 +2,7 @@
 
 #include "cli/hello.h"
 #include "cli/migrate.h"
+#include "cluster/roles.h"
 #include "fleet/roles.h"
 #include "orchestrator/roles.h"
 #include "telemetry/roles.h"
@@ -24,6 +25,7 @@ std::vector<core::runtime::RoleInfo> catalog() {
   roles.push_back(trades::trades_role());
   roles.push_back(trades::generate_role());
   roles.push_back(trades::top_role());
+  for (auto& r : cluster::cluster_roles()) roles.push_back(std::move(r));
   roles.push_back(migrate_role());
   return roles;
 }

@@ -156,6 +156,22 @@ int main(int argc, char** argv) {
     args[1] = "trades-" + args[2];
     args.erase(args.begin() + 2);
   }
+  // `gantry cluster VERB [NAME] [-f FILE] …` is the role cluster-VERB with --name and --file.
+  if (args.size() > 1 && args[1] == "cluster") {
+    if (args.size() == 2 || args[2] == "--help" || args[2] == "-h") {
+      std::printf("gantry cluster: declare clusters and keep them at their declared shape (docs/cluster.md)\n\n"
+                  "Usage: gantry cluster VERB [NAME] [OPTIONS]   (gantry cluster VERB --help for a verb's options)\n\n");
+      for (auto& info : catalog)
+        if (info.name.rfind("cluster-", 0) == 0)
+          std::printf("  %-10s %s\n", info.name.substr(8).c_str(), info.summary.substr(info.summary.find(": ") + 2).c_str());
+      return args.size() == 2 ? kUsage : 0;
+    }
+    args[1] = "cluster-" + args[2];
+    args.erase(args.begin() + 2);
+    if (args.size() > 2 && !args[2].empty() && args[2][0] != '-') args.insert(args.begin() + 2, "--name");
+    for (auto& a : args)
+      if (a == "-f") a = "--file";
+  }
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   argc = static_cast<int>(argp.size());
@@ -235,6 +251,10 @@ int main(int argc, char** argv) {
     config::Inputs in;
     in.file = c->file;
     in.flags = c->global_flags.given();
+    // A cluster command talks to a person: its own output says what happened, and the
+    // runtime's lifecycle lines would bury it. Warnings and errors still show.
+    if (c->info->name.rfind("cluster-", 0) == 0 && !in.flags.count("log_level") && !std::getenv("LOG_LEVEL"))
+      in.flags["log_level"] = "warn";
     Status gs = global_schema.load(in);
     in.flags = c->role_flags.given();
     Status rs = c->schema->load(in);

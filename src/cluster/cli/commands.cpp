@@ -1,0 +1,462 @@
+// `gantry cluster VERB`: each verb a job over the state store. Commands that change a cluster
+// record the change and, with --wait (reconcile: always), run reconciler passes here until the
+// cluster converges or fails, showing progress. Without --wait the change waits for a
+// reconciler (`gantry cluster reconcile NAME`).
+//
+// Exit status: 0 done; 1 the cluster failed (the reason is printed) or a store error; 2 bad
+// input (nothing changed).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cluster/cli/progress.h"
+#include "cluster/provider/sim.h"
+#include "cluster/roles.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/resilience/parallel.h"
+
+namespace gantry::cluster {
+
+namespace {
+
+using core::Result;
+using core::Status;
+using std::chrono::milliseconds;
+
+constexpr int kFailed = 1, kBadInput = 2;
+
+// Settings every verb shares.
+struct Common {
+  std::string name, state_dir = default_state_dir();
+  bool json = false;
+  core::resilience::ParallelOptions parallel;
+  core::resilience::RetryPolicy retry = core::resilience::RetryPolicy::cloud();
+  core::resilience::BreakerOverrides breaker;
+  DistributionOptions dist;
+  std::string sim_latency;
+  double sim_failure_rate = 0;
+  int64_t sim_seed = 1;
+
+  void bind(core::config::Schema& s, bool named) {
+    if (named) s.add("name", &name, "the cluster (also the first argument)");
+    s.add("state_dir", &state_dir, "where clusters are kept").env("GANTRY_STATE_DIR");
+    s.add("json", &json, "machine-readable output: JSON (one object per line for progress)");
+    core::resilience::bind(s, &parallel);
+    core::resilience::bind(s, &retry, "retry");
+    core::resilience::bind(s, &breaker);
+    s.add("controller_url", &dist.controller_url, "gantry-node: the Fleet controller the nodes' agents register with")
+        .env("CONTROLLER_URL");
+    s.add("gantry_binary", &dist.gantry_binary, "gantry-node: the binary installed on nodes (default: this one)");
+    s.add("k3s_binary", &dist.k3s_binary, "k3s: a local k3s binary for an airgap install (nothing downloaded)")
+        .env("K3S_BINARY");
+    s.add("sim_latency", &sim_latency,
+          "provider sim: latency per call type, TYPE=DUR or TYPE=LOW..HIGH, comma-separated (default: the guide's step "
+          "times / 1000: create=96ms..144ms,install=240ms..360ms,configure=96ms..144ms)");
+    s.add("sim_failure_rate", &sim_failure_rate, "provider sim: the share of calls that fail transiently").range(0, 1);
+    s.add("sim_seed", &sim_seed, "provider sim: the seed of its random draws");
+  }
+};
+
+void print_error(const std::string& verb, const Status& s) {
+  std::fprintf(stderr, "gantry cluster %s: %s\n", verb.c_str(), std::string(s.message()).c_str());
+}
+
+// Ctrl-C or SIGTERM while a command waits: every node step already done is in the status
+// (written as each finished) and the lease dies with the process, so leaving at once is safe;
+// the next reconcile resumes.
+void exit_on_signal(const std::string& name) {
+  std::thread([name] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) {
+      std::fprintf(stderr, "\ninterrupted: '%s' resumes where it stopped at the next reconcile (gantry cluster reconcile %s)\n",
+                   name.c_str(), name.c_str());
+      std::fflush(stderr);
+      ::_exit(130);
+    }
+  }).detach();
+}
+
+class Context {
+ public:
+  explicit Context(Common& c) : c_(c) {}
+
+  Status open() {
+    auto s = open_dir_store(c_.state_dir);
+    if (!s.is_ok()) return s.status();
+    store_ = std::move(s).value();
+    return {};
+  }
+  Store& store() { return *store_; }
+
+  Result<Provider*> provider(const Cluster& c) {
+    std::lock_guard lk(mu_);
+    if (c.spec.provider == "sim") {
+      if (!sim_) {
+        SimOptions o;
+        GANTRY_RETURN_IF_ERROR(parse_sim_latency(c_.sim_latency, &o));
+        o.failure_rate = c_.sim_failure_rate;
+        o.seed = static_cast<uint64_t>(c_.sim_seed);
+        sim_ = std::make_unique<SimProvider>(o);
+      }
+      return sim_.get();
+    }
+    return core::invalid_argument("provider '" + c.spec.provider + "' of cluster '" + c.metadata.name +
+                                  "' is not built yet in this version (available: sim)");
+  }
+
+  Reconciler& reconciler() {
+    if (!rec_) {
+      ReconcilerOptions o;
+      o.concurrency = c_.parallel.concurrency;
+      o.node_timeout = c_.parallel.timeout;
+      o.retry = c_.retry;
+      o.breaker = c_.breaker;
+      rec_ = std::make_unique<Reconciler>(*store_, [this](const Cluster& c) { return provider(c); }, c_.dist, o);
+    }
+    return *rec_;
+  }
+
+  // Passes until the cluster converges (Running, Stopped, deleted) or fails. Returns the exit
+  // status.
+  int converge(const std::string& name) {
+    exit_on_signal(name);
+    ProgressDisplay display(output_mode(c_.json));
+    reconciler().on_progress([&](const ProgressEvent& e) { display(e); });
+    auto began = std::chrono::steady_clock::now();
+    for (int pass = 0; pass < 100; ++pass) {
+      PassResult r = reconciler().reconcile(name);
+      if (r.phase == "Locked" || (!r.status.is_ok() && r.phase != "Failed")) {
+        print_error("reconcile", r.status);
+        return kFailed;
+      }
+      if (r.phase == "Failed") {
+        std::fprintf(stderr, "gantry cluster: '%s' failed: %s\n  (fix the cause and run `gantry cluster reconcile %s`: it resumes "
+                     "from the last good step)\n", name.c_str(), std::string(r.status.message()).c_str(), name.c_str());
+        return kFailed;
+      }
+      if (r.deleted || r.steps_run == 0 || r.phase == "Running" || r.phase == "Stopped") {
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+        if (c_.json) {
+          std::string b;
+          core::json::Writer(b).object().field("cluster", name).field("phase", r.deleted ? "Deleted" : r.phase)
+              .key("seconds").value_fixed(s, 3).field("retries", r.retries)
+              .key("parallel_efficiency").value_fixed(r.efficiency, 3).end();
+          std::printf("%s\n", b.c_str());
+        } else {
+          std::printf("%s: %s in %.1f s (%d node steps, %d retries, parallel efficiency %.2f)\n", name.c_str(),
+                      r.deleted ? "deleted" : r.phase.c_str(), s, r.steps_run, r.retries, r.efficiency);
+        }
+        return 0;
+      }
+    }
+    std::fprintf(stderr, "gantry cluster: '%s' did not converge in 100 passes\n", name.c_str());
+    return kFailed;
+  }
+
+ private:
+  Common& c_;
+  std::unique_ptr<Store> store_;
+  std::mutex mu_;
+  std::unique_ptr<SimProvider> sim_;
+  std::unique_ptr<Reconciler> rec_;
+};
+
+// A verb: its settings (Common plus its own) and what it does.
+class Verb : public core::runtime::RoleFactory {
+ public:
+  // named: takes the cluster's name (first argument); a verb other than create needs it.
+  Verb(std::string verb, bool named) : verb_(std::move(verb)), named_(named) {}
+  void bind(core::config::Schema& s) override {
+    common_.bind(s, named_);
+    bind_own(s);
+  }
+  Result<std::unique_ptr<core::runtime::Role>> build() override {
+    if (named_ && common_.name.empty() && verb_ != "create")
+      return core::invalid_argument("gantry cluster " + verb_ + ": which cluster? (gantry cluster " + verb_ + " NAME)");
+    return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("cluster-" + verb_, [this]() -> Status {
+      Context ctx(common_);
+      if (Status s = ctx.open(); !s.is_ok()) {
+        print_error(verb_, s);
+        core::runtime::request_exit(kFailed);
+        return {};
+      }
+      int rc = run(ctx);
+      std::fflush(stdout);
+      core::runtime::request_exit(rc);
+      return {};
+    }));
+  }
+
+ protected:
+  virtual void bind_own(core::config::Schema&) {}
+  virtual int run(Context& ctx) = 0;
+  // Records a changed cluster; with --wait, converges it here.
+  int change(Context& ctx, Cluster c, bool create) {
+    if (Status v = validate(c); !v.is_ok()) {
+      print_error(verb_, v);
+      return kBadInput;
+    }
+    auto put = ctx.store().put(std::move(c), !create);
+    if (!put.is_ok()) {
+      print_error(verb_, put.status());
+      return put.status().code() == core::Code::kIoError ? kFailed : kBadInput;
+    }
+    const std::string& name = put->metadata.name;
+    if (wait_) return ctx.converge(name);
+    if (!common_.json)
+      std::printf("%s: recorded (generation %lld); `gantry cluster reconcile %s` applies it\n", name.c_str(),
+                  static_cast<long long>(put->metadata.generation), name.c_str());
+    return 0;
+  }
+  void bind_wait(core::config::Schema& s) {
+    s.add("wait", &wait_, "reconcile here until the cluster converges or fails, showing progress");
+  }
+  Result<Cluster> load(Context& ctx) { return ctx.store().get(common_.name); }
+
+  std::string verb_;
+  bool named_;
+  Common common_;
+  bool wait_ = false;
+};
+
+class Create final : public Verb {
+ public:
+  Create() : Verb("create", true) {}
+  void bind_own(core::config::Schema& s) override {
+    s.add("file", &file_, "the cluster's YAML (gantry.io/v1 Cluster or goman.io/v1 K3sCluster); -f");
+    s.add("mode", &mode_, "without a file: dev (1 server) or ha (3 servers)").one_of({"dev", "ha"});
+    s.add("provider", &provider_, "without a file (or to override it): ssh or sim");
+    s.add("distribution", &distribution_, "without a file (or to override it): gantry-node or k3s");
+    s.add("workers", &workers_, "without a file: the size of an agent pool named workers").range(0, 1000);
+    bind_wait(s);
+  }
+  int run(Context& ctx) override {
+    Cluster c;
+    if (!file_.empty()) {
+      std::ifstream in(file_);
+      if (!in) {
+        print_error(verb_, core::not_found(file_ + ": cannot be read"));
+        return kBadInput;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto parsed = parse_cluster(ss.str(), file_);
+      if (!parsed.is_ok()) {
+        print_error(verb_, parsed.status());
+        return kBadInput;
+      }
+      c = std::move(*parsed);
+      if (!common_.name.empty()) c.metadata.name = common_.name;
+    } else {
+      if (common_.name.empty()) {
+        print_error(verb_, core::invalid_argument("a name (gantry cluster create NAME …) or a file (-f cluster.yaml) is required"));
+        return kBadInput;
+      }
+      c.metadata.name = common_.name;
+      c.spec.mode = mode_;
+      if (workers_ > 0) {
+        NodePool p;
+        p.name = "workers";
+        p.count = workers_;
+        c.spec.node_pools.push_back(p);
+      }
+    }
+    if (!provider_.empty()) c.spec.provider = provider_;
+    if (!distribution_.empty()) c.spec.distribution = distribution_;
+    c.metadata.created_at = core::rfc3339(core::Clock::real().wall_now());
+    if (c.spec.provider == "sim" && !common_.json)
+      std::printf("provider sim: a simulator; no machine is created or touched\n");
+    return change(ctx, std::move(c), true);
+  }
+
+ private:
+  std::string file_, mode_ = "dev", provider_, distribution_;
+  int workers_ = 0;
+};
+
+class Scale final : public Verb {
+ public:
+  Scale() : Verb("scale", true) {}
+  void bind_own(core::config::Schema& s) override {
+    s.add("pool", &pool_, "the node pool to resize");
+    s.add("count", &count_, "its new size (scaling down removes the highest indices first)");
+    bind_wait(s);
+  }
+  int run(Context& ctx) override {
+    auto c = load(ctx);
+    if (!c.is_ok()) {
+      print_error(verb_, c.status());
+      return kBadInput;
+    }
+    if (pool_.empty() || count_ < 0) {
+      print_error(verb_, core::invalid_argument("--pool P and --count N (0 or more) are required"));
+      return kBadInput;
+    }
+    bool found = false;
+    std::string known;
+    for (auto& p : c->spec.node_pools) {
+      known += (known.empty() ? "" : ", ") + p.name;
+      if (p.name == pool_) p.count = count_, found = true;
+    }
+    if (!found) {
+      print_error(verb_, core::not_found("cluster '" + common_.name + "' has no pool '" + pool_ + "' (pools: " +
+                                         (known.empty() ? "none" : known) + ")"));
+      return kBadInput;
+    }
+    c->metadata.updated_at = core::rfc3339(core::Clock::real().wall_now());
+    return change(ctx, std::move(*c), false);
+  }
+
+ private:
+  std::string pool_;
+  int count_ = -1;
+};
+
+// stop, start and delete: one field changes.
+class SetState final : public Verb {
+ public:
+  explicit SetState(std::string verb) : Verb(std::move(verb), true) {}
+  void bind_own(core::config::Schema& s) override { bind_wait(s); }
+  int run(Context& ctx) override {
+    auto c = load(ctx);
+    if (!c.is_ok()) {
+      print_error(verb_, c.status());
+      return kBadInput;
+    }
+    std::string now = core::rfc3339(core::Clock::real().wall_now());
+    if (verb_ == "delete") c->metadata.deletion_timestamp = now;
+    else c->spec.desired_state = verb_ == "stop" ? "stopped" : "running";
+    c->metadata.updated_at = now;
+    return change(ctx, std::move(*c), false);
+  }
+};
+
+class Reconcile final : public Verb {
+ public:
+  Reconcile() : Verb("reconcile", true) {}
+  int run(Context& ctx) override {
+    if (auto c = load(ctx); !c.is_ok()) {
+      print_error(verb_, c.status());
+      return kBadInput;
+    }
+    return ctx.converge(common_.name);
+  }
+};
+
+std::string nodes_ready(const ClusterStatus& s) {
+  return std::to_string(s.configuring.done) + "/" + std::to_string(s.configuring.total);
+}
+
+class List final : public Verb {
+ public:
+  List() : Verb("list", false) {}
+  int run(Context& ctx) override {
+    auto names = ctx.store().list();
+    if (!names.is_ok()) {
+      print_error(verb_, names.status());
+      return kFailed;
+    }
+    std::string b;
+    core::json::Writer w(b);
+    w.array();
+    if (!common_.json) std::printf("%-24s %-12s %-7s %-6s %-9s %s\n", "NAME", "PHASE", "READY", "MODE", "PROVIDER", "DISTRIBUTION");
+    for (auto& n : *names) {
+      auto c = ctx.store().get(n);
+      auto s = ctx.store().status(n);
+      if (!c.is_ok() || !s.is_ok()) continue;
+      if (common_.json)
+        w.object().field("name", n).field("phase", s->phase).field("ready", s->configuring.done).field("nodes", s->configuring.total)
+            .field("mode", c->spec.mode).field("provider", c->spec.provider).field("distribution", c->spec.distribution).end();
+      else
+        std::printf("%-24s %-12s %-7s %-6s %-9s %s\n", n.c_str(), s->phase.c_str(), nodes_ready(*s).c_str(), c->spec.mode.c_str(),
+                    c->spec.provider.c_str(), c->spec.distribution.c_str());
+    }
+    w.end();
+    if (common_.json) std::printf("%s\n", b.c_str());
+    return 0;
+  }
+};
+
+class Show final : public Verb {
+ public:
+  Show() : Verb("status", true) {}
+  int run(Context& ctx) override {
+    auto c = load(ctx);
+    if (!c.is_ok()) {
+      print_error(verb_, c.status());
+      return kBadInput;
+    }
+    auto s = ctx.store().status(common_.name);
+    if (!s.is_ok()) {
+      print_error(verb_, s.status());
+      return kFailed;
+    }
+    if (common_.json) {
+      std::string b;
+      core::json::Writer w(b);
+      w.object().field("name", common_.name).field("generation", c->metadata.generation).field("phase", s->phase)
+          .field("message", s->message).field("observed_generation", s->observed_generation)
+          .field("last_reconcile_time", s->last_reconcile_time).field("provider", c->spec.provider)
+          .field("simulated", c->spec.provider == "sim");
+      w.key("progress").object();
+      for (auto [k, p] : {std::pair{"provisioning", s->provisioning}, {"installing", s->installing}, {"configuring", s->configuring}})
+        w.key(k).object().field("done", p.done).field("total", p.total).end();
+      w.end().key("instances").array();
+      for (auto& i : s->instances)
+        w.object().field("id", i.id).field("name", i.name).field("role", i.role).field("pool", i.pool).field("state", i.state)
+            .field("private_ip", i.private_ip).field("provisioned", i.provisioned).field("installed", i.installed)
+            .field("joined", i.joined).field("error", i.error).end();
+      w.end().end();
+      std::printf("%s\n", b.c_str());
+      return 0;
+    }
+    std::printf("cluster:      %s (generation %lld, observed %lld)%s\n", common_.name.c_str(),
+                static_cast<long long>(c->metadata.generation), static_cast<long long>(s->observed_generation),
+                c->spec.provider == "sim" ? "  [simulated provider]" : "");
+    std::printf("phase:        %s%s%s\n", s->phase.c_str(), s->message.empty() ? "" : ": ", s->message.c_str());
+    std::printf("spec:         mode %s, provider %s, distribution %s, desired %s\n", c->spec.mode.c_str(), c->spec.provider.c_str(),
+                c->spec.distribution.c_str(), c->spec.desired_state.c_str());
+    std::printf("progress:     provisioned %d/%d, installed %d/%d, joined %d/%d\n", s->provisioning.done, s->provisioning.total,
+                s->installing.done, s->installing.total, s->configuring.done, s->configuring.total);
+    std::printf("last pass:    %s\n", s->last_reconcile_time.empty() ? "never" : s->last_reconcile_time.c_str());
+    std::printf("\n%-28s %-7s %-10s %-16s %-18s %s\n", "NODE", "ROLE", "STATE", "ADDRESS", "ID", "STEPS");
+    for (auto& i : s->instances) {
+      std::string steps = std::string(i.provisioned ? "provisioned" : "-") + (i.installed ? ",installed" : "") + (i.joined ? ",joined" : "");
+      std::printf("%-28s %-7s %-10s %-16s %-18s %s%s%s\n", i.name.c_str(), i.role.c_str(), i.state.c_str(), i.private_ip.c_str(),
+                  i.id.c_str(), steps.c_str(), i.error.empty() ? "" : "  error: ", i.error.c_str());
+    }
+    return 0;
+  }
+};
+
+template <class V, class... A>
+core::runtime::RoleInfo verb(std::string name, std::string summary, A... args) {
+  return {"cluster-" + name, "Clusters: " + summary, [=] { return std::make_unique<V>(args...); }};
+}
+
+}  // namespace
+
+std::vector<core::runtime::RoleInfo> cluster_roles() {
+  return {
+      verb<Create>("create", "declare a cluster (-f cluster.yaml, or --mode/--provider/--workers); --wait builds it"),
+      verb<List>("list", "the clusters in the state store"),
+      verb<Show>("status", "a cluster's phase, progress and nodes (gantry cluster status NAME)"),
+      verb<Scale>("scale", "resize a pool (gantry cluster scale NAME --pool P --count N)"),
+      verb<SetState>("stop", "stop a cluster's software, keep its nodes (gantry cluster stop NAME)", std::string("stop")),
+      verb<SetState>("start", "start a stopped cluster (gantry cluster start NAME)", std::string("start")),
+      verb<SetState>("delete", "remove every node and forget the cluster (gantry cluster delete NAME)", std::string("delete")),
+      verb<Reconcile>("reconcile", "bring a cluster to its declared state now, showing progress"),
+  };
+}
+
+}  // namespace gantry::cluster
