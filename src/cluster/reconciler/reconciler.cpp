@@ -88,7 +88,7 @@ class Reconciler::Pass {
   std::string first_error_;
   int failed_nodes_ = 0, tried_nodes_ = 0;  // of the last step run
   std::string last_failure_;                 // the provider's last failure (not an open circuit)
-  double busy_ms_ = 0, slot_ms_ = 0;
+  double busy_ms_ = 0, slot_ms_ = 0, critical_ms_ = 0;
 };
 
 template <class F>
@@ -210,10 +210,16 @@ bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& st
   core::resilience::ParallelManager pm({.name = "cluster", .concurrency = r_.o_.concurrency, .timeout = r_.o_.node_timeout});
   auto rep = pm.run(std::move(ops));
   double wall = std::chrono::duration<double, std::milli>(rep.wall).count();
-  for (auto& o : rep.results) busy_ms_ += std::chrono::duration<double, std::milli>(o.duration).count();
-  slot_ms_ += wall * std::min<double>(r_.o_.concurrency, static_cast<double>(names.size()));
+  double sum = 0, longest = 0, slots = std::min<double>(r_.o_.concurrency, static_cast<double>(names.size()));
+  for (auto& o : rep.results) {
+    double d = std::chrono::duration<double, std::milli>(o.duration).count();
+    sum += d, longest = std::max(longest, d);
+  }
+  busy_ms_ += sum;
+  slot_ms_ += wall * slots;
+  critical_ms_ += std::max(longest, sum / slots);
   res_.phase_time[phase] += std::chrono::duration_cast<ms>(rep.wall);
-  lg.info("[PARALLEL] step done", {{"cluster", c_.metadata.name}, {"step", step}, {"nodes", total},
+  lg.debug("[PARALLEL] step done", {{"cluster", c_.metadata.name}, {"step", step}, {"nodes", total},
                                    {"failed", rep.failed}, {"wall_ms", static_cast<int64_t>(wall)},
                                    {"efficiency", std::round(rep.efficiency * 1000) / 1000}});
   tried_nodes_ = total;
@@ -244,6 +250,7 @@ PassResult Reconciler::Pass::run() {
   auto finish = [&](PassResult r) {
     r.wall = since(began);
     r.efficiency = slot_ms_ > 0 ? std::min(1.0, busy_ms_ / slot_ms_) : 1.0;
+    r.critical_path = ms(static_cast<int64_t>(critical_ms_));
     metrics().efficiency.with({name}).set(r.efficiency);
     for (auto& [phase, t] : r.phase_time) metrics().phase_seconds.with({name, phase}).set(static_cast<double>(t.count()) / 1000);
     return r;

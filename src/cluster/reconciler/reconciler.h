@@ -64,7 +64,10 @@ struct PassResult {
   // The pass's own figures.
   int steps_run = 0, steps_failed = 0, steps_skipped = 0, retries = 0;
   std::chrono::milliseconds wall{0};
-  double efficiency = 0;  // of its longest node step (busy time / (slots × wall))
+  double efficiency = 0;  // node steps' busy time / (slots × wall), over the pass
+  // The shortest wall time the pass's node steps allowed at its concurrency: per step, the
+  // longer of its slowest node and its total work over the slots it could use.
+  std::chrono::milliseconds critical_path{0};
   std::map<std::string, std::chrono::milliseconds> phase_time;  // Provisioning, Installing, ...
 };
 
