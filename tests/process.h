@@ -71,6 +71,7 @@ class Child {
   }
 
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // Exit status (128+signal when killed), or -1 on timeout.
   int wait(std::chrono::milliseconds timeout) {

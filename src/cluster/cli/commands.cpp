@@ -42,6 +42,7 @@ struct Common {
   std::string sim_latency;
   double sim_failure_rate = 0;
   int64_t sim_seed = 1;
+  milliseconds lease_wait{30'000};
 
   void bind(core::config::Schema& s, bool named) {
     if (named) s.add("name", &name, "the cluster (also the first argument)");
@@ -60,6 +61,7 @@ struct Common {
           "times / 1000: create=96ms..144ms,install=240ms..360ms,configure=96ms..144ms)");
     s.add("sim_failure_rate", &sim_failure_rate, "provider sim: the share of calls that fail transiently").range(0, 1);
     s.add("sim_seed", &sim_seed, "provider sim: the seed of its random draws");
+    s.add("lease_wait", &lease_wait, "how long to wait while another reconciler holds the cluster's lease").range(0, 3'600'000);
   }
 };
 
@@ -121,6 +123,7 @@ class Context {
       o.node_timeout = c_.parallel.timeout;
       o.retry = c_.retry;
       o.breaker = c_.breaker;
+      o.lease_wait = c_.lease_wait;
       rec_ = std::make_unique<Reconciler>(*store_, [this](const Cluster& c) { return provider(c); }, c_.dist, o);
     }
     return *rec_;

@@ -28,7 +28,7 @@ class GantryNode final : public Distribution {
   }
 
   Script install(const NodeContext& n) const override {
-    std::string s = header();
+    std::string s = header() + "SHA=" + sha_ + "\n";
     s += "mkdir -p \"$D\" /opt/gantry/bin\n"
          "echo 25 > \"$D/progress\"\n"
          // The upload is verified before it replaces the binary; an install resumed after the
@@ -101,12 +101,12 @@ class GantryNode final : public Distribution {
   Script uninstall(const NodeContext&) const override {
     return {"uninstall", header() + stop_body() +
                              "rm -f /etc/systemd/system/gantry-node.service\n"
-                             "[ -d /run/systemd/system ] && systemctl daemon-reload || true\n"
+                             "if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi\n"
                              "rm -rf \"$D\" /opt/gantry\n"};
   }
 
  private:
-  std::string header() const { return "set -eu\nD=" + std::string(kDir) + "\nSHA=" + sha_ + "\n"; }
+  static std::string header() { return "set -eu\nD=" + std::string(kDir) + "\n"; }
   static std::string stop_body() {
     return "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/gantry-node.service ]; then\n"
            "  systemctl disable --now gantry-node.service\n"
