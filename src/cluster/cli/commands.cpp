@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,6 +17,7 @@
 
 #include "cluster/cli/progress.h"
 #include "cluster/provider/sim.h"
+#include "cluster/provider/ssh.h"
 #include "cluster/roles.h"
 #include "core/config.h"
 #include "core/json.h"
@@ -30,6 +32,9 @@ using core::Status;
 using std::chrono::milliseconds;
 
 constexpr int kFailed = 1, kBadInput = 2;
+// Where a cluster on the ssh provider keeps the inventory it was created with, so later
+// commands need not be told again.
+constexpr const char* kInventoryAnnotation = "gantry.io/inventory";
 
 // Settings every verb shares.
 struct Common {
@@ -43,6 +48,7 @@ struct Common {
   double sim_failure_rate = 0;
   int64_t sim_seed = 1;
   milliseconds lease_wait{30'000};
+  std::string inventory;
 
   void bind(core::config::Schema& s, bool named) {
     if (named) s.add("name", &name, "the cluster (also the first argument)");
@@ -53,9 +59,13 @@ struct Common {
     core::resilience::bind(s, &breaker);
     s.add("controller_url", &dist.controller_url, "gantry-node: the Fleet controller the nodes' agents register with")
         .env("CONTROLLER_URL");
+    s.add("agent_user", &dist.agent_user, "gantry-node: the Basic auth user its agents register with").env("AGENT_USER");
+    s.add("agent_password", &dist.agent_password, "its password").env("AGENT_PASSWORD").secret();
     s.add("gantry_binary", &dist.gantry_binary, "gantry-node: the binary installed on nodes (default: this one)");
     s.add("k3s_binary", &dist.k3s_binary, "k3s: a local k3s binary for an airgap install (nothing downloaded)")
         .env("K3S_BINARY");
+    s.add("inventory", &inventory, "provider ssh: the hosts (inventory.yaml; scripts/hosts up N writes one)")
+        .env("GANTRY_HOSTS_INVENTORY");
     s.add("sim_latency", &sim_latency,
           "provider sim: latency per call type, TYPE=DUR or TYPE=LOW..HIGH, comma-separated (default: the guide's step "
           "times / 1000: create=96ms..144ms,install=240ms..360ms,configure=96ms..144ms)");
@@ -112,8 +122,22 @@ class Context {
       }
       return sim_.get();
     }
+    if (c.spec.provider == "ssh") {
+      if (!ssh_) {
+        // The inventory given now, else the one the cluster was created with.
+        std::string path = c_.inventory;
+        if (auto a = c.metadata.annotations.find(kInventoryAnnotation); path.empty() && a != c.metadata.annotations.end())
+          path = a->second;
+        if (path.empty())
+          return core::invalid_argument("provider ssh needs an inventory: --inventory FILE or GANTRY_HOSTS_INVENTORY "
+                                        "(scripts/hosts up N writes one)");
+        GANTRY_ASSIGN(inv, load_inventory(path));
+        ssh_ = std::make_unique<SshProvider>(std::move(inv), c_.state_dir + "/.ssh");
+      }
+      return ssh_.get();
+    }
     return core::invalid_argument("provider '" + c.spec.provider + "' of cluster '" + c.metadata.name +
-                                  "' is not built yet in this version (available: sim)");
+                                  "' is not built (available: ssh, sim)");
   }
 
   Reconciler& reconciler() {
@@ -171,7 +195,8 @@ class Context {
   std::unique_ptr<Store> store_;
   std::mutex mu_;
   std::unique_ptr<SimProvider> sim_;
-  std::unique_ptr<Reconciler> rec_;
+  std::unique_ptr<SshProvider> ssh_;
+  std::unique_ptr<Reconciler> rec_;  // destroyed first: it uses the providers
 };
 
 // A verb: its settings (Common plus its own) and what it does.
@@ -277,6 +302,8 @@ class Create final : public Verb {
     if (!provider_.empty()) c.spec.provider = provider_;
     if (!distribution_.empty()) c.spec.distribution = distribution_;
     c.metadata.created_at = core::rfc3339(core::Clock::real().wall_now());
+    if (c.spec.provider == "ssh" && !common_.inventory.empty())
+      c.metadata.annotations[kInventoryAnnotation] = std::filesystem::absolute(common_.inventory).string();
     if (c.spec.provider == "sim" && !common_.json)
       std::printf("provider sim: a simulator; no machine is created or touched\n");
     return change(ctx, std::move(c), true);

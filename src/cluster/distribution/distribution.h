@@ -19,7 +19,7 @@ struct DistributionOptions {
   std::string controller_url = "http://10.213.0.1:8080";  // gantry-node: the Fleet controller
   std::string gantry_binary;  // gantry-node: the binary copied to each node (default: this one)
   std::string k3s_binary;     // k3s: airgap binary; empty -> the script downloads k3s
-  std::string agent_user = "agent", agent_password = "agent";  // gantry-node: registration
+  std::string agent_user = "agent", agent_password = "agentpass";  // gantry-node: registration (Fleet's defaults)
 };
 
 struct NodeContext {

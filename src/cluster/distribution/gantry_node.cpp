@@ -61,14 +61,18 @@ class GantryNode final : public Distribution {
          // Supervised: a restart loop in its own session, its pid in a file; a second install
          // finds it alive and starts nothing.
          "  if [ -f \"$D/pid\" ] && kill -0 \"$(cat \"$D/pid\")\" 2>/dev/null; then :; else\n"
+         "    rm -f \"$D/pid\"\n"
          "    cat > \"$D/run\" <<EOF\n"
          "#!/bin/sh\n"
+         // Its own pid, which leads its session: setsid may fork, so $! would not be it.
+         "echo \\$\\$ > $D/pid\n"
          "set -a; . $D/env; set +a\n"
          "while :; do " + kBin + " up --roles agent,worker --set agent.port=\\$AGENT_PORT --set worker.port=\\$WORKER_PORT; sleep 1; done\n"
          "EOF\n"
          "    chmod 755 \"$D/run\"\n"
          "    setsid \"$D/run\" > \"$D/log\" 2>&1 < /dev/null &\n"
-         "    echo $! > \"$D/pid\"\n"
+         "    i=0\n"
+         "    while [ ! -s \"$D/pid\" ] && [ \"$i\" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
          "  fi\n"
          "fi\n"
          "echo 75 > \"$D/progress\"\n";
@@ -114,10 +118,12 @@ class GantryNode final : public Distribution {
            // The loop and the gantry it started share the loop's session: end them together.
            "if [ -f \"$D/pid\" ]; then\n"
            "  pid=$(cat \"$D/pid\")\n"
-           "  kill -TERM -- \"-$pid\" 2>/dev/null || true\n"
+           "  kill -TERM \"-$pid\" 2>/dev/null || true\n"
            "  i=0\n"
            "  while kill -0 \"$pid\" 2>/dev/null && [ \"$i\" -lt 40 ]; do sleep 0.25; i=$((i + 1)); done\n"
-           "  kill -KILL -- \"-$pid\" 2>/dev/null || true\n"
+           "  kill -KILL \"-$pid\" 2>/dev/null || true\n"
+           "  sleep 0.1\n"
+           "  if kill -0 \"$pid\" 2>/dev/null; then echo \"gantry node (session $pid) did not stop\" >&2; exit 1; fi\n"
            "  rm -f \"$D/pid\"\n"
            "fi\n";
   }

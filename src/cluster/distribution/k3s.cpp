@@ -72,8 +72,10 @@ class K3s final : public Distribution {
          "  systemctl enable --now k3s.service\n"
          "else\n"
          "  if [ -f /var/lib/rancher/k3s.pid ] && kill -0 \"$(cat /var/lib/rancher/k3s.pid)\" 2>/dev/null; then :; else\n"
-         "    setsid " + kBin + " " + exec(n) + " > /var/lib/rancher/k3s.log 2>&1 < /dev/null &\n"
-         "    echo $! > /var/lib/rancher/k3s.pid\n"
+         // sh -c's own pid leads the session setsid made (setsid may fork, so $! would not be it).
+         "    setsid sh -c 'echo $$ > /var/lib/rancher/k3s.pid; exec " + kBin + " " + exec(n) + "' > /var/lib/rancher/k3s.log 2>&1 < /dev/null &\n"
+         "    i=0\n"
+         "    while [ ! -s /var/lib/rancher/k3s.pid ] && [ \"$i\" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
          "  fi\n"
          "fi\n"
          "echo 75 > \"$P\"\n";
@@ -102,7 +104,7 @@ class K3s final : public Distribution {
     return {"stop",
             "set -eu\n"
             "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/k3s.service ]; then systemctl stop k3s.service; fi\n"
-            "if [ -f /var/lib/rancher/k3s.pid ]; then kill -TERM -- \"-$(cat /var/lib/rancher/k3s.pid)\" 2>/dev/null || true; "
+            "if [ -f /var/lib/rancher/k3s.pid ]; then kill -TERM \"-$(cat /var/lib/rancher/k3s.pid)\" 2>/dev/null || true; "
             "rm -f /var/lib/rancher/k3s.pid; fi\n"};
   }
 

@@ -43,6 +43,9 @@ class Provider {
   virtual std::string_view name() const = 0;
   // True for the simulator: everything it reports is made up, and outputs say so.
   virtual bool simulated() const { return false; }
+  // The circuit breaker a call on this instance goes through (ssh: one per host, so one dead
+  // host does not stop the others); create() uses name().
+  virtual std::string breaker_for(const ProviderInstance&) const { return std::string(name()); }
 
   virtual core::Result<ProviderInstance> create(const InstanceRequest& r, const core::resilience::Deadline& d) = 0;
   // "Provisioning" checks: reachable, enough disk, a known architecture, root.

@@ -56,8 +56,7 @@ Metrics& metrics() {
 class Reconciler::Pass {
  public:
   Pass(Reconciler& r, Cluster c, ClusterStatus st, Tokens t, Provider& p, Distribution& d)
-      : r_(r), c_(std::move(c)), st_(std::move(st)), tokens_(std::move(t)), provider_(p), dist_(d),
-        breaker_(r.breakers_.get(p.name())) {}
+      : r_(r), c_(std::move(c)), st_(std::move(st)), tokens_(std::move(t)), provider_(p), dist_(d) {}
 
   PassResult run();
 
@@ -66,8 +65,9 @@ class Reconciler::Pass {
   using NodeFn = std::function<Status(Instance& node, const Deadline& d)>;
   // Runs fn over `names` through the parallel manager; false when any node failed.
   bool run_nodes(const std::string& phase, const std::string& step, const std::vector<std::string>& names, const NodeFn& fn);
+  // A provider call through the breaker `breaker` names and the retry preset.
   template <class F>
-  auto call(const std::string& step, const Deadline& d, F&& fn);
+  auto call(const std::string& step, const std::string& breaker, const Deadline& d, F&& fn);
   Status node_script(Instance& n, const Script& s, const Deadline& d);
   Status put_files(Instance& n, const Deadline& d);
   NodeContext context(const Instance& n);
@@ -82,7 +82,6 @@ class Reconciler::Pass {
   Tokens tokens_;
   Provider& provider_;
   Distribution& dist_;
-  core::resilience::CircuitBreaker& breaker_;
   std::mutex mu_;  // st_ while nodes run
   PassResult res_;
   std::string first_error_;
@@ -92,7 +91,8 @@ class Reconciler::Pass {
 };
 
 template <class F>
-auto Reconciler::Pass::call(const std::string& step, const Deadline& d, F&& fn) {
+auto Reconciler::Pass::call(const std::string& step, const std::string& breaker, const Deadline& d, F&& fn) {
+  core::resilience::CircuitBreaker& cb = r_.breakers_.get(breaker);
   core::resilience::RetryOptions ro;
   ro.sleeper = r_.o_.sleeper;
   ro.random = r_.o_.random;
@@ -106,7 +106,7 @@ auto Reconciler::Pass::call(const std::string& step, const Deadline& d, F&& fn) 
           std::lock_guard lk(mu_);
           ++res_.retries;
         }
-        auto r = breaker_.call([&] { return fn(a.deadline); });
+        auto r = cb.call([&] { return fn(a.deadline); });
         if (!r.is_ok()) {
           Status why = core::resilience::detail::status_of(r);
           std::lock_guard lk(mu_);
@@ -128,14 +128,14 @@ NodeContext Reconciler::Pass::context(const Instance& n) {
 
 Status Reconciler::Pass::node_script(Instance& n, const Script& s, const Deadline& d) {
   ProviderInstance pi{n.id, n.private_ip, n.public_ip};
-  auto out = call(s.step, d, [&](const Deadline& dl) { return provider_.run(pi, s, dl); });
+  auto out = call(s.step, provider_.breaker_for(pi), d, [&](const Deadline& dl) { return provider_.run(pi, s, dl); });
   return out.status();
 }
 
 Status Reconciler::Pass::put_files(Instance& n, const Deadline& d) {
   ProviderInstance pi{n.id, n.private_ip, n.public_ip};
   for (auto& f : dist_.files(context(n)))
-    GANTRY_RETURN_IF_ERROR(call("put", d, [&](const Deadline& dl) { return provider_.put(pi, f.local, f.remote, f.executable, dl); }));
+    GANTRY_RETURN_IF_ERROR(call("put", provider_.breaker_for(pi), d, [&](const Deadline& dl) { return provider_.put(pi, f.local, f.remote, f.executable, dl); }));
   return {};
 }
 
@@ -261,7 +261,7 @@ PassResult Reconciler::Pass::run() {
       if (n.installed) GANTRY_RETURN_IF_ERROR(node_script(n, dist_.uninstall(context(n)), d));
       n.installed = n.joined = false;
       ProviderInstance pi{n.id, n.private_ip, n.public_ip};
-      GANTRY_RETURN_IF_ERROR(call("destroy", d, [&](const Deadline& dl) { return provider_.destroy(pi, dl); }));
+      GANTRY_RETURN_IF_ERROR(call("destroy", provider_.breaker_for(pi), d, [&](const Deadline& dl) { return provider_.destroy(pi, dl); }));
     }
     n.provisioned = false;
     n.state = "terminated";
@@ -340,10 +340,10 @@ PassResult Reconciler::Pass::run() {
     for (auto& s : desired)
       if (s.name == n.name) slot = &s;
     InstanceRequest req{name, n.pool, n.name, n.role, slot ? slot->instance_type : c_.spec.instance_type, n.index};
-    auto created = call("create", d, [&](const Deadline& dl) { return provider_.create(req, dl); });
+    auto created = call("create", std::string(provider_.name()), d, [&](const Deadline& dl) { return provider_.create(req, dl); });
     if (!created.is_ok()) return created.status();
     n.id = created->id, n.private_ip = created->private_ip, n.public_ip = created->public_ip;
-    GANTRY_RETURN_IF_ERROR(call("check", d, [&](const Deadline& dl) { return provider_.check(*created, dl); }));
+    GANTRY_RETURN_IF_ERROR(call("check", provider_.breaker_for(*created), d, [&](const Deadline& dl) { return provider_.check(*created, dl); }));
     n.provisioned = true;
     n.state = "running";
     return {};

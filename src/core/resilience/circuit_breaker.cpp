@@ -211,7 +211,7 @@ BreakerConfig BreakerRegistry::preset(std::string_view service) {
   if (service == "redis") return {5, ms(5'000), 1, 0};
   if (service == "nats") return {5, ms(5'000), 1, 0};
   if (service == "rabbitmq") return {5, ms(10'000), 1, 0};
-  if (service == "ssh") return {3, ms(30'000), 1, 10};
+  if (service == "ssh" || service.substr(0, 4) == "ssh:") return {3, ms(30'000), 1, 10};  // "ssh:<host>": one per host
   if (service == "http-target") return {5, ms(30'000), 1, 0};
   return {5, ms(30'000), 1, 0};
 }

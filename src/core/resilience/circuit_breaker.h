@@ -167,7 +167,7 @@ class BreakerRegistry {
  public:
   explicit BreakerRegistry(BreakerOverrides o = {}, const Clock& clock = Clock::real()) : o_(o), clock_(clock) {}
   // Presets (threshold / recovery / max concurrent): ec2 5/45 s/8, s3 3/10 s/15, ssm 2/60 s/3;
-  // postgres 5/10 s, redis 5/5 s, nats 5/5 s, rabbitmq 5/10 s, ssh 3/30 s/10,
+  // postgres 5/10 s, redis 5/5 s, nats 5/5 s, rabbitmq 5/10 s, ssh (and ssh:<host>) 3/30 s/10,
   // http-target 5/30 s; anything else 5/30 s.
   static BreakerConfig preset(std::string_view service);
   CircuitBreaker& get(std::string_view service);
