@@ -79,7 +79,13 @@ class Checker {
     YAML::Node n = map[key];
     if (!n.IsDefined() || n.IsNull()) return;
     if (!n.IsScalar()) return problem(n, path, "must be a string");
+    if (!printable(n.Scalar())) return problem(n, path, "holds a control character");
     *out = n.Scalar();
+  }
+  // No field of a cluster file has a reason to hold control characters, and a value that
+  // does would not read back as written.
+  static bool printable(const std::string& s) {
+    return std::none_of(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f; });
   }
   void boolean(const YAML::Node& map, const char* key, const std::string& path, bool* out) {
     YAML::Node n = map[key];
@@ -105,6 +111,10 @@ class Checker {
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar() || !it->second.IsScalar()) {
         problem(it->first, path, "must be a map of strings");
+        continue;
+      }
+      if (!printable(it->first.Scalar()) || !printable(it->second.Scalar())) {
+        problem(it->first, path, "holds a control character");
         continue;
       }
       (*out)[it->first.Scalar()] = it->second.Scalar();

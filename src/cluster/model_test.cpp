@@ -82,6 +82,14 @@ TEST(ClusterModel, NotYamlAndNotAClusterAreClearErrors) {
   EXPECT_FALSE(deep_block.is_ok());
 }
 
+// Found by the fuzzer: a value with a carriage return did not read back as written.
+TEST(ClusterModel, ControlCharactersInValuesAreRefused) {
+  auto c = parse_cluster("apiVersion: gantry.io/v1\nkind: Cluster\nmetadata: {name: a}\nspec:\n  instanceType: \"t3\\r\"\n");
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(std::string(c.status().message()).find("cluster.yaml:5:17: spec.instanceType: holds a control character"), std::string::npos)
+      << c.status().message();
+}
+
 TEST(ClusterModel, TheOriginalsFilesAreAcceptedAndTheirUnknownFieldsIgnored) {
   auto c = parse_cluster(R"(apiVersion: goman.io/v1
 kind: K3sCluster
