@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "hosts_lock.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -36,6 +37,7 @@ TEST(Hosts, ShellcheckFindsNothing) {
 
 TEST(Hosts, UpGivesSeparateSshHostsAndDownRemovesEverything) {
   ASSERT_EQ(geteuid(), 0u) << "scripts/hosts needs root (namespaces, a bridge, mounts); this test cannot run here";
+  HostsLock lock;
   fs::path dir = fs::temp_directory_path() / ("gantry-hosts-test-" + std::to_string(getpid()));
   std::map<std::string, std::string> env{{"GANTRY_HOSTS_DIR", dir.string()}};
   Ran bad = run({"bash", kScript, "up", "zero"}, env);

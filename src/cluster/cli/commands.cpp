@@ -35,6 +35,8 @@ constexpr int kFailed = 1, kBadInput = 2;
 // Where a cluster on the ssh provider keeps the inventory it was created with, so later
 // commands need not be told again.
 constexpr const char* kInventoryAnnotation = "gantry.io/inventory";
+// Likewise the controller a gantry-node cluster's agents register with.
+constexpr const char* kControllerAnnotation = "gantry.io/controller-url";
 
 // Settings every verb shares.
 struct Common {
@@ -157,6 +159,10 @@ class Context {
   // status.
   int converge(const std::string& name) {
     exit_on_signal(name);
+    // The controller the cluster was created with, unless this command names another.
+    if (auto c = store_->get(name); c.is_ok() && c_.dist.controller_url == DistributionOptions{}.controller_url)
+      if (auto a = c->metadata.annotations.find(kControllerAnnotation); a != c->metadata.annotations.end())
+        c_.dist.controller_url = a->second;
     ProgressDisplay display(output_mode(c_.json));
     reconciler().on_progress([&](const ProgressEvent& e) { display(e); });
     auto began = std::chrono::steady_clock::now();
@@ -302,6 +308,7 @@ class Create final : public Verb {
     if (!provider_.empty()) c.spec.provider = provider_;
     if (!distribution_.empty()) c.spec.distribution = distribution_;
     c.metadata.created_at = core::rfc3339(core::Clock::real().wall_now());
+    if (c.spec.distribution == "gantry-node") c.metadata.annotations[kControllerAnnotation] = common_.dist.controller_url;
     if (c.spec.provider == "ssh" && !common_.inventory.empty())
       c.metadata.annotations[kInventoryAnnotation] = std::filesystem::absolute(common_.inventory).string();
     if (c.spec.provider == "sim" && !common_.json)

@@ -70,7 +70,7 @@ class GantryNode final : public Distribution {
          "while :; do " + kBin + " up --roles agent,worker --set agent.port=\\$AGENT_PORT --set worker.port=\\$WORKER_PORT; sleep 1; done\n"
          "EOF\n"
          "    chmod 755 \"$D/run\"\n"
-         "    setsid \"$D/run\" > \"$D/log\" 2>&1 < /dev/null &\n"
+         "    setsid \"$D/run\" > \"$D/log\" 2>&1 < /dev/null 9>&- &\n"  // not holding the step lock
          "    i=0\n"
          "    while [ ! -s \"$D/pid\" ] && [ \"$i\" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
          "  fi\n"
@@ -89,7 +89,7 @@ class GantryNode final : public Distribution {
          "  i=$((i + 1))\n"
          "done\n"
          "echo 'the agent did not register with the controller within 60 s; its log ends:' >&2\n"
-         "tail -n 5 \"$D/log\" >&2 2>/dev/null || journalctl -u gantry-node -n 5 >&2 2>/dev/null || true\n"
+         "grep -v 'path=/health' \"$D/log\" | tail -n 8 >&2 2>/dev/null || journalctl -u gantry-node -n 8 >&2 2>/dev/null || true\n"
          "exit 1\n";
     return {"configure", s};
   }
@@ -106,11 +106,16 @@ class GantryNode final : public Distribution {
     return {"uninstall", header() + stop_body() +
                              "rm -f /etc/systemd/system/gantry-node.service\n"
                              "if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi\n"
-                             "rm -rf \"$D\" /opt/gantry\n"};
+                             "rm -rf \"$D\" \"$D.lock\" /opt/gantry\n"};
   }
 
  private:
-  static std::string header() { return "set -eu\nD=" + std::string(kDir) + "\n"; }
+  // One step at a time on a host: a pass killed here leaves its remote script running (the
+  // multiplexed connection outlives the client), and a resumed pass must wait for it rather
+  // than start a second supervisor beside the first.
+  static std::string header() {
+    return "set -eu\nD=" + std::string(kDir) + "\nmkdir -p \"$D\"\nexec 9> \"$D.lock\"\nflock 9\n";
+  }
   static std::string stop_body() {
     return "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/gantry-node.service ]; then\n"
            "  systemctl disable --now gantry-node.service\n"

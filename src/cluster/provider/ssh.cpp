@@ -203,7 +203,7 @@ Status SshProvider::check(const ProviderInstance& i, const core::resilience::Dea
       "set -eu\n"
       "[ \"$(id -u)\" = 0 ] || { echo 'not root: installing needs root' >&2; exit 1; }\n"
       "case \"$(uname -m)\" in x86_64|aarch64) ;; *) echo \"unsupported architecture $(uname -m)\" >&2; exit 1 ;; esac\n"
-      "for c in sh sha256sum curl; do command -v \"$c\" >/dev/null || { echo \"$c is missing\" >&2; exit 1; }; done\n"
+      "for c in sh sha256sum curl flock; do command -v \"$c\" >/dev/null || { echo \"$c is missing\" >&2; exit 1; }; done\n"
       "mkdir -p /opt /var/lib\n"
       "for p in /opt /var/lib; do\n"
       "  free=$(df -Pk \"$p\" | awk 'NR==2 {print $4}')\n"

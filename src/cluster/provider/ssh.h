@@ -9,7 +9,7 @@
 // the inventory (under a lock, written atomically): the same triple always gets the same host,
 // also after a crash between the claim and the status write, and a host serves one node at a
 // time. Destroying releases the claim. check() verifies the prerequisites over ssh: root, a
-// known architecture, >= 1 GB free under /opt and /var/lib, sh, sha256sum and curl.
+// known architecture, >= 1 GB free under /opt and /var/lib, sh, sha256sum, curl and flock.
 //
 // Commands run through OpenSSH with connection multiplexing (one master connection per host,
 // kept 60 s), scripts on standard input (never on a command line), files streamed through
