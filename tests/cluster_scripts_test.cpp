@@ -36,7 +36,7 @@ struct Rendered {
       nodes.push_back(i);
     }
   }
-  NodeContext ctx(size_t i) const { return {c, nodes[i], &nodes[0], tokens}; }
+  NodeContext ctx(size_t i) const { return {c, nodes[i], nodes[0], tokens}; }
 };
 
 void shellcheck(const Script& s, const std::string& what) {

@@ -120,7 +120,7 @@ TEST(Cluster, AReconcilerKilledMidInstallResumesFromTheLastGoodStep) {
   Child first({GANTRY_BINARY, "cluster", "create", "edge", "--provider", "sim", "--workers", "2", "--wait", "--sim-latency",
                "create=5ms,install=3s,configure=5ms"},
               s.env());
-  ASSERT_NE(first.wait_for_output("Installing 1 node(s)", 20s), "") << first.out() << first.err();
+  ASSERT_NE(first.wait_for_output("Installing 3 node(s)", 20s), "") << first.out() << first.err();
   first.signal(SIGKILL);
   first.wait(5s);
   Ran mid = s.cluster({"status", "edge", "--json"});

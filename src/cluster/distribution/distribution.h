@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@ struct DistributionOptions {
 struct NodeContext {
   const Cluster& cluster;
   const Instance& node;
-  const Instance* first_server;  // index 0 of the servers (k3s joins it)
+  // A copy, not a pointer into the status: other nodes' steps update the status meanwhile.
+  std::optional<Instance> first_server;  // index 0 of the servers (k3s joins it)
   const Tokens& tokens;
 };
 
@@ -39,6 +41,8 @@ class Distribution {
  public:
   virtual ~Distribution() = default;
   virtual std::string_view name() const = 0;
+  // Whether the first server must be installed before any other node (K3s: the others join it).
+  virtual bool first_server_alone() const { return false; }
   virtual std::vector<FileCopy> files(const NodeContext& n) const = 0;
   virtual Script install(const NodeContext& n) const = 0;    // step "install"
   virtual Script configure(const NodeContext& n) const = 0;  // step "configure": join, wait healthy

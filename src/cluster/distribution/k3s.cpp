@@ -11,6 +11,7 @@ class K3s final : public Distribution {
  public:
   K3s(DistributionOptions o, std::string sha) : o_(std::move(o)), sha_(std::move(sha)) {}
   std::string_view name() const override { return "k3s"; }
+  bool first_server_alone() const override { return true; }
 
   std::vector<FileCopy> files(const NodeContext&) const override {
     if (o_.k3s_binary.empty()) return {};

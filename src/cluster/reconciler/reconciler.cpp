@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -107,6 +108,13 @@ auto Reconciler::Pass::call(const std::string& step, const std::string& breaker,
           ++res_.retries;
         }
         auto r = cb.call([&] { return fn(a.deadline); });
+        // A half-open breaker lets one trial call through; the other nodes wait for its verdict
+        // instead of failing a pass over a fault that has just cleared.
+        while (!r.is_ok() && core::resilience::detail::status_of(r).code() == core::Code::kCircuitOpen &&
+               cb.state() == core::resilience::BreakerState::kHalfOpen && !a.deadline.expired(core::Clock::real())) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          r = cb.call([&] { return fn(a.deadline); });
+        }
         if (!r.is_ok()) {
           Status why = core::resilience::detail::status_of(r);
           std::lock_guard lk(mu_);
@@ -120,10 +128,11 @@ auto Reconciler::Pass::call(const std::string& step, const std::string& breaker,
 }
 
 NodeContext Reconciler::Pass::context(const Instance& n) {
-  const Instance* first = nullptr;
+  std::optional<Instance> first;
+  std::lock_guard lk(mu_);
   for (auto& i : st_.instances)
-    if (i.role == "server" && i.index == 0) first = &i;
-  return {c_, n, first, tokens_};
+    if (i.role == "server" && i.index == 0) first = i;
+  return {c_, n, std::move(first), tokens_};
 }
 
 Status Reconciler::Pass::node_script(Instance& n, const Script& s, const Deadline& d) {
@@ -375,7 +384,7 @@ PassResult Reconciler::Pass::run() {
   });
   if (!ok) return finish(fail("Starting"));
 
-  // Installing: the first server alone, then the rest.
+  // Installing: for K3s the first server alone, then the rest.
   auto install = [&](Instance& n, const Deadline& d) -> Status {
     GANTRY_RETURN_IF_ERROR(put_files(n, d));
     GANTRY_RETURN_IF_ERROR(node_script(n, dist_.install(context(n)), d));
@@ -387,7 +396,7 @@ PassResult Reconciler::Pass::run() {
   res_.steps_skipped += static_cast<int>(st_.instances.size() - to_install.size());
   std::vector<std::string> first;
   for (auto& i : st_.instances)
-    if (i.role == "server" && i.index == 0 && !i.installed) first.push_back(i.name);
+    if (dist_.first_server_alone() && i.role == "server" && i.index == 0 && !i.installed) first.push_back(i.name);
   if (!first.empty()) std::erase(to_install, first[0]);
   if (!run_nodes("Installing", "install", first, install)) return finish(fail("Installing"));
   if (!run_nodes("Installing", "install", to_install, install)) return finish(fail("Installing"));

@@ -7,8 +7,8 @@
 //   scale down  nodes no longer declared: uninstall and destroy, highest index first
 //   provision   create the instance (idempotent: same cluster, pool, index -> same instance)
 //               and check its prerequisites
-//   install     copy the distribution's files, run its install script; the first server alone
-//               first (a K3s HA cluster is initialised there), then the rest together
+//   install     copy the distribution's files, run its install script; for K3s the first
+//               server alone first (the others join it), then the rest together
 //   configure   join / wait until healthy
 //   stop/start  desiredState
 //

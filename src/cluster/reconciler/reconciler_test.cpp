@@ -191,6 +191,23 @@ TEST(ClusterReconciler, StopAndStartFollowDesiredState) {
   EXPECT_EQ(f.sim.stats().instances_created, 3);
 }
 
+// K3s: the others join the first server, so it installs alone first; a gantry node needs no
+// such order and every node installs at once.
+TEST(ClusterReconciler, OnlyK3sInstallsTheFirstServerAlone) {
+  for (std::string dist : {"k3s", "gantry-node"}) {
+    Fixture f;
+    Cluster c = f.cluster(3);
+    c.spec.distribution = dist;
+    ASSERT_TRUE(f.store->put(c, false).is_ok());
+    ASSERT_EQ(f.rec->reconcile("edge").phase, "Running");
+    std::vector<int> totals;
+    for (auto& e : f.events)
+      if (e.phase == "Installing" && e.node.empty() && e.done == 0) totals.push_back(e.total);
+    std::vector<int> want = dist == "k3s" ? std::vector<int>{1, 3} : std::vector<int>{4};
+    EXPECT_EQ(totals, want) << dist;
+  }
+}
+
 TEST(ClusterReconciler, TokensAreMadeOnceAndReadableOnlyByTheOwner) {
   Fixture f;
   ASSERT_TRUE(f.store->put(f.cluster(0), false).is_ok());
