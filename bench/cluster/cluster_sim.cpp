@@ -46,6 +46,7 @@ Run create(int nodes, int concurrency, double failure_rate, uint64_t seed) {
   Cluster c;
   c.metadata.name = "bench";
   c.spec.provider = "sim";
+  c.spec.distribution = "k3s";  // the guide's steps: the first server installs alone, then the rest join it
   NodePool p;
   p.name = "workers";
   p.count = nodes - 1;
