@@ -69,6 +69,12 @@ spec:
   EXPECT_EQ(mode.status, 2);
   EXPECT_NE(mode.err.find("mode"), std::string::npos) << mode.err;
   EXPECT_FALSE(fs::exists(s.dir / "edge"));
+  // A provider that cannot be made is bad input too, found before anything is recorded.
+  Ran no_inventory = run({GANTRY_BINARY, "cluster", "create", "edge", "--provider", "ssh"},
+                         {{"GANTRY_STATE_DIR", s.dir.string()}, {"GANTRY_HOSTS_INVENTORY", ""}});
+  EXPECT_EQ(no_inventory.status, 2);
+  EXPECT_NE(no_inventory.err.find("provider ssh needs an inventory"), std::string::npos) << no_inventory.err;
+  EXPECT_FALSE(fs::exists(s.dir / "edge"));
   Ran none = s.cluster({"status", "nope"});
   EXPECT_EQ(none.status, 2);
   EXPECT_NE(none.err.find("no cluster named 'nope'"), std::string::npos) << none.err;

@@ -240,6 +240,11 @@ class Verb : public core::runtime::RoleFactory {
       print_error(verb_, v);
       return kBadInput;
     }
+    // A provider that cannot be made (no inventory, say) is bad input too: nothing is recorded.
+    if (auto p = ctx.provider(c); !p.is_ok()) {
+      print_error(verb_, p.status());
+      return kBadInput;
+    }
     auto put = ctx.store().put(std::move(c), !create);
     if (!put.is_ok()) {
       print_error(verb_, put.status());
