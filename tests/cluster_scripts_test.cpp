@@ -118,5 +118,18 @@ TEST(ClusterScripts, GantryNodeScriptsPassShellcheckAndVerifyTheBinary) {
   EXPECT_NE((*d)->configure(r.ctx(1)).text.find("\"registered\":true"), std::string::npos);
 }
 
+// The scripts wait for a stopped node with `alive`: a process that has exited but that its parent
+// has not reaped (a zombie, as under an init that reaps late) is gone, where kill -0 still sees it.
+TEST(ClusterScripts, AliveTreatsAnUnreapedProcessAsGone) {
+  fs::path pidfile = fs::temp_directory_path() / ("gantry-alive-" + std::to_string(getpid()));
+  // sleep 0.05's parent becomes `sleep 1`, which never reaps it.
+  std::string script = std::string(kShellAlive) + "sh -c 'sleep 0.05 & echo $! > " + pidfile.string() +
+                       "; exec sleep 1' &\nsleep 0.5\np=$(cat " + pidfile.string() +
+                       ")\nkill -0 \"$p\" && echo killable\nalive \"$p\" || echo gone\nalive $$ && echo self\n";
+  Ran r = run({"sh", "-c", script});
+  EXPECT_EQ(r.out, "killable\ngone\nself\n") << r.err;
+  fs::remove(pidfile);
+}
+
 }  // namespace
 }  // namespace gantry::testing

@@ -29,6 +29,10 @@ core::Result<std::string> sha256_file(const std::string& path) {
   return out;
 }
 
+const char* const kShellAlive =
+    "alive() { [ -r \"/proc/$1/stat\" ] || return 1; read -r st < \"/proc/$1/stat\" 2>/dev/null || return 1; "
+    "st=${st##*) }; [ \"${st%% *}\" != Z ]; }\n";
+
 std::string shell_quote(std::string_view s) {
   std::string out = "'";
   for (char c : s) {

@@ -59,5 +59,8 @@ core::Result<std::unique_ptr<Distribution>> make_distribution(const std::string&
 core::Result<std::string> sha256_file(const std::string& path);
 // A single-quoted shell word.
 std::string shell_quote(std::string_view s);
+// A shell function `alive PID`: the process runs. One that has exited but is not reaped yet is
+// not alive: on hosts whose init reaps late, kill -0 would see it for seconds.
+extern const char* const kShellAlive;
 
 }  // namespace gantry::cluster

@@ -28,7 +28,7 @@ class GantryNode final : public Distribution {
   }
 
   Script install(const NodeContext& n) const override {
-    std::string s = header() + "SHA=" + sha_ + "\n";
+    std::string s = header() + kShellAlive + "SHA=" + sha_ + "\n";
     s += "mkdir -p \"$D\" /opt/gantry/bin\n"
          "echo 25 > \"$D/progress\"\n"
          // The upload is verified before it replaces the binary; an install resumed after the
@@ -60,7 +60,7 @@ class GantryNode final : public Distribution {
          "else\n"
          // Supervised: a restart loop in its own session, its pid in a file; a second install
          // finds it alive and starts nothing.
-         "  if [ -f \"$D/pid\" ] && kill -0 \"$(cat \"$D/pid\")\" 2>/dev/null; then :; else\n"
+         "  if [ -f \"$D/pid\" ] && alive \"$(cat \"$D/pid\")\"; then :; else\n"
          "    rm -f \"$D/pid\"\n"
          "    cat > \"$D/run\" <<EOF\n"
          "#!/bin/sh\n"
@@ -117,7 +117,8 @@ class GantryNode final : public Distribution {
     return "set -eu\nD=" + std::string(kDir) + "\nmkdir -p \"$D\"\nexec 9> \"$D.lock\"\nflock 9\n";
   }
   static std::string stop_body() {
-    return "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/gantry-node.service ]; then\n"
+    return std::string(kShellAlive) +
+           "if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/gantry-node.service ]; then\n"
            "  systemctl disable --now gantry-node.service\n"
            "fi\n"
            // The loop and the gantry it started share the loop's session: end them together.
@@ -125,10 +126,10 @@ class GantryNode final : public Distribution {
            "  pid=$(cat \"$D/pid\")\n"
            "  kill -TERM \"-$pid\" 2>/dev/null || true\n"
            "  i=0\n"
-           "  while kill -0 \"$pid\" 2>/dev/null && [ \"$i\" -lt 40 ]; do sleep 0.25; i=$((i + 1)); done\n"
+           "  while alive \"$pid\" && [ \"$i\" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n"
            "  kill -KILL \"-$pid\" 2>/dev/null || true\n"
            "  sleep 0.1\n"
-           "  if kill -0 \"$pid\" 2>/dev/null; then echo \"gantry node (session $pid) did not stop\" >&2; exit 1; fi\n"
+           "  if alive \"$pid\"; then echo \"gantry node (session $pid) did not stop\" >&2; exit 1; fi\n"
            "  rm -f \"$D/pid\"\n"
            "fi\n";
   }

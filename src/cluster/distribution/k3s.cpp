@@ -44,7 +44,7 @@ class K3s final : public Distribution {
     bool server = n.node.role == "server";
     std::string token = server ? n.tokens.server : n.tokens.agent;
     std::string s =
-        "set -eu\n"
+        "set -eu\n" + std::string(kShellAlive) +
         "P=/var/lib/rancher/k3s-install-progress\n"
         "mkdir -p /var/lib/rancher /etc/rancher/k3s\n"
         "echo 25 > \"$P\"\n";
@@ -72,7 +72,7 @@ class K3s final : public Distribution {
          "  systemctl daemon-reload\n"
          "  systemctl enable --now k3s.service\n"
          "else\n"
-         "  if [ -f /var/lib/rancher/k3s.pid ] && kill -0 \"$(cat /var/lib/rancher/k3s.pid)\" 2>/dev/null; then :; else\n"
+         "  if [ -f /var/lib/rancher/k3s.pid ] && alive \"$(cat /var/lib/rancher/k3s.pid)\"; then :; else\n"
          // sh -c's own pid leads the session setsid made (setsid may fork, so $! would not be it).
          "    setsid sh -c 'echo $$ > /var/lib/rancher/k3s.pid; exec " + kBin + " " + exec(n) + "' > /var/lib/rancher/k3s.log 2>&1 < /dev/null &\n"
          "    i=0\n"
