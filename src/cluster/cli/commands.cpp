@@ -50,7 +50,7 @@ struct Common {
   double sim_failure_rate = 0;
   int64_t sim_seed = 1;
   milliseconds lease_wait{30'000};
-  std::string inventory;
+  std::string inventory, ssh_options;
 
   void bind(core::config::Schema& s, bool named) {
     if (named) s.add("name", &name, "the cluster (also the first argument)");
@@ -68,6 +68,10 @@ struct Common {
         .env("K3S_BINARY");
     s.add("inventory", &inventory, "provider ssh: the hosts (inventory.yaml; scripts/hosts up N writes one)")
         .env("GANTRY_HOSTS_INVENTORY");
+    s.add("ssh_options", &ssh_options,
+          "provider ssh: OpenSSH options for every call, Key=Value comma-separated (e.g. KexAlgorithms=curve25519-sha256: "
+          "connections set up ~8x cheaper than Debian's post-quantum default, see docs/cluster.md)")
+        .env("GANTRY_SSH_OPTIONS");
     s.add("sim_latency", &sim_latency,
           "provider sim: latency per call type, TYPE=DUR or TYPE=LOW..HIGH, comma-separated (default: the guide's step "
           "times / 1000: create=96ms..144ms,install=240ms..360ms,configure=96ms..144ms)");
@@ -134,7 +138,8 @@ class Context {
           return core::invalid_argument("provider ssh needs an inventory: --inventory FILE or GANTRY_HOSTS_INVENTORY "
                                         "(scripts/hosts up N writes one)");
         GANTRY_ASSIGN(inv, load_inventory(path));
-        ssh_ = std::make_unique<SshProvider>(std::move(inv), c_.state_dir + "/.ssh");
+        GANTRY_ASSIGN(options, parse_ssh_options(c_.ssh_options));
+        ssh_ = std::make_unique<SshProvider>(std::move(inv), c_.state_dir + "/.ssh", std::move(options));
       }
       return ssh_.get();
     }

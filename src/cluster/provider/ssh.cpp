@@ -4,7 +4,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
@@ -20,69 +19,8 @@ namespace fs = std::filesystem;
 using core::Result;
 using core::Status;
 
-Result<Inventory> parse_inventory(std::string_view yaml, std::string_view source) {
-  if (yaml.size() > (1 << 20)) return core::invalid_argument(std::string(source) + ": larger than 1 MiB");
-  Inventory inv;
-  std::vector<std::string> problems;
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml));
-    auto where = [&](const YAML::Node& n) {
-      return std::string(source) + (n.Mark().line >= 0 ? ":" + std::to_string(n.Mark().line + 1) : std::string());
-    };
-    if (!root.IsMap() || !root["hosts"].IsSequence())
-      return core::invalid_argument(std::string(source) + ": expected `hosts:` with a list of {name, address, port, user, ssh_key}");
-    if (root["known_hosts"].IsScalar()) inv.known_hosts = root["known_hosts"].Scalar();
-    std::map<std::string, int> seen;
-    for (const auto& n : root["hosts"]) {
-      if (!n.IsMap()) {
-        problems.push_back(where(n) + ": a host must be a map");
-        continue;
-      }
-      SshHost h;
-      auto str = [&](const char* k, std::string* out) {
-        if (n[k].IsScalar()) *out = n[k].Scalar();
-      };
-      str("name", &h.name);
-      str("address", &h.address);
-      str("user", &h.user);
-      str("ssh_key", &h.ssh_key);
-      if (n["port"].IsScalar()) {
-        try {
-          h.port = n["port"].as<int>();
-        } catch (const YAML::Exception&) {
-          h.port = -1;
-        }
-      }
-      if (h.address.empty()) problems.push_back(where(n) + ": address is required");
-      if (h.name.empty()) h.name = h.address;
-      if (h.port < 1 || h.port > 65535) problems.push_back(where(n) + ": port must be 1..65535");
-      if (h.name.find_first_of(" \t\n/") != std::string::npos) problems.push_back(where(n) + ": name '" + h.name + "' has a space or '/'");
-      if (!h.name.empty() && seen[h.name]++) problems.push_back(where(n) + ": host '" + h.name + "' is listed twice");
-      inv.hosts.push_back(std::move(h));
-    }
-  } catch (const YAML::Exception& e) {
-    return core::invalid_argument(std::string(source) + ":" + std::to_string(e.mark.line + 1) + ": not YAML: " + e.msg);
-  }
-  if (!problems.empty()) {
-    std::string m = std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems");
-    for (auto& p : problems) m += "\n  " + p;
-    return core::invalid_argument(m);
-  }
-  if (inv.hosts.empty()) return core::invalid_argument(std::string(source) + ": no hosts");
-  return inv;
-}
-
-Result<Inventory> load_inventory(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return core::not_found("inventory " + path + " cannot be read (scripts/hosts up N writes one)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto inv = parse_inventory(ss.str(), path);
-  if (inv.is_ok()) inv->path = fs::absolute(path).string();
-  return inv;
-}
-
-SshProvider::SshProvider(Inventory inv, std::string control_dir) : inv_(std::move(inv)), control_dir_(std::move(control_dir)) {
+SshProvider::SshProvider(Inventory inv, std::string control_dir, std::vector<std::string> options)
+    : options_(std::move(options)), inv_(std::move(inv)), control_dir_(std::move(control_dir)) {
   std::error_code ec;
   fs::create_directories(control_dir_, ec);
   ::chmod(control_dir_.c_str(), 0700);
@@ -109,6 +47,7 @@ std::vector<std::string> SshProvider::ssh_argv(const SshHost& h) const {
                              "-o", "StrictHostKeyChecking=yes", "-p", std::to_string(h.port)};
   if (!inv_.known_hosts.empty()) a.insert(a.end(), {"-o", "UserKnownHostsFile=" + inv_.known_hosts});
   if (!h.ssh_key.empty()) a.insert(a.end(), {"-o", "IdentitiesOnly=yes", "-i", h.ssh_key});
+  for (auto& o : options_) a.insert(a.end(), {"-o", o});
   a.push_back(h.user + "@" + h.address);
   return a;
 }

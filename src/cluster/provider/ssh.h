@@ -21,27 +21,15 @@
 #include <string>
 #include <vector>
 
+#include "cluster/provider/inventory.h"
 #include "cluster/provider/provider.h"
 
 namespace gantry::cluster {
 
-struct SshHost {
-  std::string name, address, user = "root", ssh_key;
-  int port = 22;
-};
-
-struct Inventory {
-  std::string path, known_hosts;
-  std::vector<SshHost> hosts;
-};
-
-core::Result<Inventory> parse_inventory(std::string_view yaml, std::string_view source);
-core::Result<Inventory> load_inventory(const std::string& path);
-
 class SshProvider final : public Provider {
  public:
-  // control_dir: where the multiplexed connections' sockets live.
-  SshProvider(Inventory inv, std::string control_dir);
+  // control_dir: where the multiplexed connections' sockets live; options: extra -o options.
+  SshProvider(Inventory inv, std::string control_dir, std::vector<std::string> options = {});
   ~SshProvider() override;
 
   std::string_view name() const override { return "ssh"; }
@@ -60,6 +48,7 @@ class SshProvider final : public Provider {
   core::Result<std::string> exec(const SshHost& h, const std::string& remote_cmd, const std::string& stdin_text,
                                  const std::string& stdin_file, const std::string& step, const core::resilience::Deadline& d);
 
+  std::vector<std::string> options_;
   Inventory inv_;
   std::string control_dir_;
   std::mutex claims_mu_;  // the claims file, within this process (a file lock across processes)
