@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "private_servers.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -17,15 +18,19 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+// Where the CLI keeps clusters: a scratch directory, or PostgreSQL when given a URL.
 struct StateDir {
   fs::path dir = fs::temp_directory_path() / ("gantry-cluster-test-" + std::to_string(getpid()) + "-" + std::to_string(n()++));
-  StateDir() { fs::remove_all(dir); }
+  std::string url;
+  explicit StateDir(std::string state_url = "") : url(std::move(state_url)) { fs::remove_all(dir); }
   ~StateDir() { fs::remove_all(dir); }
   static int& n() {
     static int i = 0;
     return i;
   }
-  std::map<std::string, std::string> env() const { return {{"GANTRY_STATE_DIR", dir.string()}}; }
+  std::map<std::string, std::string> env() const {
+    return {{"GANTRY_STATE_DIR", dir.string()}, {"GANTRY_STATE_URL", url}};
+  }
   Ran cluster(std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) const {
     args.insert(args.begin(), {GANTRY_BINARY, "cluster"});
     return run(args, env(), timeout);
@@ -121,8 +126,7 @@ TEST(Cluster, ASimClusterConvergesScalesAndIsDeletedAndSaysItIsSimulated) {
   EXPECT_FALSE(fs::exists(s.dir / "edge"));
 }
 
-TEST(Cluster, AReconcilerKilledMidInstallResumesFromTheLastGoodStep) {
-  StateDir s;
+void killed_mid_install_resumes(const StateDir& s) {
   Child first({GANTRY_BINARY, "cluster", "create", "edge", "--provider", "sim", "--workers", "2", "--wait", "--sim-latency",
                "create=5ms,install=3s,configure=5ms"},
               s.env());
@@ -140,8 +144,16 @@ TEST(Cluster, AReconcilerKilledMidInstallResumesFromTheLastGoodStep) {
   EXPECT_NE(again.out.find("edge: Running"), std::string::npos) << again.out;
 }
 
-TEST(Cluster, TwoReconcilersOnOneClusterNeverActAtOnce) {
-  StateDir s;
+TEST(Cluster, AReconcilerKilledMidInstallResumesFromTheLastGoodStep) { killed_mid_install_resumes(StateDir()); }
+
+// In PostgreSQL the killed reconciler's lease row stays (15 min TTL); the next reconciler on the
+// same machine sees its pid is gone and takes the lease at once.
+TEST(Cluster, AReconcilerKilledMidInstallResumesFromTheLastGoodStepInPostgres) {
+  FreshDatabase db("cluster_kill");
+  killed_mid_install_resumes(StateDir(db.url));
+}
+
+void two_reconcilers_never_act_at_once(const StateDir& s) {
   ASSERT_EQ(s.cluster({"create", "edge", "--provider", "sim", "--workers", "1"}).status, 0);
   Child slow({GANTRY_BINARY, "cluster", "reconcile", "edge", "--sim-latency", "install=2s"}, s.env());
   ASSERT_NE(slow.wait_for_output("Installing", 20s), "") << slow.out() << slow.err();
@@ -156,6 +168,27 @@ TEST(Cluster, TwoReconcilersOnOneClusterNeverActAtOnce) {
   EXPECT_EQ(patient.status, 0) << patient.out << patient.err;
   EXPECT_EQ(slow.wait(1s), 0) << slow.out() << slow.err();  // the first had finished before
   EXPECT_NE(patient.out.find("(0 node steps"), std::string::npos) << patient.out;
+}
+
+TEST(Cluster, TwoReconcilersOnOneClusterNeverActAtOnce) { two_reconcilers_never_act_at_once(StateDir()); }
+
+TEST(Cluster, TwoReconcilersOnOneClusterNeverActAtOnceInPostgres) {
+  FreshDatabase db("cluster_lease");
+  StateDir s(db.url);
+  two_reconcilers_never_act_at_once(s);
+  // The clusters are in the database, not in the directory.
+  EXPECT_FALSE(fs::exists(s.dir / "edge"));
+  Ran list = s.cluster({"list"});
+  EXPECT_NE(list.out.find("edge"), std::string::npos) << list.out << list.err;
+  auto c = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(c.is_ok());
+  auto r = (*c)->query("SELECT count(*) FROM clusters WHERE name = 'edge' AND status LIKE '%phase: Running%'");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->int64(0, 0), 1);
+  // Released: no lease row is left behind.
+  auto leases = (*c)->query("SELECT count(*) FROM cluster_leases");
+  ASSERT_TRUE(leases.is_ok());
+  EXPECT_EQ(leases->int64(0, 0), 0);
 }
 
 }  // namespace

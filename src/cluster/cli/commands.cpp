@@ -40,7 +40,7 @@ constexpr const char* kControllerAnnotation = "gantry.io/controller-url";
 
 // Settings every verb shares.
 struct Common {
-  std::string name, state_dir = default_state_dir();
+  std::string name, state_dir = default_state_dir(), state_url;
   bool json = false;
   core::resilience::ParallelOptions parallel;
   core::resilience::RetryPolicy retry = core::resilience::RetryPolicy::cloud();
@@ -54,7 +54,11 @@ struct Common {
 
   void bind(core::config::Schema& s, bool named) {
     if (named) s.add("name", &name, "the cluster (also the first argument)");
-    s.add("state_dir", &state_dir, "where clusters are kept").env("GANTRY_STATE_DIR");
+    s.add("state_dir", &state_dir, "where clusters are kept (without --state-url)").env("GANTRY_STATE_DIR");
+    s.add("state_url", &state_url,
+          "keep clusters in PostgreSQL instead (postgres://…), for reconcilers on several machines; leases in a table")
+        .env("GANTRY_STATE_URL")
+        .secret();
     s.add("json", &json, "machine-readable output: JSON (one object per line for progress)");
     core::resilience::bind(s, &parallel);
     core::resilience::bind(s, &retry, "retry");
@@ -109,7 +113,7 @@ class Context {
   explicit Context(Common& c) : c_(c) {}
 
   Status open() {
-    auto s = open_dir_store(c_.state_dir);
+    auto s = open_store(c_.state_url, c_.state_dir);
     if (!s.is_ok()) return s.status();
     store_ = std::move(s).value();
     return {};

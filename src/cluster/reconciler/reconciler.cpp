@@ -56,8 +56,8 @@ Metrics& metrics() {
 // One pass over one cluster; holds what the pass read and writes the status as nodes progress.
 class Reconciler::Pass {
  public:
-  Pass(Reconciler& r, Cluster c, ClusterStatus st, Tokens t, Provider& p, Distribution& d)
-      : r_(r), c_(std::move(c)), st_(std::move(st)), tokens_(std::move(t)), provider_(p), dist_(d) {}
+  Pass(Reconciler& r, Lease& lease, Cluster c, ClusterStatus st, Tokens t, Provider& p, Distribution& d)
+      : r_(r), lease_(lease), c_(std::move(c)), st_(std::move(st)), tokens_(std::move(t)), provider_(p), dist_(d) {}
 
   PassResult run();
 
@@ -78,6 +78,8 @@ class Reconciler::Pass {
   PassResult fail(const std::string& phase);
 
   Reconciler& r_;
+  Lease& lease_;
+  Status lease_lost_;  // set when renewing the lease found it taken: the pass stops, writing nothing
   Cluster c_;
   ClusterStatus st_;
   Tokens tokens_;
@@ -170,6 +172,12 @@ void Reconciler::Pass::set_phase(const std::string& phase, const std::string& me
 bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& step, const std::vector<std::string>& names,
                                  const NodeFn& fn) {
   if (names.empty()) return true;
+  // Each phase starts under a lease still ours (it is renewed in the background too); a store
+  // that does not answer is not a loss, the row stays ours until it expires.
+  if (Status l = lease_.renew(); l.code() == core::Code::kAborted) {
+    lease_lost_ = l;
+    return false;
+  }
   set_phase(phase, c_.metadata.generation != st_.observed_generation && st_.observed_generation > 0
                        ? "updating to generation " + std::to_string(c_.metadata.generation)
                        : "");
@@ -239,6 +247,13 @@ bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& st
 
 PassResult Reconciler::Pass::fail(const std::string& phase) {
   std::lock_guard lk(mu_);
+  if (!lease_lost_.is_ok()) {
+    res_.phase = "Locked";
+    res_.status = lease_lost_;
+    metrics().passes.with({"locked"}).inc();
+    lg.warn("pass stopped: lease lost", {{"cluster", c_.metadata.name}, {"error", lease_lost_.to_string()}});
+    return res_;
+  }
   st_.phase = "Failed";
   st_.message = phase + ": " + std::to_string(failed_nodes_) + " of " + std::to_string(tried_nodes_) +
                 " nodes failed; first: " + first_error_;
@@ -481,7 +496,7 @@ PassResult Reconciler::reconcile(const std::string& name) {
     }
     dist = d.get();
   }
-  Pass pass(*this, std::move(*c), std::move(*st), std::move(*tokens), **provider, *dist);
+  Pass pass(*this, **lease, std::move(*c), std::move(*st), std::move(*tokens), **provider, *dist);
   return pass.run();
 }
 

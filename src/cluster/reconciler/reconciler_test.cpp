@@ -221,5 +221,51 @@ TEST(ClusterReconciler, TokensAreMadeOnceAndReadableOnlyByTheOwner) {
   EXPECT_EQ(perms & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 }
 
+// A store whose leases are lost after `keep` renewals, as when a stalled reconciler's row
+// expired and another took it.
+class LosingStore final : public Store {
+ public:
+  LosingStore(Store& s, int keep) : s_(s), keep_(keep) {}
+  std::string describe() const override { return s_.describe(); }
+  core::Result<std::vector<std::string>> list() override { return s_.list(); }
+  core::Result<Cluster> get(const std::string& n) override { return s_.get(n); }
+  core::Result<Cluster> put(Cluster c, bool u) override { return s_.put(std::move(c), u); }
+  core::Result<ClusterStatus> status(const std::string& n) override { return s_.status(n); }
+  core::Status put_status(const std::string& n, const ClusterStatus& st) override { return s_.put_status(n, st); }
+  core::Result<Tokens> tokens(const std::string& n) override { return s_.tokens(n); }
+  core::Status remove(const std::string& n) override { return s_.remove(n); }
+  core::Result<std::unique_ptr<Lease>> acquire(const std::string&, const std::string&, milliseconds, milliseconds) override {
+    struct L final : Lease {
+      int left;
+      explicit L(int k) : left(k) {}
+      core::Status renew() override {
+        return left-- > 0 ? core::Status() : core::Status(core::Code::kAborted, "the lease on cluster 'edge' was lost");
+      }
+    };
+    return std::unique_ptr<Lease>(std::make_unique<L>(keep_));
+  }
+
+ private:
+  Store& s_;
+  int keep_;
+};
+
+TEST(ClusterReconciler, APassThatLosesItsLeaseStopsAndWritesNothingMore) {
+  Fixture f;
+  ASSERT_TRUE(f.store->put(f.cluster(2), false).is_ok());
+  LosingStore losing(*f.store, 1);  // kept for Provisioning, lost before Installing
+  DistributionOptions d;
+  d.gantry_binary = "/bin/sh";
+  Reconciler rec(losing, [&](const Cluster&) -> core::Result<Provider*> { return &f.sim; }, d, Fixture::options());
+  PassResult r = rec.reconcile("edge");
+  EXPECT_EQ(r.phase, "Locked");
+  EXPECT_EQ(r.status.code(), core::Code::kAborted) << r.status.to_string();
+  ClusterStatus st = f.status();
+  EXPECT_EQ(st.provisioning.done, 3);
+  EXPECT_EQ(st.installing.done, 0);
+  EXPECT_NE(st.phase, "Failed");  // the new holder's business, not ours to record
+  EXPECT_EQ(f.sim.stats().calls["install"], 0);
+}
+
 }  // namespace
 }  // namespace gantry::cluster

@@ -2,7 +2,6 @@
 // holder dies, so a killed reconciler never leaves a cluster locked, and no TTL is needed; the
 // file holds the holder's name for whoever waits.
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,15 +67,6 @@ Status write_file(const fs::path& p, std::string_view data, mode_t mode) {
   return {};
 }
 
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) out += d[c >> 4], out += d[c & 15];
-  return out;
-}
-
 class FileLease final : public Lease {
  public:
   explicit FileLease(int fd) : fd_(fd) {}
@@ -124,16 +114,7 @@ class DirStore final : public Store {
     fs::create_directories(dir(name), ec);
     if (ec) return core::io_error(dir(name).string() + ": " + ec.message());
     ::chmod(dir(name).c_str(), 0700);
-    if (old.is_ok()) {
-      Cluster same = c;
-      same.metadata = old->metadata;
-      c.metadata.id = old->metadata.id;
-      c.metadata.created_at = old->metadata.created_at;
-      c.metadata.generation = old->metadata.generation + (to_yaml(same) == to_yaml(*old) ? 0 : 1);
-    } else {
-      c.metadata.generation = 1;
-      if (c.metadata.id.empty()) c.metadata.id = random_hex(8);
-    }
+    c = next_version(std::move(c), old.is_ok() ? &*old : nullptr);
     GANTRY_RETURN_IF_ERROR(write_file(dir(name) / "cluster.yaml", to_yaml(c), 0644));
     return c;
   }
@@ -164,7 +145,7 @@ class DirStore final : public Store {
       }
       if (!t.server.empty() && !t.agent.empty()) return t;
     }
-    t.server = random_hex(32), t.agent = random_hex(32);
+    t = new_tokens();
     GANTRY_RETURN_IF_ERROR(write_file(p, "server=" + t.server + "\nagent=" + t.agent + "\n", 0600));
     return t;
   }

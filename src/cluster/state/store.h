@@ -4,7 +4,12 @@
 //
 // DirStore (the default) keeps ~/.gantry/clusters/<name>/{cluster.yaml,status.yaml,tokens};
 // every file is replaced atomically (written beside, fsync'd, renamed), so a crash leaves the
-// old or the new file, never half of one. tokens is 0600 and never printed.
+// old or the new file, never half of one. tokens is 0600 and never printed. Its lease is a
+// flock(2) lock: one machine's reconcilers.
+//
+// PgStore (--state-url) keeps the same documents in PostgreSQL tables, for reconcilers on
+// several machines; its lease is a row taken by a conditional insert/update when free or
+// expired (the original's DynamoDB lock), renewed in the background while held.
 #pragma once
 
 #include <chrono>
@@ -58,6 +63,16 @@ class Store {
 
 // Directory store rooted at `root` (made when missing, 0700).
 core::Result<std::unique_ptr<Store>> open_dir_store(const std::string& root);
+// PostgreSQL store (postgres://…): its tables are made or migrated on open.
+core::Result<std::unique_ptr<Store>> open_pg_store(const std::string& url);
+// The PostgreSQL store when `url` is set, else the directory store at `dir`.
+core::Result<std::unique_ptr<Store>> open_store(const std::string& url, const std::string& dir);
+
+// What every store does on put: the stored cluster's id, creation time and generation kept,
+// the generation one up when the spec changed; a new cluster gets generation 1 and an id.
+Cluster next_version(Cluster c, const Cluster* old);
+// Fresh join tokens (32 random bytes each, hex).
+Tokens new_tokens();
 // $GANTRY_STATE_DIR, else ~/.gantry/clusters.
 std::string default_state_dir();
 
