@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include <gtest/gtest.h>
 
@@ -116,6 +117,25 @@ TEST(Cluster, ASimClusterConvergesScalesAndIsDeletedAndSaysItIsSimulated) {
   EXPECT_NE(scale.out.find("Updating edge-workers-2 done"), std::string::npos) << scale.out;
   Ran list = s.cluster({"list", "--json"});
   EXPECT_NE(list.out.find("\"name\":\"edge\",\"phase\":\"Running\",\"ready\":2,\"nodes\":2"), std::string::npos) << list.out;
+  // What the passes did, after the processes that ran them are gone.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(c.out, m, std::regex("\\(\\d+ node steps, (\\d+) retries"))) << c.out;
+  Ran metrics = s.cluster({"metrics", "edge", "--export"});
+  ASSERT_EQ(metrics.status, 0) << metrics.err;
+  EXPECT_NE(metrics.out.find("\"cluster\":\"edge\",\"phase\":\"Running\",\"provider\":\"sim\",\"simulated\":true,\"ready\":2,\"nodes\":2"),
+            std::string::npos) << metrics.out;
+  EXPECT_NE(metrics.out.find("\"retries\":" + m[1].str() + ","), std::string::npos) << metrics.out << c.out;
+  EXPECT_NE(metrics.out.find("\"Installing\":"), std::string::npos) << metrics.out;
+  EXPECT_NE(metrics.out.find("\"breakers\":{\"sim\":\"closed\"}"), std::string::npos) << metrics.out;
+  fs::path prom = s.write("metrics.prom", s.cluster({"metrics", "--export", "--format", "prometheus"}).out);
+  EXPECT_NE(run({"sh", "-c", "cat " + prom.string()}).out.find("cluster_report_nodes_ready{cluster=\"edge\"} 2\n"), std::string::npos);
+  Ran promtool = run({"sh", "-c", "promtool check metrics < " + prom.string()});
+  EXPECT_EQ(promtool.status, 0) << promtool.out << promtool.err;
+  fs::remove(prom);
+  Ran table = s.cluster({"metrics"});
+  EXPECT_NE(table.out.find("IDEMPOTENT"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("edge "), std::string::npos) << table.out;
+
   Ran bad_pool = s.cluster({"scale", "edge", "--pool", "gpu", "--count", "2"});
   EXPECT_EQ(bad_pool.status, 2);
   EXPECT_NE(bad_pool.err.find("no pool 'gpu' (pools: workers)"), std::string::npos) << bad_pool.err;

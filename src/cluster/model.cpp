@@ -506,6 +506,20 @@ std::string to_yaml(const ClusterStatus& s) {
       << YAML::Key << "reason" << YAML::Value << c.reason << YAML::Key << "message" << YAML::Value << c.message
       << YAML::Key << "lastTransitionTime" << YAML::Value << c.last_transition_time << YAML::EndMap;
   e << YAML::EndSeq;
+  const Operations& o = s.operations;
+  e << YAML::Key << "operations" << YAML::Value << YAML::BeginMap;
+  for (auto [k, v] : {std::pair{"passes", o.passes}, {"steps", o.steps}, {"stepsFailed", o.steps_failed},
+                      {"stepsSkipped", o.steps_skipped}, {"retries", o.retries}, {"passMs", o.pass_ms},
+                      {"lastPassMs", o.last_pass_ms}, {"lastBusyMs", o.last_busy_ms}, {"lastSlotMs", o.last_slot_ms},
+                      {"lastCriticalPathMs", o.last_critical_path_ms}})
+    e << YAML::Key << k << YAML::Value << v;
+  e << YAML::Key << "phaseMs" << YAML::Value << YAML::BeginMap;
+  for (auto& [k, v] : o.phase_ms) e << YAML::Key << k << YAML::Value << v;
+  e << YAML::EndMap;
+  e << YAML::Key << "breakers" << YAML::Value << YAML::BeginMap;
+  for (auto& [k, v] : o.breakers) e << YAML::Key << k << YAML::Value << v;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
@@ -516,7 +530,11 @@ Result<ClusterStatus> parse_status(std::string_view yaml) {
   try {
     YAML::Node r = YAML::Load(std::string(yaml));
     if (!r.IsMap()) return core::invalid_argument("status.yaml: not a map");
-    auto str = [](const YAML::Node& n, const char* k) { return n[k].IsScalar() ? n[k].Scalar() : std::string(); };
+    // A missing key of a const node is an invalid node, whose type yaml-cpp throws for.
+    auto str = [](const YAML::Node& n, const char* k) {
+      YAML::Node v = n[k];
+      return v.IsDefined() && v.IsScalar() ? v.Scalar() : std::string();
+    };
     auto flag = [&](const YAML::Node& n, const char* k) { return str(n, k) == "true"; };
     s.phase = str(r, "phase");
     s.message = str(r, "message");
@@ -545,6 +563,20 @@ Result<ClusterStatus> parse_status(std::string_view yaml) {
       for (auto n : cs)
         if (n.IsMap())
           s.conditions.push_back({str(n, "type"), str(n, "status"), str(n, "reason"), str(n, "message"), str(n, "lastTransitionTime")});
+    if (YAML::Node o = r["operations"]; o.IsMap()) {
+      Operations& op = s.operations;
+      auto num = [&](const char* k) { return o[k].IsScalar() ? o[k].as<int64_t>() : 0; };
+      op.passes = num("passes"), op.steps = num("steps"), op.steps_failed = num("stepsFailed");
+      op.steps_skipped = num("stepsSkipped"), op.retries = num("retries"), op.pass_ms = num("passMs");
+      op.last_pass_ms = num("lastPassMs"), op.last_busy_ms = num("lastBusyMs"), op.last_slot_ms = num("lastSlotMs");
+      op.last_critical_path_ms = num("lastCriticalPathMs");
+      if (YAML::Node m = o["phaseMs"]; m.IsMap())
+        for (auto kv : m)
+          if (kv.second.IsScalar()) op.phase_ms[kv.first.as<std::string>()] = kv.second.as<int64_t>();
+      if (YAML::Node m = o["breakers"]; m.IsMap())
+        for (auto kv : m)
+          if (kv.second.IsScalar()) op.breakers[kv.first.as<std::string>()] = kv.second.Scalar();
+    }
   } catch (const YAML::Exception& e) {
     return core::invalid_argument("status.yaml:" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }

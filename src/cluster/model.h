@@ -95,6 +95,16 @@ struct Condition {
   std::string type, status, reason, message, last_transition_time;
 };
 
+// What the reconciler's passes over a cluster did, kept with its status so that
+// `gantry cluster metrics` can report it after the reconciling process is gone. Times in ms.
+struct Operations {
+  int64_t passes = 0, steps = 0, steps_failed = 0, steps_skipped = 0, retries = 0, pass_ms = 0;
+  // The last pass that ran node steps.
+  int64_t last_pass_ms = 0, last_busy_ms = 0, last_slot_ms = 0, last_critical_path_ms = 0;
+  std::map<std::string, int64_t> phase_ms;        // the last run of each phase (Provisioning, ...)
+  std::map<std::string, std::string> breakers;    // the provider's breakers after the last pass
+};
+
 struct ClusterStatus {
   std::string phase = "Pending";  // Pending Provisioning Installing Configuring Running Updating
                                   // Stopping Stopped Starting Deleting Failed
@@ -104,6 +114,7 @@ struct ClusterStatus {
   std::vector<Instance> instances;
   Progress provisioning, installing, configuring;
   std::vector<Condition> conditions;
+  Operations operations;
 
   Instance* find(std::string_view name);
 };

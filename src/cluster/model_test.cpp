@@ -121,12 +121,22 @@ TEST(ClusterModel, StatusRoundTrips) {
   i.id = "sim-1", i.name = "edge-server-0", i.role = "server", i.pool = "server", i.provisioned = true;
   i.private_ip = "10.0.0.1";
   s.instances.push_back(i);
+  s.operations.passes = 4, s.operations.steps = 12, s.operations.retries = 3, s.operations.last_slot_ms = 900;
+  s.operations.phase_ms = {{"Installing", 1234}};
+  s.operations.breakers = {{"ssh:h1", "open"}};
   auto back = parse_status(to_yaml(s));
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
   EXPECT_EQ(to_yaml(*back), to_yaml(s));
   EXPECT_TRUE(back->instances[0].provisioned);
   EXPECT_FALSE(back->instances[0].installed);
   EXPECT_EQ(back->installing.done, 2);
+  EXPECT_EQ(back->operations.retries, 3);
+  EXPECT_EQ(back->operations.phase_ms.at("Installing"), 1234);
+  EXPECT_EQ(back->operations.breakers.at("ssh:h1"), "open");
+  // A status written before operations were recorded still reads.
+  auto old = parse_status("phase: Running\nobservedGeneration: 1\n");
+  ASSERT_TRUE(old.is_ok()) << old.status().to_string();
+  EXPECT_EQ(old->operations.passes, 0);
 }
 
 }  // namespace

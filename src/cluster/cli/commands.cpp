@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cluster/cli/progress.h"
+#include "cluster/cli/report.h"
 #include "cluster/provider/sim.h"
 #include "cluster/provider/ssh.h"
 #include "cluster/roles.h"
@@ -90,20 +91,21 @@ void print_error(const std::string& verb, const Status& s) {
 }
 
 // Ctrl-C or SIGTERM while a command waits: every node step already done is in the status
-// (written as each finished) and the lease dies with the process, so leaving at once is safe;
-// the next reconcile resumes.
-void exit_on_signal(const std::string& name) {
-  std::thread([name] {
+// (written as each finished) and the lease goes with the process (a lock file's at once; a
+// PostgreSQL lease row when a reconciler on this machine finds the pid gone, or at its TTL), so
+// leaving at once is safe; the next reconcile resumes. `message` is printed, then exit `code`.
+void exit_on_signal(std::string message, int code) {
+  std::thread([message, code] {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     int sig = 0;
     if (sigwait(&set, &sig) == 0) {
-      std::fprintf(stderr, "\ninterrupted: '%s' resumes where it stopped at the next reconcile (gantry cluster reconcile %s)\n",
-                   name.c_str(), name.c_str());
+      if (!message.empty()) std::fprintf(stderr, "\n%s\n", message.c_str());
+      std::fflush(stdout);
       std::fflush(stderr);
-      ::_exit(130);
+      ::_exit(code);
     }
   }).detach();
 }
@@ -167,7 +169,8 @@ class Context {
   // Passes until the cluster converges (Running, Stopped, deleted) or fails. Returns the exit
   // status.
   int converge(const std::string& name) {
-    exit_on_signal(name);
+    exit_on_signal("interrupted: '" + name + "' resumes where it stopped at the next reconcile (gantry cluster reconcile " + name + ")",
+                   130);
     // The controller the cluster was created with, unless this command names another.
     if (auto c = store_->get(name); c.is_ok() && c_.dist.controller_url == DistributionOptions{}.controller_url)
       if (auto a = c->metadata.annotations.find(kControllerAnnotation); a != c->metadata.annotations.end())
@@ -217,14 +220,15 @@ class Context {
 // A verb: its settings (Common plus its own) and what it does.
 class Verb : public core::runtime::RoleFactory {
  public:
-  // named: takes the cluster's name (first argument); a verb other than create needs it.
-  Verb(std::string verb, bool named) : verb_(std::move(verb)), named_(named) {}
+  // named: takes the cluster's name (first argument); required: must be given one (create may
+  // take it from its file instead).
+  Verb(std::string verb, bool named, bool required = true) : verb_(std::move(verb)), named_(named), required_(required) {}
   void bind(core::config::Schema& s) override {
     common_.bind(s, named_);
     bind_own(s);
   }
   Result<std::unique_ptr<core::runtime::Role>> build() override {
-    if (named_ && common_.name.empty() && verb_ != "create")
+    if (named_ && required_ && common_.name.empty())
       return core::invalid_argument("gantry cluster " + verb_ + ": which cluster? (gantry cluster " + verb_ + " NAME)");
     return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("cluster-" + verb_, [this]() -> Status {
       Context ctx(common_);
@@ -272,14 +276,14 @@ class Verb : public core::runtime::RoleFactory {
   Result<Cluster> load(Context& ctx) { return ctx.store().get(common_.name); }
 
   std::string verb_;
-  bool named_;
+  bool named_, required_;
   Common common_;
   bool wait_ = false;
 };
 
 class Create final : public Verb {
  public:
-  Create() : Verb("create", true) {}
+  Create() : Verb("create", true, false) {}
   void bind_own(core::config::Schema& s) override {
     s.add("file", &file_, "the cluster's YAML (gantry.io/v1 Cluster or goman.io/v1 K3sCluster); -f");
     s.add("mode", &mode_, "without a file: dev (1 server) or ha (3 servers)").one_of({"dev", "ha"});
@@ -438,6 +442,65 @@ class List final : public Verb {
   }
 };
 
+// The figures of report.h, once, or redrawn every --interval with --live.
+class MetricsVerb final : public Verb {
+ public:
+  MetricsVerb() : Verb("metrics", true, false) {}
+  void bind_own(core::config::Schema& s) override {
+    s.add("cluster", &cluster_, "only this cluster (also the first argument)");
+    s.add("live", &live_, "redraw every --interval until interrupted");
+    s.add("interval", &interval_, "--live: how often").range(100, 3'600'000);
+    s.add("export", &export_, "print for another program: --format json (default) or prometheus");
+    s.add("format", &format_, "table (default), json or prometheus").one_of({"", "table", "json", "prometheus"});
+  }
+  int run(Context& ctx) override {
+    std::string only = cluster_.empty() ? common_.name : cluster_;
+    std::string format = format_.empty() ? (export_ || common_.json ? "json" : "table") : format_;
+    if (live_) exit_on_signal("", 0);
+    for (;;) {
+      auto reports = collect(ctx, only);
+      if (!reports.is_ok()) {
+        print_error(verb_, reports.status());
+        return reports.status().code() == core::Code::kNotFound ? kBadInput : kFailed;
+      }
+      std::string out = format == "json"         ? report_json(*reports)
+                        : format == "prometheus" ? report_prometheus(*reports)
+                                                 : report_table(*reports);
+      if (live_ && format == "table" && ::isatty(STDOUT_FILENO)) std::fputs("\033[H\033[2J", stdout);
+      std::fputs(out.c_str(), stdout);
+      std::fflush(stdout);
+      if (!live_) return 0;
+      std::this_thread::sleep_for(interval_);
+    }
+  }
+
+ private:
+  static Result<std::vector<ClusterReport>> collect(Context& ctx, const std::string& only) {
+    std::vector<std::string> names;
+    if (!only.empty()) {
+      names.push_back(only);
+    } else {
+      GANTRY_ASSIGN(all, ctx.store().list());
+      names = std::move(all);
+    }
+    std::vector<ClusterReport> out;
+    for (auto& n : names) {
+      auto c = ctx.store().get(n);
+      if (!c.is_ok()) {
+        if (!only.empty()) return c.status();
+        continue;  // removed meanwhile
+      }
+      GANTRY_ASSIGN(st, ctx.store().status(n));
+      out.push_back({std::move(*c), std::move(st)});
+    }
+    return out;
+  }
+
+  std::string cluster_, format_;
+  bool live_ = false, export_ = false;
+  milliseconds interval_{2000};
+};
+
 class Show final : public Verb {
  public:
   Show() : Verb("status", true) {}
@@ -507,6 +570,8 @@ std::vector<core::runtime::RoleInfo> cluster_roles() {
       verb<SetState>("start", "start a stopped cluster (gantry cluster start NAME)", std::string("start")),
       verb<SetState>("delete", "remove every node and forget the cluster (gantry cluster delete NAME)", std::string("delete")),
       verb<Reconcile>("reconcile", "bring a cluster to its declared state now, showing progress"),
+      verb<MetricsVerb>("metrics", "what the passes did: times, success, retries, idempotency, efficiency, breakers "
+                                   "(--live, --export --format json|prometheus)"),
   };
 }
 

@@ -76,6 +76,7 @@ class Reconciler::Pass {
   void count_progress();
   Status save();
   PassResult fail(const std::string& phase);
+  void record(const PassResult& r);
 
   Reconciler& r_;
   Lease& lease_;
@@ -267,6 +268,35 @@ PassResult Reconciler::Pass::fail(const std::string& phase) {
   return res_;
 }
 
+// The pass's figures join the cluster's operations in its status (for `gantry cluster metrics`).
+void Reconciler::Pass::record(const PassResult& r) {
+  std::lock_guard lk(mu_);
+  Operations& o = st_.operations;
+  ++o.passes;
+  o.steps += r.steps_run;
+  o.steps_failed += r.steps_failed;
+  o.steps_skipped += r.steps_skipped;
+  o.retries += r.retries;
+  o.pass_ms += r.wall.count();
+  if (r.steps_run > 0) {
+    o.last_pass_ms = r.wall.count();
+    o.last_busy_ms = static_cast<int64_t>(busy_ms_);
+    o.last_slot_ms = static_cast<int64_t>(slot_ms_);
+    o.last_critical_path_ms = r.critical_path.count();
+    for (auto& [phase, t] : r.phase_time) o.phase_ms[phase] = t.count();
+  }
+  o.breakers.clear();
+  for (auto& i : st_.instances) {
+    if (i.id.empty()) continue;
+    std::string b = provider_.breaker_for({i.id, i.private_ip, i.public_ip});
+    auto state = r_.breakers_.get(b).state();
+    o.breakers[b] = state == core::resilience::BreakerState::kClosed     ? "closed"
+                    : state == core::resilience::BreakerState::kHalfOpen ? "half-open"
+                                                                          : "open";
+  }
+  if (Status w = save(); !w.is_ok()) lg.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
+}
+
 PassResult Reconciler::Pass::run() {
   auto began = Clock::now();
   const std::string& name = c_.metadata.name;
@@ -277,6 +307,7 @@ PassResult Reconciler::Pass::run() {
     r.critical_path = ms(static_cast<int64_t>(critical_ms_));
     metrics().efficiency.with({name}).set(r.efficiency);
     for (auto& [phase, t] : r.phase_time) metrics().phase_seconds.with({name, phase}).set(static_cast<double>(t.count()) / 1000);
+    if (r.phase != "Locked" && !r.deleted) record(r);
     return r;
   };
 
@@ -357,8 +388,12 @@ PassResult Reconciler::Pass::run() {
 
   // Provisioning.
   auto to_create = select([](const Instance& i) { return !i.provisioned; });
-  res_.steps_skipped += static_cast<int>(st_.instances.size() - to_create.size());
-  if (!to_create.empty()) metrics().skipped.with({"provision"}).inc(st_.instances.size() - to_create.size());
+  // A skip is a node found done in a phase that had work (a resumed or widened one), not every
+  // node of a pass with nothing to do.
+  if (!to_create.empty()) {
+    metrics().skipped.with({"provision"}).inc(st_.instances.size() - to_create.size());
+    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_create.size());
+  }
   bool ok = run_nodes("Provisioning", "provision", to_create, [&](Instance& n, const Deadline& d) -> Status {
     const NodeSlot* slot = nullptr;
     for (auto& s : desired)
@@ -407,8 +442,10 @@ PassResult Reconciler::Pass::run() {
     return {};
   };
   auto to_install = select([](const Instance& i) { return !i.installed; });
-  if (!to_install.empty()) metrics().skipped.with({"install"}).inc(st_.instances.size() - to_install.size());
-  res_.steps_skipped += static_cast<int>(st_.instances.size() - to_install.size());
+  if (!to_install.empty()) {
+    metrics().skipped.with({"install"}).inc(st_.instances.size() - to_install.size());
+    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_install.size());
+  }
   std::vector<std::string> first;
   for (auto& i : st_.instances)
     if (dist_.first_server_alone() && i.role == "server" && i.index == 0 && !i.installed) first.push_back(i.name);
@@ -418,8 +455,10 @@ PassResult Reconciler::Pass::run() {
 
   // Configuring.
   auto to_join = select([](const Instance& i) { return !i.joined; });
-  if (!to_join.empty()) metrics().skipped.with({"configure"}).inc(st_.instances.size() - to_join.size());
-  res_.steps_skipped += static_cast<int>(st_.instances.size() - to_join.size());
+  if (!to_join.empty()) {
+    metrics().skipped.with({"configure"}).inc(st_.instances.size() - to_join.size());
+    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_join.size());
+  }
   ok = run_nodes("Configuring", "configure", to_join, [&](Instance& n, const Deadline& d) -> Status {
     GANTRY_RETURN_IF_ERROR(node_script(n, dist_.configure(context(n)), d));
     n.joined = true;
