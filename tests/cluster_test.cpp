@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -209,6 +210,50 @@ TEST(Cluster, TwoReconcilersOnOneClusterNeverActAtOnceInPostgres) {
   auto leases = (*c)->query("SELECT count(*) FROM cluster_leases");
   ASSERT_TRUE(leases.is_ok());
   EXPECT_EQ(leases->int64(0, 0), 0);
+}
+
+// Polls `gantry cluster list --json` until it holds `want` (or 30 s pass); returns the last.
+std::string list_until(const StateDir& s, const std::string& want) {
+  std::string last;
+  for (int i = 0; i < 150; ++i) {
+    last = s.cluster({"list", "--json"}).out;
+    if (last.find(want) != std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  return last;
+}
+
+TEST(Cluster, TheServiceConvergesWhatIsDeclaredFollowsChangesAndExposesItsFigures) {
+  StateDir s;
+  ASSERT_EQ(s.cluster({"create", "edge", "--provider", "sim", "--workers", "2", "--sim-latency",
+                       "create=5ms,install=10ms,configure=5ms"}).status, 0);
+  Child serve({GANTRY_BINARY, "cluster", "serve", "--port", "0", "--interval", "200ms", "--sim-latency",
+               "create=5ms,install=10ms,configure=5ms,uninstall=1ms"},
+              s.env());
+  std::string started = serve.wait_for_output("listening", 20s);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(started, m, std::regex("url=(http://[0-9.:]+)"))) << serve.out() << serve.err();
+  std::string base = m[1];
+
+  std::string list = list_until(s, "\"phase\":\"Running\",\"ready\":3,\"nodes\":3");
+  EXPECT_NE(list.find("\"ready\":3,\"nodes\":3"), std::string::npos) << list << serve.err();
+  EXPECT_EQ(run({"curl", "-sf", base + "/ready"}).out, "{\"status\":\"ready\"}");
+  std::string metrics = run({"curl", "-sf", base + "/metrics"}).out;
+  EXPECT_NE(metrics.find("cluster_report_nodes_ready{cluster=\"edge\"} 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("cluster_node_steps_total{step=\"install\",outcome=\"ok\"} 3\n"), std::string::npos) << metrics;
+
+  // Changes recorded without --wait are the service's to apply.
+  ASSERT_EQ(s.cluster({"scale", "edge", "--pool", "workers", "--count", "3"}).status, 0);
+  list = list_until(s, "\"ready\":4,\"nodes\":4");
+  EXPECT_NE(list.find("\"ready\":4,\"nodes\":4"), std::string::npos) << list << serve.err();
+  Ran del = s.cluster({"delete", "edge"});
+  EXPECT_NE(del.out.find("marked for deletion"), std::string::npos) << del.out;
+  list = list_until(s, "[]");
+  EXPECT_EQ(list, "[]\n") << serve.err();
+
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(10s), 0) << serve.err();
+  EXPECT_NE((serve.out() + serve.err()).find("stopped cleanly"), std::string::npos) << serve.out() << serve.err();
 }
 
 }  // namespace

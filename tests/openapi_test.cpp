@@ -32,8 +32,8 @@ std::string read(const fs::path& p) {
 
 // Every HTTP role the platform ships. `hello` is left out on purpose: it is a fixture for
 // smoke tests, benchmarks and the demo, with routes that change with its flags, not an API.
-const std::vector<std::string> kRoles = {"controller", "agent",        "worker",      "probe", "ingest",
-                                         "aggregator", "orchestrator", "scan-bridge", "trades"};
+const std::vector<std::string> kRoles = {"controller", "agent",        "worker",      "probe",  "ingest",
+                                         "aggregator", "orchestrator", "scan-bridge", "trades", "cluster-serve"};
 
 // "GET /agents/{id}" for every operation of a document.
 std::set<std::string> documented(const boost::json::value& doc) {
@@ -91,7 +91,8 @@ TEST(OpenApi, EveryRunningRoleServesItsDocumentListingExactlyItsRoutes) {
                           "scan-bridge.services=" + svc,
                           "scan-bridge.url=http://127.0.0.1:1",
                           "trades.nats_url=" + nats.url(),
-                          "trades.redis_addr=" + server_url("GANTRY_REDIS_URL")}) {
+                          "trades.redis_addr=" + server_url("GANTRY_REDIS_URL"),
+                          "cluster-serve.state_dir=" + (dir / "clusters").string()}) {
     argv.push_back("--set");
     argv.push_back(set);
   }

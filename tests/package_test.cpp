@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 // The long-running roles deploy/systemd/gantry@.service is documented for.
-const std::vector<std::string> kServices = {"controller", "agent",        "worker",      "probe", "ingest",
-                                            "aggregator", "orchestrator", "scan-bridge", "trades"};
+const std::vector<std::string> kServices = {"controller", "agent",        "worker",      "probe",  "ingest",
+                                            "aggregator", "orchestrator", "scan-bridge", "trades", "cluster-serve"};
 
 std::string read(const fs::path& p) {
   std::ifstream in(p);

@@ -252,8 +252,10 @@ int main(int argc, char** argv) {
     in.file = c->file;
     in.flags = c->global_flags.given();
     // A cluster command talks to a person: its own output says what happened, and the
-    // runtime's lifecycle lines would bury it. Warnings and errors still show.
-    if (c->info->name.rfind("cluster-", 0) == 0 && !in.flags.count("log_level") && !std::getenv("LOG_LEVEL"))
+    // runtime's lifecycle lines would bury it. Warnings and errors still show. (The service,
+    // cluster-serve, logs as every service does.)
+    if (c->info->name.rfind("cluster-", 0) == 0 && c->info->name != "cluster-serve" && !in.flags.count("log_level") &&
+        !std::getenv("LOG_LEVEL"))
       in.flags["log_level"] = "warn";
     Status gs = global_schema.load(in);
     in.flags = c->role_flags.given();

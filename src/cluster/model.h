@@ -105,6 +105,12 @@ struct Operations {
   std::map<std::string, std::string> breakers;    // the provider's breakers after the last pass
 };
 
+// Annotations gantry sets on a cluster so that later commands and the service need not be told
+// again: the ssh inventory it was created with, and the controller a gantry-node cluster's
+// agents register with.
+inline constexpr const char* kInventoryAnnotation = "gantry.io/inventory";
+inline constexpr const char* kControllerAnnotation = "gantry.io/controller-url";
+
 struct ClusterStatus {
   std::string phase = "Pending";  // Pending Provisioning Installing Configuring Running Updating
                                   // Stopping Stopped Starting Deleting Failed

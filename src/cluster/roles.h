@@ -3,9 +3,11 @@
 //
 //   cluster-create cluster-list cluster-status cluster-scale cluster-stop cluster-start
 //   cluster-delete cluster-reconcile cluster-metrics     jobs over the state store (cli/)
+//   cluster-serve                                        the reconciler as a service (service/)
 //
-// model.h the declared and observed cluster; state/ the stores; provider/ how machines are
-// obtained (sim); distribution/ what is installed (gantry-node, k3s); reconciler/ the passes.
+// model.h the declared and observed cluster; state/ the stores (directory, PostgreSQL);
+// provider/ how machines are obtained (ssh, sim); distribution/ what is installed
+// (gantry-node, k3s); reconciler/ the passes.
 #pragma once
 
 #include <vector>
@@ -15,5 +17,7 @@
 namespace gantry::cluster {
 
 std::vector<core::runtime::RoleInfo> cluster_roles();
+// cluster-serve: the reconciler as a service (service/serve.cpp).
+core::runtime::RoleInfo cluster_serve_role();
 
 }  // namespace gantry::cluster

@@ -81,9 +81,14 @@ class Verb : public core::runtime::RoleFactory {
     }
     const std::string& name = put->metadata.name;
     if (wait_) return ctx.converge(name);
-    if (!common_.json)
-      std::printf("%s: recorded (generation %lld); `gantry cluster reconcile %s` applies it\n", name.c_str(),
-                  static_cast<long long>(put->metadata.generation), name.c_str());
+    if (!common_.json && !put->metadata.deletion_timestamp.empty())
+      std::printf("%s: marked for deletion; `gantry cluster reconcile %s` (or a running `gantry cluster serve`) removes its "
+                  "nodes\n",
+                  name.c_str(), name.c_str());
+    else if (!common_.json)
+      std::printf("%s: recorded (generation %lld); `gantry cluster reconcile %s` (or a running `gantry cluster serve`) "
+                  "applies it\n",
+                  name.c_str(), static_cast<long long>(put->metadata.generation), name.c_str());
     return 0;
   }
   void bind_wait(core::config::Schema& s) {
@@ -388,6 +393,7 @@ std::vector<core::runtime::RoleInfo> cluster_roles() {
       verb<Reconcile>("reconcile", "bring a cluster to its declared state now, showing progress"),
       verb<MetricsVerb>("metrics", "what the passes did: times, success, retries, idempotency, efficiency, breakers "
                                    "(--live, --export --format json|prometheus)"),
+      cluster_serve_role(),
   };
 }
 

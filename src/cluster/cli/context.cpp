@@ -123,10 +123,6 @@ Reconciler& Context::reconciler() {
 int Context::converge(const std::string& name) {
   exit_on_signal("interrupted: '" + name + "' resumes where it stopped at the next reconcile (gantry cluster reconcile " + name + ")",
                  130);
-  // The controller the cluster was created with, unless this command names another.
-  if (auto c = store_->get(name); c.is_ok() && c_.dist.controller_url == DistributionOptions{}.controller_url)
-    if (auto a = c->metadata.annotations.find(kControllerAnnotation); a != c->metadata.annotations.end())
-      c_.dist.controller_url = a->second;
   ProgressDisplay display(output_mode(c_.json));
   reconciler().on_progress([&](const ProgressEvent& e) { display(e); });
   auto began = std::chrono::steady_clock::now();

@@ -22,12 +22,6 @@ using std::chrono::milliseconds;
 
 // Exit statuses of the commands.
 constexpr int kFailed = 1, kBadInput = 2;  // 1: failed or a store error; 2: bad input, nothing changed
-// Where a cluster on the ssh provider keeps the inventory it was created with, so later
-// commands need not be told again.
-constexpr const char* kInventoryAnnotation = "gantry.io/inventory";
-// Likewise the controller a gantry-node cluster's agents register with.
-constexpr const char* kControllerAnnotation = "gantry.io/controller-url";
-
 // Settings every verb shares.
 struct Common {
   std::string name, state_dir = default_state_dir(), state_url;

@@ -524,9 +524,14 @@ PassResult Reconciler::reconcile(const std::string& name) {
   Distribution* dist = nullptr;
   {
     std::lock_guard lk(dist_mu_);
-    auto& d = dists_[c->spec.distribution];
+    // The controller the cluster was created with, unless this reconciler was given another.
+    DistributionOptions o = dist_;
+    if (auto a = c->metadata.annotations.find(kControllerAnnotation);
+        a != c->metadata.annotations.end() && o.controller_url == DistributionOptions{}.controller_url)
+      o.controller_url = a->second;
+    auto& d = dists_[{c->spec.distribution, o.controller_url}];
     if (!d) {
-      auto made = make_distribution(c->spec.distribution, dist_);
+      auto made = make_distribution(c->spec.distribution, o);
       if (!made.is_ok()) {
         r.status = made.status();
         return r;

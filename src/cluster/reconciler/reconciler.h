@@ -91,7 +91,8 @@ class Reconciler {
   core::resilience::BreakerRegistry breakers_;
   std::function<void(const ProgressEvent&)> progress_;
   std::mutex dist_mu_;
-  std::map<std::string, std::unique_ptr<Distribution>> dists_;  // made once per name
+  // Made once per distribution and controller URL (a gantry-node cluster's, from its annotation).
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Distribution>> dists_;
 };
 
 }  // namespace gantry::cluster
