@@ -33,11 +33,15 @@ class GantryNode final : public Distribution {
          "echo 25 > \"$D/progress\"\n"
          // The upload is verified before it replaces the binary; an install resumed after the
          // move finds the binary already right.
+         // Hashed once per install (the largest cost of a node's install in CPU), by OpenSSL
+         // where the node has it (SHA extensions: ~3x coreutils' speed), else sha256sum.
+         "sha() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r \"$1\"; else sha256sum \"$1\"; fi | cut -d' ' -f1; }\n"
          "if [ -f " + std::string(kUpload) + " ]; then\n"
-         "  [ \"$(sha256sum " + kUpload + " | cut -d' ' -f1)\" = \"$SHA\" ] || { echo 'gantry binary: checksum mismatch after copy' >&2; exit 1; }\n"
+         "  [ \"$(sha " + kUpload + ")\" = \"$SHA\" ] || { echo 'gantry binary: checksum mismatch after copy' >&2; exit 1; }\n"
          "  mv -f " + kUpload + " " + kBin + "\n"
+         "else\n"
+         "  [ \"$(sha " + kBin + ")\" = \"$SHA\" ] || { echo 'gantry binary: missing or not the expected one' >&2; exit 1; }\n"
          "fi\n"
-         "[ \"$(sha256sum " + kBin + " | cut -d' ' -f1)\" = \"$SHA\" ] || { echo 'gantry binary: missing or not the expected one' >&2; exit 1; }\n"
          "echo 50 > \"$D/progress\"\n"
          "cat > \"$D/env\" <<'EOF'\n"
          "AGENT_HOSTNAME=" + n.node.name + "\n"
