@@ -43,6 +43,35 @@ secs() {
   awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+# OpenSSH or libssh (the spec leaves the choice to a measurement): N commands to one host as
+# OpenSSH clients over one multiplexed master (what the ssh provider does) against libssh channels
+# of one connection in one process. Per command: wall time and the client side's CPU (for
+# OpenSSH the clients and the master; the host's sshd costs the same either way).
+cmd_n=100
+h1=root@10.213.0.11
+sshv=(-o BatchMode=yes -o UserKnownHostsFile="$GANTRY_HOSTS_DIR/known_hosts" -o StrictHostKeyChecking=yes
+  -i "$GANTRY_HOSTS_DIR/id_ed25519" -o ControlPath="$WORK/mux")
+ssh "${sshv[@]}" -o ControlMaster=yes -o ControlPersist=60 -fN "$h1"
+master=$(ssh "${sshv[@]}" -O check "$h1" 2>&1 | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+m0=$(ticks "$master")
+# shellcheck disable=SC2016  # the loop's own arguments, expanded by the inner bash
+/usr/bin/time -f '%e %U %S' -o "$WORK/mux.time" bash -c \
+  'for _ in $(seq 1 "$0"); do ssh "${@}" true || exit 1; done' "$cmd_n" "${sshv[@]}" "$h1"
+m1=$(ticks "$master")
+ssh "${sshv[@]}" -O exit "$h1" 2>/dev/null
+read -r mux_wall mux_user mux_sys < "$WORK/mux.time"
+hz=$(getconf CLK_TCK)
+emit $B openssh_mux_exec_ms "$(awk -v w="$mux_wall" -v n=$cmd_n 'BEGIN { printf "%.2f", w * 1000 / n }')"
+mux_cpu=$(awk -v u="$mux_user" -v s="$mux_sys" -v m=$((m1 - m0)) -v hz="$hz" -v n=$cmd_n \
+  'BEGIN { printf "%.2f", ((u + s) * 1000 + m * 1000 / hz) / n }')
+emit $B openssh_mux_exec_client_cpu_ms "$mux_cpu"
+cmake --build --preset release --target gantry_bench_ssh_exec >/dev/null
+build/release/bench/gantry_bench_ssh_exec 10.213.0.11 22 root "$GANTRY_HOSTS_DIR/id_ed25519" \
+  "$GANTRY_HOSTS_DIR/known_hosts" "$cmd_n" | tee "$WORK/libssh.json"
+lib_cpu=$(sed -n 's/.*"libssh_exec_client_cpu_ms","value":\([0-9.]*\).*/\1/p' "$WORK/libssh.json")
+emit $B libssh_vs_openssh_exec_client_cpu "$(awk -v a="$lib_cpu" -v b="$mux_cpu" 'BEGIN { printf "%.3f", a / b }')"
+
 # The reference: plain `ssh HOST true`, 1 host against 5 at once, with the same key exchange.
 # Everything here shares this machine's cores (the 5 hosts are namespaces), so connection setup
 # alone is slower in parallel: the ratio gantry can reach is bounded by this one.
