@@ -162,9 +162,17 @@ Status SshProvider::put(const ProviderInstance& i, const std::string& local_path
                         const core::resilience::Deadline& d) {
   const SshHost* h = host(i.id);
   if (!h) return core::not_found("host '" + i.id + "' is not in " + inv_.path);
-  std::string q = shell_quote(remote_path), tmp = shell_quote(remote_path + ".part");
-  std::string cmd = "mkdir -p " + shell_quote(fs::path(remote_path).parent_path().string()) + " && cat > " + tmp +
-                    (executable ? " && chmod 755 " + tmp : "") + " && mv -f " + tmp + " " + q;
+  std::error_code ec;
+  auto size = fs::file_size(local_path, ec);
+  if (ec) return core::io_error(local_path + ": " + ec.message());
+  // A part file of this put's own ($$, the remote shell's pid): a pass killed mid-copy leaves its
+  // remote copy running (the multiplexed connection outlives the client) beside the resumed
+  // pass's. A copy cut short (its client died) is not the file: it is removed, not renamed.
+  std::string q = shell_quote(remote_path);
+  std::string cmd = "mkdir -p " + shell_quote(fs::path(remote_path).parent_path().string()) + " && t=" +
+                    shell_quote(remote_path + ".part.") + "$$ && cat > \"$t\" && n=$(wc -c < \"$t\") && if [ $n -eq " +
+                    std::to_string(size) + " ]; then " + (executable ? "chmod 755 \"$t\" && " : "") + "mv -f \"$t\" " + q +
+                    "; else rm -f \"$t\"; echo \"short copy: $n of " + std::to_string(size) + " bytes\" >&2; exit 1; fi";
   return exec(*h, cmd, "", local_path, "put", d).status();
 }
 
