@@ -1,5 +1,7 @@
 // The PostgreSQL state store (--state-url) on a real server: the directory store's contract, and
 // leases as rows: renewed while held, taken over once expired, a loss reported to the holder.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "cluster/state/store.h"
@@ -87,6 +89,15 @@ TEST(ClusterPgStore, AHeldLeaseIsRenewedAnExpiredOneTakenAndALossReported) {
   }
   // Released on destruction: taken at once.
   EXPECT_TRUE((*s)->acquire("edge", "beta:2", 300ms, 0ms).is_ok());
+
+  // A holder elsewhere (another kernel or pid namespace) whose pid means nothing here, even if
+  // its host name matches: not taken early, whatever kill(pid, 0) says on this machine.
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  ASSERT_TRUE((*sql)->query("INSERT INTO cluster_leases VALUES ('far', $1, 't', now() + interval '1 hour', 'other-boot/pid:[1]', 999999)",
+                            {std::string(host) + ":999999"}).is_ok());
+  auto far = (*s)->acquire("far", "beta:2", 60'000ms, 300ms);
+  EXPECT_EQ(far.status().code(), core::Code::kDeadlineExceeded) << far.status().to_string();
 
   // A holder on another machine that stopped renewing: its row is taken once it expires.
   ASSERT_TRUE((*sql)->exec("INSERT INTO cluster_leases VALUES ('gone', 'elsewhere:1', 't', now() + interval '400 milliseconds')").is_ok());

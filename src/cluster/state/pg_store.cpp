@@ -6,12 +6,13 @@
 // DynamoDB locks: insert, or take over a row whose expiry has passed; the database's clock
 // decides, so reconcilers on machines with skewed clocks agree. A held lease is renewed in the
 // background every TTL/3 and deleted on release. A holder killed outright leaves its row until
-// the TTL runs out, except that a reconciler on the same machine sees the holder's pid is gone
-// and takes the lease over at once.
+// the TTL runs out, except that a reconciler of the same kernel boot and pid namespace sees the
+// holder's pid is gone and takes the lease over at once.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -42,25 +43,35 @@ constexpr store::Migration kMigrations[] = {
      "  name text PRIMARY KEY,"
      "  holder text NOT NULL,"
      "  token text NOT NULL,"
-     "  expires_at timestamptz NOT NULL);"},
+     "  expires_at timestamptz NOT NULL,"
+     "  origin text NOT NULL DEFAULT '',"  // the holder's kernel boot and pid namespace (see origin())
+     "  pid bigint NOT NULL DEFAULT 0);"},
 };
 
-std::string this_host() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
+// Where a pid means one process: this kernel's boot and this pid namespace. Hostnames do not
+// do (containers on different machines are often all "localhost"). Empty when unreadable: such a
+// holder is never taken over early.
+std::string origin() {
+  static const std::string o = [] {
+    std::string boot;
+    if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char b[64] = {};
+      if (std::fgets(b, sizeof b, f)) boot = b;
+      std::fclose(f);
+    }
+    while (!boot.empty() && (boot.back() == '\n' || boot.back() == ' ')) boot.pop_back();
+    char ns[64] = {};
+    ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    if (boot.empty() || n <= 0) return std::string();
+    return boot + "/" + std::string(ns, static_cast<size_t>(n));
+  }();
+  return o;
 }
 
-// A holder named host:pid whose process is gone, on this machine.
-bool holder_died_here(std::string_view holder) {
-  size_t colon = holder.rfind(':');
-  if (colon == std::string_view::npos || holder.substr(0, colon) != this_host()) return false;
-  pid_t pid = 0;
-  for (char ch : holder.substr(colon + 1)) {
-    if (ch < '0' || ch > '9') return false;
-    pid = pid * 10 + (ch - '0');
-  }
-  return pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
+// A holder in this origin whose process is gone.
+bool holder_died_here(std::string_view holder_origin, int64_t pid) {
+  return !holder_origin.empty() && holder_origin == origin() && pid > 0 && pid != ::getpid() &&
+         ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 class PgLease final : public Lease {
@@ -223,33 +234,39 @@ class PgStore final : public Store {
       // Taken when free or expired; otherwise who holds it and for how long yet.
       struct Seen {
         bool taken = false;
-        std::string holder, old_token;
-        int64_t left_s = 0;
+        std::string holder, old_token, origin;
+        int64_t left_s = 0, pid = 0;
       };
       GANTRY_ASSIGN(seen, pool_->run([&](Connection& c) -> Result<Seen> {
-        GANTRY_ASSIGN(r, c.query("INSERT INTO cluster_leases (name, holder, token, expires_at) "
-                                 "VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') "
+        GANTRY_ASSIGN(r, c.query("INSERT INTO cluster_leases (name, holder, token, expires_at, origin, pid) "
+                                 "VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond', $5, $6) "
                                  "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, token = EXCLUDED.token, "
-                                 "expires_at = EXCLUDED.expires_at WHERE cluster_leases.expires_at < now() RETURNING token",
-                                 {name, holder, token, std::to_string(ttl.count())}));
+                                 "expires_at = EXCLUDED.expires_at, origin = EXCLUDED.origin, pid = EXCLUDED.pid "
+                                 "WHERE cluster_leases.expires_at < now() RETURNING token",
+                                 {name, holder, token, std::to_string(ttl.count()), origin(), std::to_string(::getpid())}));
         Seen s;
         if (r.size() == 1) {
           s.taken = true;
           return s;
         }
-        GANTRY_ASSIGN(h, c.query("SELECT holder, token, ceil(extract(epoch FROM expires_at - now()))::bigint "
+        GANTRY_ASSIGN(h, c.query("SELECT holder, token, ceil(extract(epoch FROM expires_at - now()))::bigint, origin, pid "
                                  "FROM cluster_leases WHERE name = $1",
                                  {name}));
-        if (h.size() == 1) s.holder = h.get(0, 0), s.old_token = h.get(0, 1), s.left_s = h.int64(0, 2);
+        if (h.size() == 1) {
+          s.holder = h.get(0, 0), s.old_token = h.get(0, 1), s.left_s = h.int64(0, 2);
+          s.origin = h.get(0, 3), s.pid = h.int64(0, 4);
+        }
         return s;
       }));
       if (seen.taken) return std::unique_ptr<Lease>(std::make_unique<PgLease>(pool_, name, token, ttl));
-      if (!seen.holder.empty() && holder_died_here(seen.holder)) {
+      if (holder_died_here(seen.origin, seen.pid)) {
         // Conditional on the dead holder's token: of two reconcilers seeing it gone, one wins.
         GANTRY_ASSIGN(stolen, pool_->run([&](Connection& c) -> Result<int64_t> {
           GANTRY_ASSIGN(r, c.query("UPDATE cluster_leases SET holder = $3, token = $4, "
-                                   "expires_at = now() + $5::bigint * interval '1 millisecond' WHERE name = $1 AND token = $2",
-                                   {name, seen.old_token, holder, token, std::to_string(ttl.count())}));
+                                   "expires_at = now() + $5::bigint * interval '1 millisecond', origin = $6, pid = $7 "
+                                   "WHERE name = $1 AND token = $2",
+                                   {name, seen.old_token, holder, token, std::to_string(ttl.count()), origin(),
+                                    std::to_string(::getpid())}));
           return r.affected();
         }));
         if (stolen == 1) return std::unique_ptr<Lease>(std::make_unique<PgLease>(pool_, name, token, ttl));
