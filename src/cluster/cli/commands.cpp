@@ -279,7 +279,7 @@ class MetricsVerb final : public Verb {
     std::string format = format_.empty() ? (export_ || common_.json ? "json" : "table") : format_;
     if (live_) exit_on_signal("", 0);
     for (;;) {
-      auto reports = collect(ctx, only);
+      auto reports = collect_reports(ctx.store(), only);
       if (!reports.is_ok()) {
         print_error(verb_, reports.status());
         return reports.status().code() == core::Code::kNotFound ? kBadInput : kFailed;
@@ -296,27 +296,6 @@ class MetricsVerb final : public Verb {
   }
 
  private:
-  static Result<std::vector<ClusterReport>> collect(Context& ctx, const std::string& only) {
-    std::vector<std::string> names;
-    if (!only.empty()) {
-      names.push_back(only);
-    } else {
-      GANTRY_ASSIGN(all, ctx.store().list());
-      names = std::move(all);
-    }
-    std::vector<ClusterReport> out;
-    for (auto& n : names) {
-      auto c = ctx.store().get(n);
-      if (!c.is_ok()) {
-        if (!only.empty()) return c.status();
-        continue;  // removed meanwhile
-      }
-      GANTRY_ASSIGN(st, ctx.store().status(n));
-      out.push_back({std::move(*c), std::move(st)});
-    }
-    return out;
-  }
-
   std::string cluster_, format_;
   bool live_ = false, export_ = false;
   milliseconds interval_{2000};

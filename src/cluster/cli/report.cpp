@@ -45,6 +45,27 @@ Figures figures(const ClusterStatus& s) {
   return f;
 }
 
+core::Result<std::vector<ClusterReport>> collect_reports(Store& store, const std::string& only) {
+  std::vector<std::string> names;
+  if (!only.empty()) {
+    names.push_back(only);
+  } else {
+    GANTRY_ASSIGN(all, store.list());
+    names = std::move(all);
+  }
+  std::vector<ClusterReport> out;
+  for (auto& n : names) {
+    auto c = store.get(n);
+    if (!c.is_ok()) {
+      if (!only.empty()) return c.status();
+      continue;  // removed meanwhile
+    }
+    GANTRY_ASSIGN(st, store.status(n));
+    out.push_back({std::move(*c), std::move(st)});
+  }
+  return out;
+}
+
 std::string report_table(const std::vector<ClusterReport>& reports) {
   std::string out;
   char line[512];

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cluster/model.h"
+#include "cluster/state/store.h"
 #include "core/metrics.h"
 
 namespace gantry::cluster {
@@ -24,6 +25,10 @@ struct Figures {
   double success_rate = 1, retry_rate = 0, idempotency_hit_rate = 0, parallel_efficiency = 1, steps_per_minute = 0;
 };
 Figures figures(const ClusterStatus& s);
+
+// The named cluster's report (kNotFound when there is none), or with `only` empty every
+// cluster's (one removed meanwhile is left out).
+core::Result<std::vector<ClusterReport>> collect_reports(Store& store, const std::string& only = "");
 
 std::string report_table(const std::vector<ClusterReport>& r);
 std::string report_json(const std::vector<ClusterReport>& r);

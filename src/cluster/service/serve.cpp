@@ -1,6 +1,7 @@
 // `gantry cluster serve`: the reconciler as a service. One thread walks the state store's
 // clusters every --interval and runs a pass over each that is due: at once when its declared
-// generation is newer than the one it last saw (a `gantry cluster scale` without --wait), again
+// generation or deletion mark changed since it last looked (`gantry cluster scale` or `delete`
+// without --wait), again
 // straight away while a pass made progress short of converging, else after the pass's requeue
 // (30 s converging, 2 min after a failure; a converged cluster is checked at --resync).
 // Passes run one cluster at a time; each is parallel over its nodes.
@@ -101,22 +102,22 @@ class Serve final : public core::runtime::HttpRole {
       auto names = ctx_.store().list();
       ready_ = names.is_ok();
       if (!names.is_ok()) lg.warn("state store", {{"error", names.status().to_string()}});
-      std::vector<ClusterReport> reports;
+      std::map<std::string, Due> still;  // forgets clusters that are gone
       for (auto& name : names.is_ok() ? *names : std::vector<std::string>{}) {
         if (stopped()) break;
         auto c = ctx_.store().get(name);
         if (!c.is_ok()) continue;  // removed meanwhile, or unreadable (logged by the pass that meets it)
-        Due& d = due[name];
+        Due& d = still[name] = due[name];
         std::string seen = std::to_string(c->metadata.generation) + "/" + c->metadata.deletion_timestamp;
         if (seen != d.seen || Clock::now() >= d.at) {
           d.seen = seen;
           pass(name, d);
         }
-        auto st = ctx_.store().status(name);
-        auto again = ctx_.store().get(name);
-        if (st.is_ok() && again.is_ok()) reports.push_back({std::move(*again), std::move(*st)});
       }
-      report_gauges(reports, core::metrics::Registry::global());
+      due = std::move(still);
+      // After the passes: what they did, and without the clusters they deleted.
+      if (auto reports = collect_reports(ctx_.store()); reports.is_ok())
+        report_gauges(*reports, core::metrics::Registry::global());
       std::unique_lock lk(mu_);
       if (cv_.wait_for(lk, st_.interval, [&] { return stopping_; })) break;
     }
