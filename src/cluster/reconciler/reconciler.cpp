@@ -77,6 +77,14 @@ class Reconciler::Pass {
   Status save();
   PassResult fail(const std::string& phase);
   void record(const PassResult& r);
+  // Nodes found done in a phase that had work (a resumed or widened one), not every node of a
+  // pass with nothing to do.
+  void count_skips(const char* step, const std::vector<std::string>& pending) {
+    if (pending.empty()) return;
+    auto done = st_.instances.size() - pending.size();
+    metrics().skipped.with({step}).inc(static_cast<uint64_t>(done));
+    res_.steps_skipped += static_cast<int>(done);
+  }
 
   Reconciler& r_;
   Lease& lease_;
@@ -289,10 +297,7 @@ void Reconciler::Pass::record(const PassResult& r) {
   for (auto& i : st_.instances) {
     if (i.id.empty()) continue;
     std::string b = provider_.breaker_for({i.id, i.private_ip, i.public_ip});
-    auto state = r_.breakers_.get(b).state();
-    o.breakers[b] = state == core::resilience::BreakerState::kClosed     ? "closed"
-                    : state == core::resilience::BreakerState::kHalfOpen ? "half-open"
-                                                                          : "open";
+    o.breakers[b] = std::string(core::resilience::state_name(r_.breakers_.get(b).state()));
   }
   if (Status w = save(); !w.is_ok()) lg.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
 }
@@ -388,12 +393,7 @@ PassResult Reconciler::Pass::run() {
 
   // Provisioning.
   auto to_create = select([](const Instance& i) { return !i.provisioned; });
-  // A skip is a node found done in a phase that had work (a resumed or widened one), not every
-  // node of a pass with nothing to do.
-  if (!to_create.empty()) {
-    metrics().skipped.with({"provision"}).inc(st_.instances.size() - to_create.size());
-    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_create.size());
-  }
+  count_skips("provision", to_create);
   bool ok = run_nodes("Provisioning", "provision", to_create, [&](Instance& n, const Deadline& d) -> Status {
     const NodeSlot* slot = nullptr;
     for (auto& s : desired)
@@ -442,10 +442,7 @@ PassResult Reconciler::Pass::run() {
     return {};
   };
   auto to_install = select([](const Instance& i) { return !i.installed; });
-  if (!to_install.empty()) {
-    metrics().skipped.with({"install"}).inc(st_.instances.size() - to_install.size());
-    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_install.size());
-  }
+  count_skips("install", to_install);
   std::vector<std::string> first;
   for (auto& i : st_.instances)
     if (dist_.first_server_alone() && i.role == "server" && i.index == 0 && !i.installed) first.push_back(i.name);
@@ -455,10 +452,7 @@ PassResult Reconciler::Pass::run() {
 
   // Configuring.
   auto to_join = select([](const Instance& i) { return !i.joined; });
-  if (!to_join.empty()) {
-    metrics().skipped.with({"configure"}).inc(st_.instances.size() - to_join.size());
-    res_.steps_skipped += static_cast<int>(st_.instances.size() - to_join.size());
-  }
+  count_skips("configure", to_join);
   ok = run_nodes("Configuring", "configure", to_join, [&](Instance& n, const Deadline& d) -> Status {
     GANTRY_RETURN_IF_ERROR(node_script(n, dist_.configure(context(n)), d));
     n.joined = true;
