@@ -484,9 +484,15 @@ TEST(TelemetryAggregator, MigrateTelemetryCreatesTheSchemaOnce) {
   ASSERT_TRUE(pg.is_ok());
   auto v = (*pg)->query("SELECT max(version), count(*) FROM schema_migrations");
   ASSERT_TRUE(v.is_ok());
-  EXPECT_EQ(v->int64(0, 0), 2);
-  EXPECT_EQ(v->int64(0, 1), 2);
+  EXPECT_EQ(v->int64(0, 0), 3);
+  EXPECT_EQ(v->int64(0, 1), 3);
   EXPECT_TRUE((*pg)->query("SELECT count(*) FROM agg_1m").is_ok());
+  // Retention's index is a block range index (nearly free per insert), not a B-tree.
+  auto am = (*pg)->query(
+      "SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname = 'events_seen_created'");
+  ASSERT_TRUE(am.is_ok());
+  ASSERT_EQ(am->size(), 1);
+  EXPECT_EQ(am->get(0, 0), "brin");
   EXPECT_TRUE((*pg)->query("SELECT marked_at, first_marked_at FROM agg_dirty").is_ok());
   Child unknown({kBin, "migrate", "fleet", "--db-url", db.url});
   EXPECT_EQ(unknown.wait(30s), 2);
@@ -520,6 +526,18 @@ TEST(TelemetryAggregator, RetentionDeletesOldWindows) {
   EXPECT_EQ(count(("window_start_ts >= " + cutoff).c_str()), 1);
   auto seen = (*pg)->query("SELECT count(*) FROM events_seen");
   EXPECT_EQ(seen->int64(0, 0), 10);  // events are kept for their own, longer, retention
+
+  // Events older than events_retention (by when they were stored) go; the others stay.
+  agg->proc->signal(SIGTERM);
+  ASSERT_EQ(agg->proc->wait(20s), 0);
+  ASSERT_TRUE((*pg)->query("UPDATE events_seen SET created_at = now() - interval '2 days' WHERE ts_ms < " + cutoff).is_ok());
+  agg = aggregator(nats, db, {"--events-retention", "24h", "--retention-every", "1s"});
+  auto events = [&](const std::string& where) {
+    auto r = (*pg)->query("SELECT count(*) FROM events_seen WHERE " + where);
+    return r.is_ok() ? r->int64(0, 0) : -1;
+  };
+  EXPECT_TRUE(eventually([&] { return events("ts_ms < " + cutoff) == 0; }, 20s));
+  EXPECT_EQ(events("ts_ms >= " + cutoff), 5);
 }
 
 TEST(TelemetryAggregator, KilledRepeatedlyMidStreamRowsStillEqualTheUniqueAcceptedEvents) {

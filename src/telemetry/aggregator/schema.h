@@ -95,6 +95,13 @@ ALTER TABLE agg_dirty
   ADD COLUMN first_marked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   ADD COLUMN marked_at TIMESTAMPTZ NOT NULL DEFAULT now();
 )sql"},
+    {3, "events_seen retention by a BRIN index", R"sql(
+-- created_at only serves the retention delete, and rows arrive in created_at order, so a block
+-- range index finds the old ones as well as a B-tree while costing nearly nothing per insert
+-- (the B-tree was ~8% of a COPY into events_seen).
+DROP INDEX events_seen_created;
+CREATE INDEX events_seen_created ON events_seen USING brin (created_at);
+)sql"},
 };
 
 // A batch's events go straight into events_seen by COPY (kCopyEvents, under a savepoint). COPY
