@@ -4,9 +4,9 @@
 //   telemetry_load raw NATS_URL N PREFIX
 //       publishes N events straight to JetStream (async, acked): the rate this design can at
 //       best reach; prints events/s
-//   telemetry_load consume NATS_URL N PREFIX
-//       N events into a scratch stream, then pulled and acked by two threads (fetch 2,000, an
-//       ack each), no database: the consuming half of the aggregator's bound; prints events/s
+//   telemetry_load consume NATS_URL N PREFIX [FETCH]
+//       N events into a scratch stream, then pulled and acked by two threads (FETCH at a time,
+//       default 2,000, an ack each), no database: the consuming half of the aggregator's bound; prints events/s
 //   telemetry_load rawrate NATS_URL EVENTS_PER_S SECONDS PREFIX
 //       open loop straight to JetStream (the event-loop publisher ingest uses, no HTTP):
 //       the latency floor the server sets; prints "sent p50_ms p99_ms errors"
@@ -138,9 +138,9 @@ int raw(const std::string& url, uint64_t n, const std::string& prefix) {
 // database, from a scratch stream configured like the events stream (file storage, work-queue
 // retention: every ack removes the message from the store, which is most of the server's work
 // per message; telemetry/streams.h), on two threads
-// fetching 2,000 at a time and acking each message, as the aggregator's two lanes do. The
+// fetching `fetch` at a time and acking each message, as the aggregator's two lanes do. The
 // scratch stream is deleted afterwards. Prints events/s of the consume alone.
-int consume(const std::string& url, uint64_t n, const std::string& prefix) {
+int consume(const std::string& url, uint64_t n, const std::string& prefix, int fetch) {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return std::cerr << "consume: cannot connect\n", 1;
@@ -183,7 +183,7 @@ int consume(const std::string& url, uint64_t n, const std::string& prefix) {
     }
     while (acked.load() < n) {
       natsMsgList list{};
-      if (natsSubscription_Fetch(&list, sub, 2000, 500, &jerr) != NATS_OK) continue;
+      if (natsSubscription_Fetch(&list, sub, fetch, 500, &jerr) != NATS_OK) continue;
       for (int i = 0; i < list.Count; ++i) natsMsg_Ack(list.Msgs[i], nullptr);
       acked += static_cast<uint64_t>(list.Count);
       natsMsgList_Destroy(&list);
@@ -437,7 +437,8 @@ end
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   if (a.size() == 5 && a[1] == "raw") return raw(a[2], std::stoull(a[3]), a[4]);
-  if (a.size() == 5 && a[1] == "consume") return consume(a[2], std::stoull(a[3]), a[4]);
+  if ((a.size() == 5 || a.size() == 6) && a[1] == "consume")
+    return consume(a[2], std::stoull(a[3]), a[4], a.size() == 6 ? std::stoi(a[5]) : 2000);
   if (a.size() == 6 && a[1] == "rawrate") return rawrate(a[2], std::stod(a[3]), std::stod(a[4]), a[5]);
   if (a.size() == 7 && a[1] == "rate") return rate(a[2], std::stod(a[3]), std::stod(a[4]), std::stoi(a[5]), a[6]);
   if (a.size() == 7 && a[1] == "batch") return batch(a[2], std::stoull(a[3]), std::stoi(a[4]), std::stoi(a[5]), a[6]);
