@@ -52,7 +52,7 @@ wait_http "http://127.0.0.1:$iport/health"
 $LOAD purge "$GANTRY_NATS_URL"  # what an earlier, interrupted run left is not this run's work
 
 emit_load $B
-read -r raw raw_failed < <($LOAD raw "$GANTRY_NATS_URL" "$RAW_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+read -r raw _ < <($LOAD raw "$GANTRY_NATS_URL" "$RAW_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
 emit $B raw_jetstream_events_per_s "$raw" events/s
 
 $LOAD lua "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" > "$dir/single.lua"
@@ -64,15 +64,15 @@ emit $B ingest_events_per_s "$ingest" events/s
 emit $B ingest_ratio_vs_raw_jetstream "$(awk "BEGIN{printf \"%.3f\", $ingest / $raw}")"
 
 emit_load $B
-read -r sent p50 p99 errors < <($LOAD rate "http://127.0.0.1:$iport/events" 20000 "$DUR" 64 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+read -r _ p50 p99 errors < <($LOAD rate "http://127.0.0.1:$iport/events" 20000 "$DUR" 64 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
 emit $B ingest_p50_ms_at_20k "$p50" ms
 emit $B ingest_p99_ms_at_20k "$p99" ms
 emit $B ingest_errors_at_20k "$errors"
-read -r rsent rp50 rp99 rerrors < <($LOAD rawrate "$GANTRY_NATS_URL" 20000 "$DUR" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+read -r _ rp50 rp99 _ < <($LOAD rawrate "$GANTRY_NATS_URL" 20000 "$DUR" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
 emit $B raw_jetstream_p50_ms_at_20k "$rp50" ms
 emit $B raw_jetstream_p99_ms_at_20k "$rp99" ms
 
-read -r batch batch_failed < <($LOAD batch "http://127.0.0.1:$iport/events/batch" "$BATCH_N" 1000 8 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
+read -r batch _ < <($LOAD batch "http://127.0.0.1:$iport/events/batch" "$BATCH_N" 1000 8 "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))")
 emit $B batch_ingest_events_per_s "$batch" events/s
 
 # --- aggregator: drain the stream into a fresh database -----------------------------------

@@ -54,7 +54,7 @@ build/gantry trades --address 127.0.0.1 --port "$port" --nats-url "$GANTRY_NATS_
   --stream "$stream" --subject "$subj.>" --durable bench --batch-processing-size 1000 --worker-queue-size 20000 \
   --max-token-processors 10000 --nats-prefix "agg$id" --access-log=false --log-level warn >"$dir/trades.log" 2>&1 &
 tp=$!
-PIDS+=($tp)
+PIDS+=("$tp")
 wait_http "http://127.0.0.1:$port/health/ready"
 kill -STOP "$tp"
 $TB publish "$GANTRY_NATS_URL" "$subj" "$N" 1000 >"$dir/publish.txt"
