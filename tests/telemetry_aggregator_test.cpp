@@ -513,29 +513,26 @@ TEST(TelemetryAggregator, RetentionDeletesOldWindows) {
   }
   auto pg = store::postgres::Connection::connect(db.url);
   ASSERT_TRUE(pg.is_ok());
-  auto count = [&](const char* where) {
-    auto r = (*pg)->query(std::string("SELECT count(*) FROM agg_1m WHERE ") + where);
+  auto rows = [&](const std::string& table, const std::string& where) {
+    auto r = (*pg)->query("SELECT count(*) FROM " + table + " WHERE " + where);
     return r.is_ok() ? r->int64(0, 0) : -1;
   };
+  auto count = [&](const std::string& where) { return rows("agg_1m", where); };
+  auto events = [&](const std::string& where) { return rows("events_seen", where); };
   std::string cutoff = std::to_string(now - 10 * kWindow);
   ASSERT_TRUE(eventually([&] { return count("true") == 2; }, 20s));  // both windows, old and recent
   agg->proc->signal(SIGTERM);
   ASSERT_EQ(agg->proc->wait(20s), 0);
   agg = aggregator(nats, db, {"--agg-retention", "10m", "--retention-every", "1s"});
-  EXPECT_TRUE(eventually([&] { return count(("window_start_ts < " + cutoff).c_str()) == 0; }, 20s));
-  EXPECT_EQ(count(("window_start_ts >= " + cutoff).c_str()), 1);
-  auto seen = (*pg)->query("SELECT count(*) FROM events_seen");
-  EXPECT_EQ(seen->int64(0, 0), 10);  // events are kept for their own, longer, retention
+  EXPECT_TRUE(eventually([&] { return count("window_start_ts < " + cutoff) == 0; }, 20s));
+  EXPECT_EQ(count("window_start_ts >= " + cutoff), 1);
+  EXPECT_EQ(events("true"), 10);  // events are kept for their own, longer, retention
 
   // Events older than events_retention (by when they were stored) go; the others stay.
   agg->proc->signal(SIGTERM);
   ASSERT_EQ(agg->proc->wait(20s), 0);
   ASSERT_TRUE((*pg)->query("UPDATE events_seen SET created_at = now() - interval '2 days' WHERE ts_ms < " + cutoff).is_ok());
   agg = aggregator(nats, db, {"--events-retention", "24h", "--retention-every", "1s"});
-  auto events = [&](const std::string& where) {
-    auto r = (*pg)->query("SELECT count(*) FROM events_seen WHERE " + where);
-    return r.is_ok() ? r->int64(0, 0) : -1;
-  };
   EXPECT_TRUE(eventually([&] { return events("ts_ms < " + cutoff) == 0; }, 20s));
   EXPECT_EQ(events("ts_ms >= " + cutoff), 5);
 }
