@@ -66,6 +66,13 @@ struct Env {
     std::regex one("\"hostname\":\"" + name + "\"[^}]*\"status\":\"online\"");
     return static_cast<int>(std::distance(std::sregex_iterator(a.begin(), a.end(), one), std::sregex_iterator()));
   }
+  // Agents listed under that hostname, whatever their status.
+  int listed(const std::string& name) {
+    std::string a = agents(), key = "\"hostname\":\"" + name + "\"";
+    int k = 0;
+    for (size_t p = a.find(key); p != std::string::npos; p = a.find(key, p + 1)) ++k;
+    return k;
+  }
   int installed_hosts(int n) {
     int k = 0;
     for (int i = 1; i <= n; ++i) k += ssh("h" + std::to_string(i), "test -x /opt/gantry/bin/gantry").status == 0;
@@ -116,10 +123,16 @@ TEST(ClusterHosts, AGantryNodeClusterIsInstalledScaledResumedAfterKillAndDeleted
   EXPECT_EQ(down.out.find("t-workers-0"), std::string::npos) << down.out;
   EXPECT_EQ(node_processes(), 2);
   EXPECT_EQ(e.installed_hosts(4), 2);
+  // The removed nodes' agents are gone from the controller's list, not left there offline.
+  for (auto n : {"t-workers-1", "t-workers-2"}) EXPECT_EQ(e.listed(n), 0) << n << "\n" << e.agents();
+  for (auto n : {"t-server-0", "t-workers-0"}) EXPECT_EQ(e.online(n), 1) << n << "\n" << e.agents();
 
-  // Delete: nothing running or installed anywhere, every host free again.
-  Ran del = e.cluster({"delete", "t", "--wait"});
+  // Delete: nothing running or installed anywhere, every host free again. The controller
+  // refusing the admin login does not stop it; it is named, and the agents stay listed.
+  Ran del = e.cluster({"delete", "t", "--wait", "--admin-password", "wrong"});
   ASSERT_EQ(del.status, 0) << del.out << del.err;
+  EXPECT_NE(del.out.find("refused the admin login"), std::string::npos) << del.out << del.err;
+  EXPECT_GE(e.listed("t-server-0"), 1) << e.agents();
   EXPECT_EQ(node_processes(), 0);
   EXPECT_EQ(e.installed_hosts(4), 0);
   for (int i = 1; i <= 4; ++i) EXPECT_NE(e.ssh("h" + std::to_string(i), "test -e /var/lib/gantry-node").status, 0) << i;

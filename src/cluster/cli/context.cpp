@@ -28,6 +28,9 @@ void Common::bind(core::config::Schema& s, bool named) {
       .env("CONTROLLER_URL");
   s.add("agent_user", &dist.agent_user, "gantry-node: the Basic auth user its agents register with").env("AGENT_USER");
   s.add("agent_password", &dist.agent_password, "its password").env("AGENT_PASSWORD").secret();
+  s.add("admin_user", &dist.admin_user, "gantry-node: the controller's admin user, to delete a removed node's agents")
+      .env("ADMIN_USER");
+  s.add("admin_password", &dist.admin_password, "its password").env("ADMIN_PASSWORD").secret();
   s.add("gantry_binary", &dist.gantry_binary, "gantry-node: the binary installed on nodes (default: this one)");
   s.add("k3s_binary", &dist.k3s_binary, "k3s: a local k3s binary for an airgap install (nothing downloaded)")
       .env("K3S_BINARY");

@@ -21,6 +21,8 @@ struct DistributionOptions {
   std::string gantry_binary;  // gantry-node: the binary copied to each node (default: this one)
   std::string k3s_binary;     // k3s: airgap binary; empty -> the script downloads k3s
   std::string agent_user = "agent", agent_password = "agentpass";  // gantry-node: registration (Fleet's defaults)
+  // gantry-node: the controller's admin login, to remove a removed node's agents from its list.
+  std::string admin_user = "admin", admin_password = "password";
 };
 
 struct NodeContext {
@@ -49,6 +51,10 @@ class Distribution {
   virtual Script stop(const NodeContext& n) const = 0;       // step "stop"
   virtual Script start(const NodeContext& n) const = 0;      // step "start"
   virtual Script uninstall(const NodeContext& n) const = 0;  // step "uninstall": nothing left
+  // After a successful uninstall: removes what the node left registered elsewhere (gantry-node:
+  // its agents in the Fleet controller's list). An error names what is left and how to remove
+  // it; the node itself is gone either way.
+  virtual core::Status forget(const NodeContext&, const core::resilience::Deadline&) const { return {}; }
 };
 
 // "gantry-node" or "k3s"; kInvalidArgument for another name, kNotFound for a binary that is

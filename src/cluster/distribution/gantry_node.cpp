@@ -4,6 +4,12 @@
 
 #include <climits>
 
+#include <boost/json.hpp>
+
+#include "core/http/auth.h"
+#include "core/http/client.h"
+#include "core/log.h"
+
 namespace gantry::cluster {
 
 namespace {
@@ -11,6 +17,8 @@ namespace {
 constexpr const char* kBin = "/opt/gantry/bin/gantry";
 constexpr const char* kUpload = "/opt/gantry/bin/gantry.upload";
 constexpr const char* kDir = "/var/lib/gantry-node";
+
+const core::log::Logger lg("cluster");
 
 std::string self_exe() {
   char buf[PATH_MAX];
@@ -20,7 +28,9 @@ std::string self_exe() {
 
 class GantryNode final : public Distribution {
  public:
-  GantryNode(DistributionOptions o, std::string sha) : o_(std::move(o)), sha_(std::move(sha)) {}
+  GantryNode(DistributionOptions o, std::string sha) : o_(std::move(o)), sha_(std::move(sha)) {
+    while (!o_.controller_url.empty() && o_.controller_url.back() == '/') o_.controller_url.pop_back();
+  }
   std::string_view name() const override { return "gantry-node"; }
 
   std::vector<FileCopy> files(const NodeContext&) const override {
@@ -113,6 +123,54 @@ class GantryNode final : public Distribution {
                              "rm -rf \"$D\" \"$D.lock\" /opt/gantry\n"};
   }
 
+  // The node's agents, found by hostname (each start of the node's agent registers anew, so a
+  // node may have several), are deleted through the controller's admin API: otherwise they
+  // stay listed as offline forever. Asked from here, not from the node: nodes never hold the
+  // admin login.
+  core::Status forget(const NodeContext& n, const core::resilience::Deadline& d) const override {
+    namespace http = core::http;
+    auto left = [&](std::string why) {
+      return core::unavailable("node " + n.node.name + " is uninstalled, but its agents may still be listed by " +
+                                     o_.controller_url + ": " + why + " (remove them with DELETE /agents/{id})");
+    };
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min<core::Duration>(d.remaining(core::Clock::real()), std::chrono::seconds(10)));
+    if (timeout <= std::chrono::milliseconds(0)) return left("no time left");
+    http::Headers auth{{"Authorization", "Basic " + http::base64_encode(o_.admin_user + ":" + o_.admin_password)}};
+    auto request = [&](http::Method m, std::string path) {
+      http::ClientRequest r;
+      r.method = m, r.url = o_.controller_url + path, r.headers = auth, r.timeout = timeout;
+      return http_.send(r);
+    };
+    auto listed = request(http::Method::kGet, "/agents");
+    if (!listed.is_ok()) return left(std::string(listed.status().message()));
+    if (listed->status == 401) return left("the controller refused the admin login (set --admin-user/--admin-password)");
+    if (listed->status != 200) return left("GET /agents answered " + std::to_string(listed->status));
+    boost::system::error_code ec;
+    boost::json::value doc = boost::json::parse(listed->body, ec);
+    const boost::json::array* agents = nullptr;
+    if (!ec && doc.is_object())
+      if (auto* a = doc.as_object().if_contains("agents"); a && a->is_array()) agents = &a->as_array();
+    if (!agents) return left("GET /agents did not answer an agent list");
+    int removed = 0;
+    for (const auto& a : *agents) {
+      const auto* o = a.if_object();
+      if (!o) continue;
+      const auto* host = o->if_contains("hostname");
+      const auto* id = o->if_contains("agent_id");
+      if (!host || !id || !host->is_string() || !id->is_string() || host->as_string() != n.node.name) continue;
+      std::string aid(id->as_string());
+      auto del = request(http::Method::kDelete, "/agents/" + aid);
+      if (!del.is_ok()) return left(std::string(del.status().message()));
+      // 404: deleted meanwhile (another controller, an operator): what was wanted.
+      if (del->status != 200 && del->status != 404)
+        return left("DELETE /agents/" + aid + " answered " + std::to_string(del->status));
+      ++removed;
+    }
+    lg.info("node's agents removed from the controller", {{"node", n.node.name}, {"agents", static_cast<int64_t>(removed)}});
+    return {};
+  }
+
  private:
   // One step at a time on a host: a pass killed here leaves its remote script running (the
   // multiplexed connection outlives the client), and a resumed pass must wait for it rather
@@ -140,6 +198,7 @@ class GantryNode final : public Distribution {
 
   DistributionOptions o_;
   std::string sha_;
+  mutable core::http::Client http_;
 };
 
 }  // namespace

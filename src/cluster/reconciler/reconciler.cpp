@@ -318,7 +318,13 @@ PassResult Reconciler::Pass::run() {
 
   auto destroy = [&](Instance& n, const Deadline& d) -> Status {
     if (n.installed || n.provisioned) {
-      if (n.installed) GANTRY_RETURN_IF_ERROR(node_script(n, dist_.uninstall(context(n)), d));
+      if (n.installed) {
+        GANTRY_RETURN_IF_ERROR(node_script(n, dist_.uninstall(context(n)), d));
+        // Not a reason to keep the node: a controller that is down must not block a delete. A
+        // simulated node registered nothing.
+        if (Status f = provider_.simulated() ? Status{} : dist_.forget(context(n), d); !f.is_ok())
+          lg.warn("node removed; its agents may still be listed", {{"cluster", c_.metadata.name}, {"error", f.to_string()}});
+      }
       n.installed = n.joined = false;
       ProviderInstance pi{n.id, n.private_ip, n.public_ip};
       GANTRY_RETURN_IF_ERROR(call("destroy", provider_.breaker_for(pi), d, [&](const Deadline& dl) { return provider_.destroy(pi, dl); }));
