@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for bench/*.sh (sourced).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

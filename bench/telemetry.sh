@@ -42,7 +42,12 @@ export GANTRY_NATS_URL GANTRY_PG_URL
 PIDS=()
 # set -e holds inside the trap too: a wait on a process that already ended must not stop it
 # before the servers are stopped.
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; bench_stop_servers' EXIT
+stop_all() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  bench_stop_servers
+}
+trap stop_all EXIT
 iport=$(free_port)
 build/gantry ingest --address 127.0.0.1 --port "$iport" --nats-url "$GANTRY_NATS_URL" --http-threads 2 \
   --access-log=false --log-level warn --rate-limit 1e9 --rate-limit-burst 1e9 >"$dir/ingest.log" 2>&1 &

@@ -36,7 +36,12 @@ cmake --build --preset release --target gantry_bench_trades >/dev/null
 TB=build/release/bench/gantry_bench_trades
 bench_servers nats redis
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; bench_stop_servers' EXIT
+stop_all() {
+  local p
+  for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  bench_stop_servers
+}
+trap stop_all EXIT
 ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
 
 emit_load $B

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by scripts/demo and bench/*.sh (sourced).
 
 # A loopback TCP port nobody listens on, below the ephemeral range.
