@@ -1,5 +1,5 @@
 // Load generator for bench/telemetry.sh. Every event it makes is valid and has a unique
-// event_id (prefix + counter), so nothing is deduplicated away.
+// event_id (prefix + a scrambled counter), so nothing is deduplicated away.
 //
 //   telemetry_load raw NATS_URL N PREFIX
 //       publishes N events straight to JetStream (async, acked): the rate this design can at
@@ -58,10 +58,13 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// prefix: 8 hex digits; n: the counter. A valid UUID.
+// prefix: 8 hex digits; n: the counter. A valid UUID. Its last 48 bits are the counter times an
+// odd constant (a bijection mod 2^48, so still unique): probes send random UUIDs, and keys in
+// random order cost events_seen's key index far more than ascending ones.
 std::string event(const std::string& prefix, uint64_t n, int clients = 1000, int64_t ts_ms = now_ms()) {
   char id[40];
-  std::snprintf(id, sizeof id, "%s-0000-4000-8000-%012llx", prefix.c_str(), static_cast<unsigned long long>(n));
+  std::snprintf(id, sizeof id, "%s-0000-4000-8000-%012llx", prefix.c_str(),
+                static_cast<unsigned long long>((n * 0x9E3779B97F4A7C15ULL) & 0xFFFFFFFFFFFFULL));
   char buf[512];
   int len = std::snprintf(buf, sizeof buf,
                           R"({"event_id":"%s","client_id":"bench-%llu","ts_ms":%lld,"schema_version":"1.0",)"
@@ -422,7 +425,8 @@ setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
 init = function(args) wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json" end
 request = function()
   counter = counter + 1
-  local id = string.format("%s-%%04x-4000-8000-%%012x", tid, counter)
+  -- scattered like the random UUIDs probes send; unique (a bijection of counter mod 2^32)
+  local id = string.format("%s-%%04x-4000-8000-%%012x", tid, (counter * 2654435761) %% 4294967296)
   local body = '{"event_id":"' .. id .. '","client_id":"bench-' .. (counter %% 1000) .. '","ts_ms":' ..
     string.format("%%d", os.time() * 1000) .. ',"schema_version":"1.0","target":"https://example.com/",' ..
     '"network_context":{"interface_type":"wifi"},"timings":{"dns_ms":1.5,"tcp_ms":2.5,"tls_ms":3.5,' ..
