@@ -19,8 +19,11 @@
 #                                table shaped like events_seen, in the same order
 #   pg_copy_ascending_keys_rows_per_s  as many made-up rows with ascending keys (comparison only)
 #   aggregator_ratio_vs_limit    aggregator_events_per_s / the smaller of the two (goal >= 0.6)
-#   aggregator_ratio_vs_both_halves  aggregator_events_per_s / (1 / (1/consume + 1/copy)): against
-#                                both halves done one after the other on the same cores
+#   *_cpu_us_per_event / _per_row  the whole machine's busy CPU per event during the aggregator's
+#                                drain and during each reference
+#   aggregator_cpu_bound_events_per_s  every core busy at the two references' CPU per event: what
+#                                the aggregator could reach doing both halves and nothing else
+#   aggregator_ratio_vs_cpu_bound
 #   e2e_p50_s / e2e_p99_s        5,000 events/s for 30 s through ingest and a live aggregator
 #                                (10 s windows, 2 s flush delay): from the end of an event's
 #                                window until its agg_1m row holds it (goal: p99 within flush
@@ -92,13 +95,16 @@ build/gantry aggregator --address 127.0.0.1 --metrics-port "$aport" --nats-url "
   --access-log=false --log-level warn --fetch-batch "$FETCH" --max-ack-pending 20000 >"$dir/aggregator.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$aport/health"
+# The whole machine's busy CPU (user, nice, system, irq, softirq) in ticks of 1/100 s: each half's
+# CPU per event, whichever processes it went to.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # One scrape per look (each curl, bash and awk process is CPU taken from the drain it measures).
 scrape() { curl -s "http://127.0.0.1:$aport/metrics"; }
 sum() { awk -v m="$1" '$1 ~ "^"m {s += $2} END {printf "%d", s}'; }
 processed() { sum 'events_processed_total\\{status="(success|duplicate)"\\}'; }
 # Drained: JetStream has nothing left to deliver and nothing awaits an ack (the aggregator's
 # queue gauges, refreshed every second), after at least one event.
-t0=$(date +%s.%N); limit=$(( $(date +%s) + 300 ))
+t0=$(date +%s.%N); c0=$(busy_ticks); limit=$(( $(date +%s) + 300 ))
 while :; do
   sleep 0.25
   m=$(scrape)
@@ -110,11 +116,13 @@ while :; do
     echo "bench: aggregator still draining after 300 s" >&2; emit $B aggregator_drain_incomplete 1; last=$n; break
   fi
 done
-t1=$(date +%s.%N)
+t1=$(date +%s.%N); c1=$(busy_ticks)
 secs=$(awk "BEGIN{print $t1 - $t0}")
 agg_rate=$(awk "BEGIN{printf \"%.0f\", $last / $secs}")
 emit $B aggregator_events "$last"
 emit $B aggregator_events_per_s "$agg_rate" events/s
+agg_cpu=$(awk "BEGIN{printf \"%.1f\", ($c1 - $c0) * 10000 / $last}")
+emit $B aggregator_cpu_us_per_event "$agg_cpu" us
 kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 
 # The aggregator's two halves alone, as references measured now: pulling and acking the same
@@ -124,25 +132,27 @@ kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 # did, and a run of seconds, not a fraction of one, is what the ratio compares with.
 REF_N=$last
 emit_load $B
-consume=$($LOAD consume "$GANTRY_NATS_URL" "$REF_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" "$FETCH")
+read -r consume consume_cpu < <($LOAD consume "$GANTRY_NATS_URL" "$REF_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" "$FETCH")
 emit $B raw_jetstream_consume_per_s "$consume" events/s
+emit $B raw_jetstream_consume_cpu_us_per_event "$consume_cpu" us
 # The rows are the aggregator's own, in the order it stored them, keys scattered like the random
 # UUIDs probes send: ascending keys, which this benchmark used before 2026-12-04, COPY ~25%
 # faster (printed below for comparison). Each COPY starts after a checkpoint, as the aggregator
 # started on a fresh database.
 cols="event_id, client_id, ts_ms, window_start_ts, target, success, error_stage, dns_ms, tcp_ms, tls_ms, ttfb_ms, throughput_kbps"
 psql "$dburl" -qc "\\copy (SELECT $cols FROM events_seen) TO '$dir/copy_ref.tsv'" >/dev/null
-copy_rate() {  # table, file -> rows/s
+copy_rate() {  # table, file -> "rows/s cpu_us_per_row"
   psql "$dburl" -qc "CREATE TABLE $1 (LIKE events_seen INCLUDING ALL)" -c "CHECKPOINT" >/dev/null
-  local t0 t1 n
-  t0=$(date +%s.%N)
+  local t0 t1 c0 c1 n
+  t0=$(date +%s.%N); c0=$(busy_ticks)
   psql "$dburl" -qc "\\copy $1 ($cols) FROM '$2'" >/dev/null
-  t1=$(date +%s.%N)
+  t1=$(date +%s.%N); c1=$(busy_ticks)
   n=$(psql "$dburl" -qtAc "SELECT count(*) FROM $1")
-  awk "BEGIN{printf \"%.0f\", $n / ($t1 - $t0)}"
+  awk "BEGIN{printf \"%.0f %.1f\\n\", $n / ($t1 - $t0), ($c1 - $c0) * 10000 / $n}"
 }
-pg_copy=$(copy_rate copy_ref "$dir/copy_ref.tsv")
+read -r pg_copy copy_cpu < <(copy_rate copy_ref "$dir/copy_ref.tsv")
 emit $B pg_copy_rows_per_s "$pg_copy" rows/s
+emit $B pg_copy_cpu_us_per_row "$copy_cpu" us
 # For comparison only (not a reference): the same number of rows with ascending keys, as this
 # benchmark used before 2026-12-04.
 awk -v n="$REF_N" -v now="$(($(date +%s) * 1000))" 'BEGIN {
@@ -152,12 +162,17 @@ awk -v n="$REF_N" -v now="$(($(date +%s) * 1000))" 'BEGIN {
       i, i, i % 1000, ts, w, 1 + (i % 17) * 0.5, 2 + (i % 13) * 0.7, 3 + (i % 11) * 0.9, 20 + (i % 29) * 1.1, 1000 + i % 97
   }
 }' > "$dir/copy_seq.tsv"
-emit $B pg_copy_ascending_keys_rows_per_s "$(copy_rate copy_seq "$dir/copy_seq.tsv")" rows/s
+read -r seq_copy _ < <(copy_rate copy_seq "$dir/copy_seq.tsv")
+emit $B pg_copy_ascending_keys_rows_per_s "$seq_copy" rows/s
 limit=$(( consume < pg_copy ? consume : pg_copy ))
 emit $B aggregator_ratio_vs_limit "$(awk "BEGIN{printf \"%.3f\", $agg_rate / $limit}")"
-# Both halves' work on the same two cores, one after the other per event: the rate the
-# aggregator would reach if it did nothing else (no parse, marks, recomputation or commits).
-emit $B aggregator_ratio_vs_both_halves "$(awk "BEGIN{printf \"%.3f\", $agg_rate * (1 / $consume + 1 / $pg_copy)}")"
+# The two references leave CPU idle (one COPY is one backend: about one core), so the halves can
+# overlap: the aggregator's bound is every core busy at the two references' CPU per event. It
+# is printed with the aggregator against it.
+cores=$(nproc)
+bound=$(awk "BEGIN{printf \"%.0f\", $cores * 1000000 / ($consume_cpu + $copy_cpu)}")
+emit $B aggregator_cpu_bound_events_per_s "$bound" events/s
+emit $B aggregator_ratio_vs_cpu_bound "$(awk "BEGIN{printf \"%.3f\", $agg_rate / $bound}")"
 psql "$GANTRY_PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 
 # --- end to end: ingest -> JetStream -> a live aggregator -> agg_1m -------------------------

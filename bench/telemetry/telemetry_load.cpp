@@ -6,7 +6,8 @@
 //       best reach; prints events/s
 //   telemetry_load consume NATS_URL N PREFIX [FETCH]
 //       N events into a scratch stream, then pulled and acked by two threads (FETCH at a time,
-//       default 2,000, an ack each), no database: the consuming half of the aggregator's bound; prints events/s
+//       default 2,000, an ack each), no database: the consuming half of the aggregator; prints
+//       "events/s cpu_us_per_event" (the whole machine's busy CPU during the consume)
 //   telemetry_load rawrate NATS_URL EVENTS_PER_S SECONDS PREFIX
 //       open loop straight to JetStream (the event-loop publisher ingest uses, no HTTP):
 //       the latency floor the server sets; prints "sent p50_ms p99_ms errors"
@@ -53,6 +54,19 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// CPU time the whole machine has spent busy (user, nice, system, irq, softirq), in ticks of
+// 1/100 s: the references' CPU per event, whichever processes it went to.
+uint64_t busy_ticks() {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  unsigned long long user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  if (f) {
+    if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq, &softirq) != 7)
+      user = nice = sys = irq = softirq = 0;
+    std::fclose(f);
+  }
+  return user + nice + sys + irq + softirq;
+}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -142,7 +156,8 @@ int raw(const std::string& url, uint64_t n, const std::string& prefix) {
 // retention: every ack removes the message from the store, which is most of the server's work
 // per message; telemetry/streams.h), on two threads
 // fetching `fetch` at a time and acking each message, as the aggregator's two lanes do. The
-// scratch stream is deleted afterwards. Prints events/s of the consume alone.
+// scratch stream is deleted afterwards. Prints events/s of the consume alone and the machine's
+// busy CPU per event meanwhile, in µs.
 int consume(const std::string& url, uint64_t n, const std::string& prefix, int fetch) {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
@@ -194,11 +209,13 @@ int consume(const std::string& url, uint64_t n, const std::string& prefix, int f
     natsSubscription_Destroy(sub);
   };
   auto t0 = Clock::now();
+  uint64_t c0 = busy_ticks();
   std::thread a(lane), b(lane);
   a.join();
   b.join();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("%.0f\n", static_cast<double>(acked.load()) / secs);
+  double cpu_us = static_cast<double>(busy_ticks() - c0) * 10'000.0 / static_cast<double>(acked.load());
+  std::printf("%.0f %.1f\n", static_cast<double>(acked.load()) / secs, cpu_us);
   (void)js_DeleteStream(js, stream, nullptr, &jerr);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
