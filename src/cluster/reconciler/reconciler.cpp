@@ -120,9 +120,11 @@ auto Reconciler::Pass::call(const std::string& step, const std::string& breaker,
         }
         auto r = cb.call([&] { return fn(a.deadline); });
         // A half-open breaker lets one trial call through; the other nodes wait for its verdict
-        // instead of failing a pass over a fault that has just cleared.
+        // instead of failing a pass over a fault that has just cleared. The verdict may already
+        // be in when a refused call looks (closed): then it tries again too; only open again
+        // (the trial failed) ends the wait.
         while (!r.is_ok() && core::resilience::detail::status_of(r).code() == core::Code::kCircuitOpen &&
-               cb.state() == core::resilience::BreakerState::kHalfOpen && !a.deadline.expired(core::Clock::real())) {
+               cb.state() != core::resilience::BreakerState::kOpen && !a.deadline.expired(core::Clock::real())) {
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
           r = cb.call([&] { return fn(a.deadline); });
         }
