@@ -131,7 +131,7 @@ class GantryNode final : public Distribution {
     namespace http = core::http;
     auto left = [&](std::string why) {
       return core::unavailable("node " + n.node.name + " is uninstalled, but its agents may still be listed by " +
-                                     o_.controller_url + ": " + why + " (remove them with DELETE /agents/{id})");
+                               o_.controller_url + ": " + why + " (remove them with DELETE /agents/{id})");
     };
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::min<core::Duration>(d.remaining(core::Clock::real()), std::chrono::seconds(10)));
