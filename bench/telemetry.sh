@@ -95,33 +95,16 @@ build/gantry aggregator --address 127.0.0.1 --metrics-port "$aport" --nats-url "
   --access-log=false --log-level warn --fetch-batch "$FETCH" --max-ack-pending 20000 >"$dir/aggregator.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$aport/health"
-# The whole machine's busy CPU (user, nice, system, irq, softirq) in ticks of 1/100 s: each half's
-# CPU per event, whichever processes it went to.
-busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-# One scrape per look (each curl, bash and awk process is CPU taken from the drain it measures).
-scrape() { curl -s "http://127.0.0.1:$aport/metrics"; }
-sum() { awk -v m="$1" '$1 ~ "^"m {s += $2} END {printf "%d", s}'; }
-processed() { sum 'events_processed_total\\{status="(success|duplicate)"\\}'; }
-# Drained: JetStream has nothing left to deliver and nothing awaits an ack (the aggregator's
-# queue gauges, refreshed every second), after at least one event.
-t0=$(date +%s.%N); c0=$(busy_ticks); limit=$(( $(date +%s) + 300 ))
-while :; do
-  sleep 0.25
-  m=$(scrape)
-  n=$(processed <<<"$m")
-  if [ "$n" -gt 0 ] && [ "$(sum '(queue_lag_messages|queue_ack_pending_messages)' <<<"$m")" = 0 ]; then
-    last=$n; break
-  fi
-  if [ "$(date +%s)" -ge "$limit" ]; then  # never hang: report what was drained
-    echo "bench: aggregator still draining after 300 s" >&2; emit $B aggregator_drain_incomplete 1; last=$n; break
-  fi
-done
-t1=$(date +%s.%N); c1=$(busy_ticks)
-secs=$(awk "BEGIN{print $t1 - $t0}")
+# Until drained (nothing left to deliver, nothing awaiting an ack), polled by the load tool
+# over one connection: a curl, bash and awk per look took ~8% of the CPU it measured. It also
+# gives the whole machine's busy CPU per event meanwhile, whichever processes it went to.
+if ! drain=$($LOAD drained "http://127.0.0.1:$aport/metrics" 300); then
+  echo "bench: aggregator still draining after 300 s" >&2; emit $B aggregator_drain_incomplete 1
+fi
+read -r last secs agg_cpu <<<"$drain"
 agg_rate=$(awk "BEGIN{printf \"%.0f\", $last / $secs}")
 emit $B aggregator_events "$last"
 emit $B aggregator_events_per_s "$agg_rate" events/s
-agg_cpu=$(awk "BEGIN{printf \"%.1f\", ($c1 - $c0) * 10000 / $last}")
 emit $B aggregator_cpu_us_per_event "$agg_cpu" us
 kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 
@@ -131,6 +114,8 @@ kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 # events as the aggregator drained: a stream or table of that size behaves as the aggregator's
 # did, and a run of seconds, not a fraction of one, is what the ratio compares with.
 REF_N=$last
+# The whole machine's busy CPU (user, nice, system, irq, softirq) in ticks of 1/100 s.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 emit_load $B
 read -r consume consume_cpu < <($LOAD consume "$GANTRY_NATS_URL" "$REF_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" "$FETCH")
 emit $B raw_jetstream_consume_per_s "$consume" events/s
