@@ -14,7 +14,7 @@
 #   aggregator_events_per_s      a fresh aggregator draining everything above from JetStream
 #                                into PostgreSQL with dedup (spec's goal >= 100,000)
 #   raw_jetstream_consume_per_s  as many events of the same kind pulled and acked by cnats, no
-#                                database
+#                                database (the better of two runs)
 #   pg_copy_rows_per_s           the rows the aggregator stored, COPY'd again by psql into a
 #                                table shaped like events_seen, in the same order
 #   pg_copy_ascending_keys_rows_per_s  as many made-up rows with ascending keys (comparison only)
@@ -117,7 +117,13 @@ REF_N=$last
 # The whole machine's busy CPU (user, nice, system, irq, softirq) in ticks of 1/100 s.
 busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 emit_load $B
-read -r consume consume_cpu < <($LOAD consume "$GANTRY_NATS_URL" "$REF_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" "$FETCH")
+# The better of two runs: from run to run it varies by up to a third here (91,000-127,000/s),
+# far more than the aggregator's drain does, and the better one is the harder bound.
+consume=0
+for _ in 1 2; do
+  read -r c cc < <($LOAD consume "$GANTRY_NATS_URL" "$REF_N" "$(printf '%08x' $((RANDOM * 32768 + RANDOM)))" "$FETCH")
+  if [ "$c" -gt "$consume" ]; then consume=$c; consume_cpu=$cc; fi
+done
 emit $B raw_jetstream_consume_per_s "$consume" events/s
 emit $B raw_jetstream_consume_cpu_us_per_event "$consume_cpu" us
 # The rows are the aggregator's own, in the order it stored them, keys scattered like the random
