@@ -35,6 +35,8 @@
 #include "core/metrics.h"
 #include "core/runtime.h"
 #include "store/postgres/pg.h"
+#include "telemetry/aggregator/copy_line.h"
+#include "telemetry/aggregator/flusher.h"
 #include "telemetry/aggregator/schema.h"
 #include "telemetry/db.h"
 #include "telemetry/event.h"
@@ -80,33 +82,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// COPY text format: a field, with the characters COPY treats specially escaped.
-void copy_text(std::string& out, std::string_view v) {
-  if (v.find_first_of("\\\t\n\r") == std::string_view::npos) {  // the usual case: nothing to escape
-    out += v;
-    return;
-  }
-  for (char c : v) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
-    }
-  }
-}
-
-void copy_num(std::string& out, std::optional<double> v) {
-  if (!v) {
-    out += "\\N";
-    return;
-  }
-  char buf[32];  // shortest text that reads back as the same double
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
-  out.append(buf, end);
-}
-
 class Aggregator final : public core::runtime::HttpRole {
  public:
   explicit Aggregator(Settings s)
@@ -127,11 +102,9 @@ class Aggregator final : public core::runtime::HttpRole {
         copied_batches_(batches_.with({"copy"})),
         staged_batches_(batches_.with({"staging"})),
         late_(reg_.counter("late_events_total", "events later than late_tolerance (still applied)").with({})),
-        flush_seconds_(reg_.histogram("window_flush_duration_seconds", "one flush transaction", {"status"})),
         dlq_(reg_.counter("dlq_messages_total", "messages moved to the DLQ").with({})),
         lag_(reg_.gauge("queue_lag_messages", "messages in the stream not yet delivered to the aggregator consumer").with({})),
-        ack_pending_(reg_.gauge("queue_ack_pending_messages", "messages delivered and not yet acked (all aggregators)").with({})),
-        flush_up_(true) {}
+        ack_pending_(reg_.gauge("queue_ack_pending_messages", "messages delivered and not yet acked (all aggregators)").with({})) {}
 
   bool ready() const override { return running_.load(); }
 
@@ -140,7 +113,17 @@ class Aggregator final : public core::runtime::HttpRole {
     std::string url = st_.db.connection_string();
     GANTRY_ASSIGN(mdb, pg::Connection::connect(url));
     GANTRY_RETURN_IF_ERROR(mdb->migrate(kMigrations).within("migrating the telemetry schema"));
-    flush_db_ = std::move(mdb);
+    flusher_ = std::make_unique<Flusher>(
+        FlushSettings{.window_size = st_.window_size,
+                      .flush_delay = st_.flush_delay,
+                      .flush_every = st_.flush_every,
+                      .flush_settle = st_.flush_settle,
+                      .flush_max_wait = st_.flush_max_wait,
+                      .thresholds = st_.thresholds,
+                      .events_retention = st_.events_retention,
+                      .agg_retention = st_.agg_retention,
+                      .retention_every = st_.retention_every},
+        std::move(mdb), [this] { refresh_queue_gauges(); });
 
     GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-aggregator"}));
     js_ = std::move(js);
@@ -167,7 +150,7 @@ class Aggregator final : public core::runtime::HttpRole {
     }
     // Connections known to be up: each lane's and the flusher's, as of their last call.
     reg_.gauge_callback("db_connections_active", "open PostgreSQL connections (as of each one's last call)", [this] {
-      double n = flush_up_ ? 1 : 0;
+      double n = flusher_ && flusher_->up() ? 1 : 0;
       for (auto& l : lanes_) n += l->up ? 1 : 0;
       return n;
     });
@@ -183,7 +166,7 @@ class Aggregator final : public core::runtime::HttpRole {
       lane->writer = std::thread([this, l = lane.get()] { write_loop(*l); });
       lane->fetcher = std::thread([this, l = lane.get()] { fetch_loop(*l); });
     }
-    flush_thread_ = std::thread([this] { flush_loop(); });
+    flusher_->start();
     lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.window_size.count())}});
     return {};
   }
@@ -199,16 +182,7 @@ class Aggregator final : public core::runtime::HttpRole {
       if (lane->fetcher.joinable()) lane->fetcher.join();
       if (lane->writer.joinable()) lane->writer.join();
     }
-    if (flush_thread_.joinable()) flush_thread_.join();
-    if (flush_db_) {
-      size_t n = 0;
-      for (int i = 0; i < 1000; ++i) {
-        auto r = flush(/*all=*/true);
-        if (!r.is_ok() || *r == 0) break;
-        n += *r;
-      }
-      lg.info("flushed at shutdown", {{"windows", static_cast<int64_t>(n)}});
-    }
+    if (flusher_) lg.info("flushed at shutdown", {{"windows", static_cast<int64_t>(flusher_->stop_and_flush_all())}});
     running_ = false;
   }
 
@@ -217,7 +191,7 @@ class Aggregator final : public core::runtime::HttpRole {
     reg_.remove_callback("db_connections_active");
     lanes_.clear();
     js_.reset();
-    flush_db_.reset();
+    flusher_.reset();
   }
 
  private:
@@ -328,24 +302,7 @@ class Aggregator final : public core::runtime::HttpRole {
       p.event_ts.push_back(e->ts_ms);
       std::string l;
       l.reserve(192);
-      copy_text(l, e->event_id);
-      l += '\t';
-      copy_text(l, e->client_id);
-      l += '\t';
-      copy_text(l, e->target);
-      l += '\t';
-      l += std::to_string(e->ts_ms);
-      l += '\t';
-      l += std::to_string(window);
-      l += e->error_stage ? "\tf\t" : "\tt\t";
-      if (e->error_stage) copy_text(l, *e->error_stage);
-      else l += "\\N";
-      for (std::optional<double> v : {e->timings.dns_ms, e->timings.tcp_ms, e->timings.tls_ms, e->timings.http_ttfb_ms,
-                                      e->throughput_kbps}) {
-        l += '\t';
-        copy_num(l, v);
-      }
-      l += '\n';
+      append_copy_line(l, *e, window);
       p.lines.push_back(std::move(l));
       ++p.windows[{std::move(e->client_id), std::move(e->target), window}];
     }
@@ -456,85 +413,6 @@ class Aggregator final : public core::runtime::HttpRole {
     }
   }
 
-  void flush_loop() {
-    std::unique_lock lk(mu_);
-    auto next_retention = std::chrono::steady_clock::now();
-    auto next_queue = next_retention + Ms(1000);
-    while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
-      lk.unlock();
-      for (;;) {
-        auto r = flush(/*all=*/false);
-        if (!r.is_ok() || *r < kFlushBatch) break;
-      }
-      if (std::chrono::steady_clock::now() >= next_queue) {
-        // The consumer's position, for queue_lag_messages and queue_ack_pending_messages (a
-        // request to the server, so at most once a second, not per scrape).
-        refresh_queue_gauges();
-        next_queue = std::chrono::steady_clock::now() + Ms(1000);
-      }
-      if (std::chrono::steady_clock::now() >= next_retention) {
-        retention();
-        next_retention = std::chrono::steady_clock::now() + st_.retention_every;
-      }
-      lk.lock();
-    }
-  }
-
-  // events_seen older than events_retention and agg_1m older than agg_retention go, in
-  // bounded deletes so no transaction grows large.
-  void retention() {
-    int64_t now = now_ms();
-    std::string events_before = std::to_string(st_.events_retention.count() / 1000);
-    std::string agg_before = std::to_string(now - st_.agg_retention.count());
-    int64_t deleted = 0;
-    for (int i = 0; i < 1000; ++i) {
-      auto r = flush_db_->query(
-          "DELETE FROM events_seen WHERE event_id IN (SELECT event_id FROM events_seen "
-          "WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT 10000)",
-          {events_before});
-      if (!r.is_ok() || r->affected() == 0) break;
-      deleted += r->affected();
-    }
-    auto a = flush_db_->query("DELETE FROM agg_1m WHERE window_start_ts < $1::bigint", {agg_before});
-    if (a.is_ok()) deleted += a->affected();
-    if (deleted > 0) lg.info("retention removed old rows", {{"rows", deleted}});
-  }
-
-  // Recomputes up to kFlushBatch due windows (all dirty ones when `all`); returns how many.
-  core::Result<size_t> flush(bool all) {
-    auto t0 = std::chrono::steady_clock::now();
-    int64_t due = all ? INT64_MAX : now_ms() - st_.window_size.count() - st_.flush_delay.count();
-    size_t n = 0;
-    Status s = flush_db_->transaction([&]() -> Status {
-      GANTRY_ASSIGN(r, flush_db_->query(kFlushWindows, {std::to_string(due), std::to_string(kFlushBatch),
-                                                        std::to_string(st_.flush_settle.count()),
-                                                        std::to_string(st_.flush_max_wait.count()), all ? "t" : "f"}));
-      n = static_cast<size_t>(r.size());
-      if (n == 0) return {};
-      for (int i = 0; i < r.size(); ++i) {
-        GANTRY_RETURN_IF_ERROR(label(std::string(r.get(i, 0)), std::string(r.get(i, 1)), r.int64(i, 2)));
-      }
-      return {};
-    });
-    flush_up_ = flush_db_->healthy();
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    flush_seconds_.with({s.is_ok() ? "ok" : "error"}).observe(secs);
-    if (!s.is_ok()) {
-      lg.error("flush failed; will retry", {{"error", s.to_string()}});
-      return s;
-    }
-    return n;
-  }
-
-  // Diagnosis of one freshly recomputed window against its path's baseline.
-  Status label(const std::string& client, const std::string& target, int64_t window) {
-    return relabel(*flush_db_, client, target, window, st_.thresholds).status();
-  }
-
-  // Windows per flush transaction. Small: a lane marking a window the flush holds waits for
-  // that transaction to end, so a long one stalls the lanes (1,000 windows took ~2 s).
-  static constexpr size_t kFlushBatch = 100;
-
   Settings st_;
   core::metrics::Registry& reg_;
   core::metrics::Family<core::metrics::Counter>& processed_;
@@ -543,20 +421,17 @@ class Aggregator final : public core::runtime::HttpRole {
   core::metrics::Family<core::metrics::Counter>& batches_;
   core::metrics::Counter &copied_batches_, &staged_batches_;
   core::metrics::Counter& late_;
-  core::metrics::Family<core::metrics::Histogram>& flush_seconds_;
   core::metrics::Counter& dlq_;
   core::metrics::Gauge& lag_;
   core::metrics::Gauge& ack_pending_;
-  std::atomic<bool> flush_up_;
 
-  std::unique_ptr<pg::Connection> flush_db_;
+  std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<nats::JetStream> js_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<bool> running_{false};
-  std::thread flush_thread_;
 };
 
 class Factory final : public core::runtime::RoleFactory {
