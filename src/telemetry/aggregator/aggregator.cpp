@@ -18,15 +18,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
-#include <charconv>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <thread>
 #include <tuple>
-
-#include <boost/json.hpp>
 
 #include "bus/nats/jetstream.h"
 #include "core/clock.h"
