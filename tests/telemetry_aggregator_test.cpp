@@ -598,8 +598,7 @@ TEST(TelemetryAggregator, ATermMidBacklogCommitsAndAcksEveryBatchItHolds) {
   auto agg = aggregator(nats, db, {"--fetch-batch", "100", "--max-ack-pending", "10000", "--ack-wait", "60s"});
   auto processed = [&] {
     std::string m = http::Client().get(agg->url("/metrics")).value_or(http::ClientResponse{}).body;
-    size_t at = m.find("\nevents_processed_total{status=\"success\"} ");
-    return at == std::string::npos ? 0L : std::atol(m.c_str() + m.find(' ', at + 1) + 1);
+    return metric(m, R"(events_processed_total{status="success"})");
   };
   ASSERT_TRUE(eventually([&] { return processed() > 0; }, 20s));
   agg->proc->signal(SIGTERM);

@@ -285,11 +285,11 @@ int drained(const std::string& url, double limit_s) {
       first.reset();
       continue;
     }
+    if (first && events != std::get<0>(*first)) first.reset();  // more arrived: not drained
     if (!first) first.emplace(events, Clock::now(), busy_ticks());
     if (Clock::now() - std::get<1>(*first) > std::chrono::milliseconds(1100)) {
-      if (events == std::get<0>(*first)) rc = 0;
-      else first.reset();  // more arrived: it was not drained
-      if (rc == 0) break;
+      rc = 0;
+      break;
     }
   }
   auto [n, t1, c1] = first && rc == 0 ? *first : std::make_tuple(events, Clock::now(), busy_ticks());
@@ -548,7 +548,13 @@ int main(int argc, char** argv) {
     if (!s.is_ok() && s.code() != gantry::core::Code::kNotFound) return std::cerr << s.to_string() << "\n", 1;
     return 0;
   }
-  if (a.size() == 4 && a[1] == "drained") return drained(a[2], std::stod(a[3]));
+  if (a.size() == 4 && a[1] == "drained") {
+    try {
+      return drained(a[2], std::stod(a[3]));
+    } catch (const std::exception& e) {  // the aggregator went away mid-drain
+      return std::cerr << "drained: " << e.what() << "\n", 1;
+    }
+  }
   if (a.size() == 3 && a[1] == "lua") {
     lua(a[2]);
     return 0;
