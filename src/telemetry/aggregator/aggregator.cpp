@@ -57,21 +57,13 @@ struct Settings {
   uint16_t port = 9090;
   std::string nats_url = "nats://localhost:4222";
   DbSettings db;
-  Ms window_size{60'000};
-  Ms flush_delay{10'000};
+  FlushSettings flush;  // window_size, flush_*, diagnosis thresholds, retention
   Ms late_tolerance{120'000};
   int max_ack_pending = 1000;
   int max_deliver = 5;
   Ms ack_wait{30'000};
   int fetch_batch = 500;
   int consumers = 2;
-  Ms flush_every{1'000};
-  Ms flush_settle{1'000};
-  Ms flush_max_wait{60'000};
-  Thresholds thresholds;
-  Ms events_retention{7LL * 24 * 3'600'000};
-  Ms agg_retention{90LL * 24 * 3'600'000};
-  Ms retention_every{3'600'000};
   http::ServerOptions http;
 };
 
@@ -110,17 +102,7 @@ class Aggregator final : public core::runtime::HttpRole {
     std::string url = st_.db.connection_string();
     GANTRY_ASSIGN(mdb, pg::Connection::connect(url));
     GANTRY_RETURN_IF_ERROR(mdb->migrate(kMigrations).within("migrating the telemetry schema"));
-    flusher_ = std::make_unique<Flusher>(
-        FlushSettings{.window_size = st_.window_size,
-                      .flush_delay = st_.flush_delay,
-                      .flush_every = st_.flush_every,
-                      .flush_settle = st_.flush_settle,
-                      .flush_max_wait = st_.flush_max_wait,
-                      .thresholds = st_.thresholds,
-                      .events_retention = st_.events_retention,
-                      .agg_retention = st_.agg_retention,
-                      .retention_every = st_.retention_every},
-        std::move(mdb), [this] { refresh_queue_gauges(); });
+    flusher_ = std::make_unique<Flusher>(st_.flush, std::move(mdb), [this] { refresh_queue_gauges(); });
 
     GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-aggregator"}));
     js_ = std::move(js);
@@ -164,7 +146,7 @@ class Aggregator final : public core::runtime::HttpRole {
       lane->fetcher = std::thread([this, l = lane.get()] { fetch_loop(*l); });
     }
     flusher_->start();
-    lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.window_size.count())}});
+    lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.flush.window_size.count())}});
     return {};
   }
 
@@ -283,7 +265,7 @@ class Aggregator final : public core::runtime::HttpRole {
     Prepared p;
     p.msgs = std::move(batch);
     int64_t now = now_ms();
-    int64_t wsize = st_.window_size.count();
+    int64_t wsize = st_.flush.window_size.count();
     p.late_before = now - wsize - st_.late_tolerance.count();
     p.valid.reserve(p.msgs.size());
     p.lines.reserve(p.msgs.size());
@@ -438,9 +420,9 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("port", &st_.port, "listen port for /health /ready /metrics").flag("metrics-port").env("METRICS_PORT");
     s.add("nats_url", &st_.nats_url, "NATS server with JetStream").env("NATS_URL");
     telemetry::bind(s, &st_.db);
-    aggregator::bind(s, &st_.thresholds);
-    s.add("window_size", &st_.window_size, "aggregation window").env("WINDOW_SIZE").range(1000, 3'600'000);
-    s.add("flush_delay", &st_.flush_delay, "how long after a window ends it is flushed").env("FLUSH_DELAY").range(0, 3'600'000);
+    aggregator::bind(s, &st_.flush.thresholds);
+    s.add("window_size", &st_.flush.window_size, "aggregation window").env("WINDOW_SIZE").range(1000, 3'600'000);
+    s.add("flush_delay", &st_.flush.flush_delay, "how long after a window ends it is flushed").env("FLUSH_DELAY").range(0, 3'600'000);
     s.add("late_tolerance", &st_.late_tolerance, "events later than this are counted late (still applied)")
         .env("LATE_TOLERANCE")
         .range(0, 86'400'000);
@@ -451,16 +433,16 @@ class Factory final : public core::runtime::RoleFactory {
     s.add("consumers", &st_.consumers, "lanes fetching and committing in parallel, each with its own PostgreSQL connection")
         .env("AGGREGATOR_CONSUMERS")
         .range(1, 64);
-    s.add("flush_every", &st_.flush_every, "how often to look for windows due").range(10, 60'000);
-    s.add("flush_settle", &st_.flush_settle,
+    s.add("flush_every", &st_.flush.flush_every, "how often to look for windows due").range(10, 60'000);
+    s.add("flush_settle", &st_.flush.flush_settle,
           "a due window is recomputed once it has had no new events for this long (or has waited flush_max_wait)")
         .range(0, 3'600'000);
-    s.add("flush_max_wait", &st_.flush_max_wait,
+    s.add("flush_max_wait", &st_.flush.flush_max_wait,
           "longest a due window with events still arriving waits for its recomputation")
         .range(0, 3'600'000);
-    s.add("events_retention", &st_.events_retention, "events_seen rows older than this are deleted").range(60'000, 1e12);
-    s.add("agg_retention", &st_.agg_retention, "agg_1m rows older than this are deleted").range(60'000, 1e12);
-    s.add("retention_every", &st_.retention_every, "how often the retention job runs").range(1000, 1e11);
+    s.add("events_retention", &st_.flush.events_retention, "events_seen rows older than this are deleted").range(60'000, 1e12);
+    s.add("agg_retention", &st_.flush.agg_retention, "agg_1m rows older than this are deleted").range(60'000, 1e12);
+    s.add("retention_every", &st_.flush.retention_every, "how often the retention job runs").range(1000, 1e11);
     http::bind(s, &st_.http);
   }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
