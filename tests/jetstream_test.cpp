@@ -72,6 +72,58 @@ TEST(JetStream, PublishAckDedupAndPullConsumer) {
   EXPECT_TRUE(none->empty());  // acked messages are gone (work queue)
 }
 
+// A full batch puts the consumer in backlog mode (the next batch is requested whole and
+// collected once it has arrived): every message still comes once, in order, none is left
+// delivered and unacked, and once the backlog is gone a fetch returns what there is at once.
+TEST(JetStream, UnderABacklogFetchReturnsFullBatchesEachMessageOnceThenWhatThereIsAtOnce) {
+  std::string url = server_url("GANTRY_NATS_URL");
+  ASSERT_FALSE(url.empty());
+  auto js = JetStream::connect(url);
+  ASSERT_TRUE(js.is_ok()) << js.status().to_string();
+  std::string stream = unique("BACKLOG");
+  std::string subject = stream + ".events";
+  ASSERT_TRUE((*js)->ensure_stream(StreamSpec{stream, {subject}, /*work_queue=*/true, 24h}).is_ok());
+  constexpr int kBacklog = 2'500, kBatch = 500;
+  for (int i = 0; i < kBacklog; ++i) ASSERT_TRUE((*js)->publish(subject, std::to_string(i)).is_ok());
+  auto consumer = (*js)->pull_consumer(stream, subject, ConsumerSpec{"backlog", 3, 30s, 10'000});
+  ASSERT_TRUE(consumer.is_ok()) << consumer.status().to_string();
+
+  int next = 0;
+  for (int b = 0; b < kBacklog / kBatch; ++b) {
+    auto batch = (*consumer)->fetch(kBatch, 5s);
+    ASSERT_TRUE(batch.is_ok()) << batch.status().to_string();
+    ASSERT_EQ(batch->size(), static_cast<size_t>(kBatch)) << "batch " << b;
+    for (auto& m : *batch) {
+      EXPECT_EQ(m.data(), std::to_string(next++));
+      EXPECT_EQ(m.delivered(), 1u);
+      ASSERT_TRUE(m.ack_nowait().is_ok());
+    }
+  }
+  auto none = (*consumer)->fetch(kBatch, 300ms);  // still in backlog mode: waits, gets nothing
+  ASSERT_TRUE(none.is_ok()) << none.status().to_string();
+  EXPECT_TRUE(none->empty());
+
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*js)->publish(subject, "late " + std::to_string(i)).is_ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto few = (*consumer)->fetch(kBatch, 10s);
+  ASSERT_TRUE(few.is_ok()) << few.status().to_string();
+  ASSERT_EQ(few->size(), 3u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);  // at once, not at the 10 s timeout
+  for (auto& m : *few) ASSERT_TRUE(m.ack().is_ok());
+
+  // Nothing delivered and left unacked, nothing left to deliver.
+  bus::nats::ConsumerState st{};
+  for (int i = 0; i < 50; ++i) {
+    auto q = (*js)->consumer_state(stream, "backlog");
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    st = *q;
+    if (st.ack_pending == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(st.ack_pending, 0u);
+  EXPECT_EQ(st.pending, 0u);
+}
+
 TEST(JetStream, NakRedeliversTermDoesNot) {
   std::string url = server_url("GANTRY_NATS_URL");
   ASSERT_FALSE(url.empty());

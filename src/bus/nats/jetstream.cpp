@@ -2,6 +2,10 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
+#include <thread>
+
+#include "core/json.h"
 #include "core/log.h"
 
 namespace gantry::bus::nats {
@@ -74,12 +78,29 @@ PullConsumer::~PullConsumer() {
   if (sub_) natsSubscription_Destroy(sub_);
 }
 
-Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::milliseconds timeout) {
+int PullConsumer::pending() const {
+  int msgs = 0, bytes = 0;
+  return natsSubscription_GetPending(sub_, &msgs, &bytes) == NATS_OK ? msgs : 0;
+}
+
+Status PullConsumer::request(int batch, std::chrono::milliseconds expires) {
+  std::string body;
+  core::json::Writer(body)
+      .object()
+      .field("batch", static_cast<int64_t>(batch))
+      .field("expires", static_cast<int64_t>(std::chrono::nanoseconds(expires).count()))
+      .end();
+  return from(natsConnection_PublishRequest(nc_, next_subject_.c_str(), natsSubscription_GetSubject(sub_), body.data(),
+                                            static_cast<int>(body.size())),
+              "nats.fetch");
+}
+
+Result<std::vector<Message>> PullConsumer::take(int batch, std::chrono::milliseconds timeout) {
   natsMsgList list{};
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = natsSubscription_Fetch(&list, sub_, batch, ms(timeout), &jerr);
   std::vector<Message> out;
-  if (s == NATS_TIMEOUT) return out;  // nothing arrived: an outcome, not an error
+  if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return out;  // nothing arrived: an outcome, not an error
   if (s != NATS_OK) return from(s, "nats.fetch", jerr);
   out.reserve(static_cast<size_t>(list.Count));
   for (int i = 0; i < list.Count; ++i) {
@@ -88,6 +109,37 @@ Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::millise
   }
   natsMsgList_Destroy(&list);
   return out;
+}
+
+Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  // Backlog mode needs room for the request to expire before the deadline (below).
+  if (!backlog_ || next_subject_.empty() || timeout < std::chrono::milliseconds(50)) {
+    auto r = take(batch, timeout);
+    backlog_ = r.is_ok() && static_cast<int>(r->size()) == batch;
+    return r;
+  }
+  // Messages left from an earlier request count towards this batch. The request expires at the
+  // server 10 ms before the deadline, so what it sends has arrived when the deadline passes.
+  auto deadline = Clock::now() + timeout;
+  int have = pending();
+  if (have < batch) GANTRY_RETURN_IF_ERROR(request(batch - have, timeout - std::chrono::milliseconds(10)));
+  // Poll, not wait: 1 ms while messages arrive, backing off to 8 ms when none do.
+  auto step = std::chrono::milliseconds(1);
+  while ((have = pending()) < batch && Clock::now() < deadline) {
+    std::this_thread::sleep_for(step);
+    step = pending() > have ? std::chrono::milliseconds(1) : std::min(step * 2, std::chrono::milliseconds(8));
+  }
+  if (have == 0) {
+    backlog_ = false;
+    return std::vector<Message>{};
+  }
+  // The arrived messages are taken from the subscription's queue without a request; a status
+  // message among them (the request's expiry) leaves a few short, which cnats then asks for
+  // without waiting.
+  auto r = take(std::min(have, batch), std::chrono::milliseconds(50));
+  backlog_ = r.is_ok() && static_cast<int>(r->size()) == batch;
+  return r;
 }
 
 void JetStream::on_reconnected(natsConnection*, void* closure) {
@@ -212,7 +264,10 @@ Result<std::unique_ptr<PullConsumer>> JetStream::pull_consumer(const std::string
   natsSubscription* sub = nullptr;
   s = js_PullSubscribe(&sub, js_, subject.c_str(), c.durable.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) return from(s, "nats.pull_consumer " + c.durable, jerr);
-  return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
+  std::unique_ptr<PullConsumer> pc(new PullConsumer(sub));
+  pc->nc_ = nc_;
+  pc->next_subject_ = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + c.durable;
+  return pc;
 }
 
 Result<ConsumerState> JetStream::consumer_state(const std::string& stream, const std::string& durable) {
