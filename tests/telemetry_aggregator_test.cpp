@@ -13,6 +13,7 @@
 #include "core/http/client.h"
 #include "private_servers.h"
 #include "process.h"
+#include "telemetry/aggregator/flusher.h"
 #include "telemetry/streams.h"
 
 namespace gantry::testing {
@@ -484,8 +485,8 @@ TEST(TelemetryAggregator, MigrateTelemetryCreatesTheSchemaOnce) {
   ASSERT_TRUE(pg.is_ok());
   auto v = (*pg)->query("SELECT max(version), count(*) FROM schema_migrations");
   ASSERT_TRUE(v.is_ok());
-  EXPECT_EQ(v->int64(0, 0), 3);
-  EXPECT_EQ(v->int64(0, 1), 3);
+  EXPECT_EQ(v->int64(0, 0), 4);
+  EXPECT_EQ(v->int64(0, 1), 4);
   EXPECT_TRUE((*pg)->query("SELECT count(*) FROM agg_1m").is_ok());
   // Retention's index is a block range index (nearly free per insert), not a B-tree.
   auto am = (*pg)->query(
@@ -494,8 +495,52 @@ TEST(TelemetryAggregator, MigrateTelemetryCreatesTheSchemaOnce) {
   ASSERT_EQ(am->size(), 1);
   EXPECT_EQ(am->get(0, 0), "brin");
   EXPECT_TRUE((*pg)->query("SELECT marked_at, first_marked_at FROM agg_dirty").is_ok());
+  EXPECT_TRUE((*pg)->query("SELECT clients, targets, windows, marked_at FROM agg_marks").is_ok());
   Child unknown({kBin, "migrate", "fleet", "--db-url", db.url});
   EXPECT_EQ(unknown.wait(30s), 2);
+}
+
+// A batch marks its windows in one row of agg_marks; the flusher moves the committed rows into
+// agg_dirty (one mark per window, its first and latest time kept) and leaves a batch still in
+// its transaction for the next move.
+TEST(TelemetryAggregator, MovingMarksTakesCommittedBatchesOnceAndLeavesRunningOnes) {
+  FreshDatabase db("telemetry");
+  auto flusher = store::postgres::Connection::connect(db.url);
+  auto lane = store::postgres::Connection::connect(db.url);
+  ASSERT_TRUE(flusher.is_ok() && lane.is_ok());
+  ASSERT_TRUE((*flusher)->migrate(telemetry::aggregator::kMigrations).is_ok());
+  auto mark = [&](const std::string& clients, const std::string& windows, const std::string& at) {
+    return (*lane)->query("INSERT INTO agg_marks (clients, targets, windows, marked_at) VALUES ($1::text[], "
+                          "array_fill('https://a.example'::text, ARRAY[cardinality($1::text[])]), $2::bigint[], $3)",
+                          {clients, windows, at});
+  };
+  auto move = [&] {
+    auto n = telemetry::aggregator::move_marks(**flusher);
+    EXPECT_TRUE(n.is_ok()) << n.status().to_string();
+    return n.is_ok() ? *n : -1;
+  };
+  auto dirty = [&] {
+    auto r = (*flusher)->query(
+        "SELECT coalesce(string_agg(client_id || '@' || window_start_ts || ' ' || to_char(first_marked_at AT TIME ZONE 'UTC', 'MI:SS') || "
+        "'-' || to_char(marked_at AT TIME ZONE 'UTC', 'MI:SS'), ',' ORDER BY client_id, window_start_ts), '') FROM agg_dirty");
+    return r.is_ok() ? std::string(r->get(0, 0)) : std::string("error");
+  };
+
+  ASSERT_TRUE(mark("{a,b}", "{0,0}", "2026-12-04 10:00:01+00").is_ok());
+  ASSERT_TRUE(mark("{a}", "{60000}", "2026-12-04 10:00:02+00").is_ok());
+  ASSERT_TRUE(mark("{a}", "{0}", "2026-12-04 10:00:03+00").is_ok());  // a@0 again, later
+  ASSERT_TRUE((*lane)->exec("BEGIN").is_ok());
+  ASSERT_TRUE(mark("{c}", "{0}", "2026-12-04 10:00:04+00").is_ok());  // not committed yet
+  EXPECT_EQ(move(), 3);
+  EXPECT_EQ(dirty(), "a@0 00:01-00:03,a@60000 00:02-00:02,b@0 00:01-00:01");
+  EXPECT_EQ(move(), 0);  // moved once
+  ASSERT_TRUE((*lane)->exec("COMMIT").is_ok());
+  ASSERT_TRUE(mark("{b}", "{0}", "2026-12-04 10:00:05+00").is_ok());
+  EXPECT_EQ(move(), 2);
+  EXPECT_EQ(dirty(), "a@0 00:01-00:03,a@60000 00:02-00:02,b@0 00:01-00:05,c@0 00:04-00:04");
+  auto left = (*flusher)->query("SELECT count(*) FROM agg_marks");
+  ASSERT_TRUE(left.is_ok());
+  EXPECT_EQ(left->int64(0, 0), 0);
 }
 
 TEST(TelemetryAggregator, RetentionDeletesOldWindows) {

@@ -2,19 +2,20 @@
 //
 // How exactly-once holds across a kill -9 at any moment:
 //   1. A fetched batch is written in one transaction: COPY'd into events_seen (its
-//      measurements included) and its windows into agg_dirty. A batch holding an event stored
-//      before fails that COPY on the event_id key; it is then rolled back to a savepoint and
-//      written through a staging table with INSERT … ON CONFLICT DO NOTHING, which skips the
-//      stored ones. Only after the commit are the messages acked. A crash before the commit
-//      redelivers them; after it, the redelivered copies conflict and are acked as duplicates.
+//      measurements included), and its windows in one row of agg_marks. A batch holding an
+//      event stored before fails that COPY on the event_id key; it is then rolled back to a
+//      savepoint and written through a staging table with INSERT … ON CONFLICT DO NOTHING,
+//      which skips the stored ones. Only after the commit are the messages acked. A crash
+//      before the commit redelivers them; after it, the redelivered copies conflict and are
+//      acked as duplicates.
 //   2. A window's agg_1m row is a pure function of its events in events_seen, recomputed in SQL
 //      (percentile_cont is the spec's interpolation at p/100 x (n-1)) by the flusher, which
-//      deletes the dirty mark in the same transaction. A late event marks its window dirty
-//      again, so the stored row always covers all of the window's events. A due window still
-//      getting events (a backlog draining) is recomputed once they settle, or every
-//      flush_max_wait, not at every flush.
-// Several aggregators may share the consumer; the flusher takes dirty windows FOR UPDATE
-// SKIP LOCKED.
+//      moves committed marks into agg_dirty and deletes a window's mark in the transaction that
+//      recomputes it. A late event marks its window dirty again, so the stored row always
+//      covers all of the window's events. A due window still getting events (a backlog
+//      draining) is recomputed once they settle, or every flush_max_wait, not at every flush.
+// Several aggregators may share the consumer; their flushers take turns moving marks and take
+// dirty windows FOR UPDATE SKIP LOCKED.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -313,7 +314,7 @@ class Aggregator final : public core::runtime::HttpRole {
             mt.emplace_back(std::get<1>(w));
             mw.emplace_back(std::to_string(std::get<2>(w)));
           }
-          return mark_dirty(db, mc, mt, mw);
+          return mark_windows(db, mc, mt, mw);
         }
         if (copied.status().code() != core::Code::kAlreadyExists) return copied.status();
         GANTRY_RETURN_IF_ERROR(db.exec("ROLLBACK TO SAVEPOINT direct"));
@@ -336,7 +337,7 @@ class Aggregator final : public core::runtime::HttpRole {
         mt.emplace_back(std::string(r.get(i, 1)));
         mw.emplace_back(std::string(r.get(i, 2)));
       }
-      return mark_dirty(db, mc, mt, mw);
+      return mark_windows(db, mc, mt, mw);
     });
     if (!s.is_ok()) return s;
     if (created) lane.staging_generation = created;
@@ -353,10 +354,10 @@ class Aggregator final : public core::runtime::HttpRole {
     return {};
   }
 
-  static Status mark_dirty(pg::Connection& db, std::span<const std::optional<std::string>> clients,
+  static Status mark_windows(pg::Connection& db, std::span<const std::optional<std::string>> clients,
                            std::span<const std::optional<std::string>> targets,
                            std::span<const std::optional<std::string>> windows) {
-    return db.query(kMarkDirty, {pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(windows)})
+    return db.query(kMarkWindows, {pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(windows)})
         .status();
   }
 

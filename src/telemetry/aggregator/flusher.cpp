@@ -23,8 +23,10 @@ Flusher::Flusher(FlushSettings s, std::unique_ptr<pg::Connection> db, std::funct
     : st_(std::move(s)),
       db_(std::move(db)),
       every_second_(std::move(every_second)),
-      seconds_(core::metrics::Registry::global().histogram("window_flush_duration_seconds", "one flush transaction",
-                                                           {"status"})) {}
+      seconds_(core::metrics::Registry::global().histogram(
+          "window_flush_duration_seconds",
+          "one flush transaction, by step: marks (moving batch marks into agg_dirty) or windows (recomputing)",
+          {"step", "status"})) {}
 
 Flusher::~Flusher() {
   {
@@ -47,6 +49,7 @@ size_t Flusher::stop_and_flush_all() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   size_t n = 0;
+  (void)move_marks();  // (logged) the windows marked before are flushed all the same
   for (int i = 0; i < 1000; ++i) {
     auto r = flush(/*all=*/true);
     if (!r.is_ok() || *r == 0) break;
@@ -61,6 +64,7 @@ void Flusher::loop() {
   auto next_second = next_retention + Ms(1000);
   while (!cv_.wait_for(lk, st_.flush_every, [&] { return stopping_; })) {
     lk.unlock();
+    (void)move_marks();  // (logged) the windows marked before are flushed all the same
     for (;;) {
       auto r = flush(/*all=*/false);
       if (!r.is_ok() || *r < kFlushBatch) break;
@@ -96,6 +100,28 @@ void Flusher::retention() {
   if (deleted > 0) lg.info("retention removed old rows", {{"rows", deleted}});
 }
 
+core::Result<int64_t> move_marks(pg::Connection& db) {
+  int64_t moved = 0;
+  Status s = db.transaction([&]() -> Status {
+    GANTRY_RETURN_IF_ERROR(db.query("SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(kMoveMarksLock)}).status());
+    GANTRY_ASSIGN(r, db.query(kMoveMarks));
+    moved = r.int64(0, 0);
+    return {};
+  });
+  if (!s.is_ok()) return s;
+  return moved;
+}
+
+Status Flusher::move_marks() {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = aggregator::move_marks(*db_);
+  up_ = db_->healthy();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds_.with({"marks", r.is_ok() ? "ok" : "error"}).observe(secs);
+  if (!r.is_ok()) lg.error("moving window marks failed; will retry", {{"error", r.status().to_string()}});
+  return r.status();
+}
+
 core::Result<size_t> Flusher::flush(bool all) {
   auto t0 = std::chrono::steady_clock::now();
   int64_t due = all ? INT64_MAX : now_ms() - st_.window_size.count() - st_.flush_delay.count();
@@ -114,7 +140,7 @@ core::Result<size_t> Flusher::flush(bool all) {
   });
   up_ = db_->healthy();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  seconds_.with({s.is_ok() ? "ok" : "error"}).observe(secs);
+  seconds_.with({"windows", s.is_ok() ? "ok" : "error"}).observe(secs);
   if (!s.is_ok()) {
     lg.error("flush failed; will retry", {{"error", s.to_string()}});
     return s;

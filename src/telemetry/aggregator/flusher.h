@@ -1,5 +1,6 @@
-// The aggregator's flusher: recomputes the agg_1m row of every due dirty window from all of
-// its events (and labels it), and runs the retention deletes. Its own thread and its own
+// The aggregator's flusher: moves the windows marked by committed batches into agg_dirty,
+// recomputes the agg_1m row of every due dirty window from all of its events (and labels it),
+// and runs the retention deletes. Its own thread and its own
 // PostgreSQL connection; any number of aggregators may flush the same database (windows are
 // taken FOR UPDATE SKIP LOCKED).
 #pragma once
@@ -32,6 +33,10 @@ struct FlushSettings {
   std::chrono::milliseconds retention_every{3'600'000};
 };
 
+// Moves the marks of committed batches (agg_marks) into agg_dirty, in a transaction of its own;
+// returns how many windows were marked (kMoveMarks).
+core::Result<int64_t> move_marks(store::postgres::Connection& db);
+
 class Flusher {
  public:
   // `every_second` runs on the flusher's thread about once a second (the aggregator's queue
@@ -51,11 +56,13 @@ class Flusher {
  private:
   void loop();
   void retention();
+  // aggregator::move_marks(), timed and logged.
+  core::Status move_marks();
   // Recomputes up to kFlushBatch due windows (all dirty ones when `all`); returns how many.
   core::Result<size_t> flush(bool all);
 
-  // Windows per flush transaction. Small: a lane marking a window the flush holds waits for
-  // that transaction to end, so a long one stalls the lanes (1,000 windows took ~2 s).
+  // Windows per flush transaction. Small: moving a mark of a window the flush holds waits for
+  // that transaction to end (1,000 windows took ~2 s).
   static constexpr size_t kFlushBatch = 100;
 
   FlushSettings st_;

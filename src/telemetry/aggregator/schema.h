@@ -102,6 +102,18 @@ ALTER TABLE agg_dirty
 DROP INDEX events_seen_created;
 CREATE INDEX events_seen_created ON events_seen USING brin (created_at);
 )sql"},
+    {4, "a batch marks its windows in one row", R"sql(
+-- Each batch's transaction appends one row naming the windows its events fall in; the flusher
+-- moves them into agg_dirty (kMoveMarks). One insert per batch and no key: lanes take no row
+-- lock and never wait on each other or on a flush. Upserting ~1,000 marks per batch into
+-- agg_dirty under a lock was a fifth of PostgreSQL's work per event.
+CREATE TABLE agg_marks (
+  clients TEXT[] NOT NULL,
+  targets TEXT[] NOT NULL,
+  windows BIGINT[] NOT NULL,
+  marked_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+)sql"},
 };
 
 // A batch's events go straight into events_seen by COPY (kCopyEvents, under a savepoint). COPY
@@ -142,26 +154,35 @@ SELECT client_id, target, window_start_ts, (SELECT count(*) FROM ins), count(*) 
 )sql";
 
 // $1..$3: arrays of client_id, target, window_start_ts. Marks those windows dirty, in the same
-// transaction as their events.
-//
-// DO UPDATE, not DO NOTHING: it records when the window last got events (the flusher waits for
-// it to settle; to 250 ms: a mark set more recently is not rewritten, which halves the cost of
-// this statement while a backlog drains), and it locks an existing mark (whether or not its
-// WHERE holds), so a flush cannot take (and delete)
-// that mark while these events are uncommitted and invisible to it; the flush skips the
-// locked mark, or, holding it already, makes this wait and then insert a fresh one.
-//
-// The transaction-scoped advisory lock serialises this last step between lanes and between
-// aggregator processes sharing the database (taken only after the events are in, so those
-// inserts still run in parallel): two transactions upserting overlapping marks in different
-// orders deadlock, and PostgreSQL then aborts one batch, which is redelivered.
-inline constexpr const char* kMarkDirty = R"sql(
-INSERT INTO agg_dirty (client_id, target, window_start_ts)
-SELECT m.c, m.t, m.w FROM (SELECT pg_advisory_xact_lock(7411020431)) l,
-  unnest($1::text[], $2::text[], $3::bigint[]) AS m(c, t, w)
-ON CONFLICT (client_id, target, window_start_ts) DO UPDATE SET marked_at = now()
-  WHERE agg_dirty.marked_at < now() - interval '250 milliseconds'
+// transaction as their events: the flusher moves the row into agg_dirty only once it is
+// committed, so a mark never precedes its events.
+inline constexpr const char* kMarkWindows =
+    "INSERT INTO agg_marks (clients, targets, windows) VALUES ($1::text[], $2::text[], $3::bigint[])";
+
+// Moves the committed batch marks into agg_dirty (a window's first mark is kept, its latest
+// one updated: the flusher waits for a window to settle) and returns how many windows were
+// marked. A batch committing meanwhile is not in this statement's snapshot, so the DELETE leaves
+// its row for the next move. Windows are upserted in key order, and the caller holds a
+// transaction advisory lock: moves by several aggregators take turns instead of deadlocking.
+// Upserting a window that a flush holds waits for that flush to commit, which deletes the old
+// mark; the new one is inserted after, for the events the flush did not see.
+inline constexpr const char* kMoveMarks = R"sql(
+WITH batch AS (
+  DELETE FROM agg_marks RETURNING clients, targets, windows, marked_at
+), win AS (
+  SELECT m.c, m.t, m.w, min(b.marked_at) AS first_marked_at, max(b.marked_at) AS marked_at
+  FROM batch b, unnest(b.clients, b.targets, b.windows) AS m(c, t, w)
+  GROUP BY 1, 2, 3
+), up AS (
+  INSERT INTO agg_dirty (client_id, target, window_start_ts, first_marked_at, marked_at)
+  SELECT c, t, w, first_marked_at, marked_at FROM win ORDER BY 1, 2, 3
+  ON CONFLICT (client_id, target, window_start_ts)
+    DO UPDATE SET marked_at = greatest(agg_dirty.marked_at, EXCLUDED.marked_at)
+  RETURNING 1
+)
+SELECT count(*) FROM up
 )sql";
+inline constexpr int64_t kMoveMarksLock = 7411020431;
 
 // $1: newest window_start_ts that is due; $2: most windows; $3: settle time and $4: longest
 // wait, in ms; $5: every dirty window at once (shutdown). Recomputes the rows of due windows
