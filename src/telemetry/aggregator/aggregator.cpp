@@ -355,8 +355,8 @@ class Aggregator final : public core::runtime::HttpRole {
   }
 
   static Status mark_windows(pg::Connection& db, std::span<const std::optional<std::string>> clients,
-                           std::span<const std::optional<std::string>> targets,
-                           std::span<const std::optional<std::string>> windows) {
+                             std::span<const std::optional<std::string>> targets,
+                             std::span<const std::optional<std::string>> windows) {
     return db.query(kMarkWindows, {pg::array_literal(clients), pg::array_literal(targets), pg::array_literal(windows)})
         .status();
   }

@@ -1,8 +1,8 @@
 // The aggregator's flusher: moves the windows marked by committed batches into agg_dirty,
 // recomputes the agg_1m row of every due dirty window from all of its events (and labels it),
-// and runs the retention deletes. Its own thread and its own
-// PostgreSQL connection; any number of aggregators may flush the same database (windows are
-// taken FOR UPDATE SKIP LOCKED).
+// and runs the retention deletes. Its own thread and its own PostgreSQL connection; any number
+// of aggregators may flush the same database (moves take turns, windows are taken FOR UPDATE
+// SKIP LOCKED).
 #pragma once
 
 #include <atomic>

@@ -182,6 +182,9 @@ WITH batch AS (
 )
 SELECT count(*) FROM up
 )sql";
+
+// The key the lanes of earlier versions took to upsert their marks into agg_dirty: while old
+// and new aggregators share a database, their upserts and these moves take turns too.
 inline constexpr int64_t kMoveMarksLock = 7411020431;
 
 // $1: newest window_start_ts that is due; $2: most windows; $3: settle time and $4: longest
