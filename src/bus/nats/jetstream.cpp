@@ -126,9 +126,11 @@ Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::millise
   if (have < batch) GANTRY_RETURN_IF_ERROR(request(batch - have, timeout - std::chrono::milliseconds(10)));
   // Poll, not wait: 1 ms while messages arrive, backing off to 8 ms when none do.
   auto step = std::chrono::milliseconds(1);
-  while ((have = pending()) < batch && Clock::now() < deadline) {
+  while (have < batch && Clock::now() < deadline) {
     std::this_thread::sleep_for(step);
-    step = pending() > have ? std::chrono::milliseconds(1) : std::min(step * 2, std::chrono::milliseconds(8));
+    int now = pending();
+    step = now > have ? std::chrono::milliseconds(1) : std::min(step * 2, std::chrono::milliseconds(8));
+    have = now;
   }
   if (have == 0) {
     backlog_ = false;
