@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "core/metrics.h"
 #include "core/status.h"
 
 namespace gantry::testing {
@@ -51,14 +52,18 @@ bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(1
   return pred();
 }
 
-// The value of a metric series line ("name{labels} value") in Prometheus text; -1 when absent.
+// The value of a metric series ("name" or "name{labels}", labels as exposed) in Prometheus
+// text; -1 when absent.
 inline double metric(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return -1;
+  double found = -1;
+  bool done = false;
+  core::metrics::for_each_sample(text, [&](const core::metrics::Sample& s) {
+    if (done) return;
+    std::string key(s.name);
+    if (!s.labels.empty()) key += "{" + std::string(s.labels) + "}";
+    if (key == series) found = s.value, done = true;
+  });
+  return found;
 }
 
 }  // namespace gantry::testing

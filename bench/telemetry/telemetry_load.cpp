@@ -51,6 +51,7 @@
 #include <boost/beast/http.hpp>
 
 #include "bus/nats/jetstream.h"
+#include "core/metrics.h"
 #include "bus/nats/publisher.h"
 #include "store/postgres/pg.h"
 
@@ -235,17 +236,9 @@ int consume(const std::string& url, uint64_t n, const std::string& prefix, int f
 template <class Keep>
 double metric_sum(std::string_view page, std::string_view family, Keep keep) {
   double sum = 0;
-  for (size_t at = 0; at < page.size();) {
-    size_t eol = page.find('\n', at);
-    std::string_view line = page.substr(at, eol == std::string_view::npos ? std::string_view::npos : eol - at);
-    at = eol == std::string_view::npos ? page.size() : eol + 1;
-    if (!line.starts_with(family)) continue;
-    std::string_view rest = line.substr(family.size());
-    if (rest.empty() || (rest[0] != ' ' && rest[0] != '{')) continue;
-    size_t sp = rest.rfind(' ');
-    if (sp == std::string_view::npos || !keep(rest.substr(0, sp))) continue;
-    sum += std::strtod(std::string(rest.substr(sp + 1)).c_str(), nullptr);
-  }
+  gantry::core::metrics::for_each_sample(page, [&](const gantry::core::metrics::Sample& s) {
+    if (s.name == family && keep(s.labels)) sum += s.value;
+  });
   return sum;
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -336,6 +337,37 @@ void register_process_metrics(Registry& r) {
     getrlimit(RLIMIT_NOFILE, &rl);
     return static_cast<double>(rl.rlim_cur);
   });
+}
+
+void for_each_sample(std::string_view page, const std::function<void(const Sample&)>& f) {
+  for (size_t at = 0; at < page.size();) {
+    size_t eol = page.find('\n', at);
+    std::string_view line = page.substr(at, eol == std::string_view::npos ? std::string_view::npos : eol - at);
+    at = eol == std::string_view::npos ? page.size() : eol + 1;
+    if (line.empty() || line[0] == '#') continue;
+    Sample s;
+    size_t end = line.find_first_of(" {");
+    if (end == 0 || end == std::string_view::npos) continue;
+    s.name = line.substr(0, end);
+    if (line[end] == '{') {  // to the closing brace outside quotes
+      bool quoted = false;
+      size_t i = end + 1;
+      for (; i < line.size(); ++i) {
+        if (quoted && line[i] == '\\') ++i;
+        else if (line[i] == '"') quoted = !quoted;
+        else if (!quoted && line[i] == '}') break;
+      }
+      if (i >= line.size()) continue;
+      s.labels = line.substr(end + 1, i - end - 1);
+      end = i + 1;
+    }
+    if (end >= line.size() || line[end] != ' ') continue;
+    std::string value(line.substr(end + 1, line.find(' ', end + 1) - end - 1));  // a timestamp may follow
+    char* stop = nullptr;
+    s.value = std::strtod(value.c_str(), &stop);
+    if (value.empty() || *stop) continue;
+    f(s);
+  }
 }
 
 }  // namespace gantry::core::metrics

@@ -164,4 +164,16 @@ void register_process_metrics(Registry& r);
 // Appends a metric value the way Prometheus writes it (integers without a fraction, +Inf, NaN).
 void append_number(double v, std::string& out);
 
+// One sample line of a text exposition read back, for what scrapes a role (tests, benchmarks).
+// `labels` is what stands between the braces, as written (escapes kept); empty without braces.
+struct Sample {
+  std::string_view name;
+  std::string_view labels;
+  double value = 0;
+};
+
+// Calls f for every sample line of `page`, in order; comments, blank lines and lines that are
+// not samples are skipped. A label value may hold spaces, braces and escaped quotes.
+void for_each_sample(std::string_view page, const std::function<void(const Sample&)>& f);
+
 }  // namespace gantry::core::metrics

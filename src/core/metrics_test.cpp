@@ -51,6 +51,29 @@ TEST(Metrics, ExpositionText) {
             "d_label{v=\"a\\\"b\\\\c\\nd\"} 1\n");
 }
 
+TEST(Metrics, ExpositionReadsBackSampleBySample) {
+  Registry r;
+  r.counter("b_requests_total", "Requests.", {"code", "path"}).with({"200", "/a b} \"c\""}).inc(3);
+  r.histogram("a_seconds", "Latency.", {}, {0.5}).get().observe(0.25);
+  r.gauge("c_depth", "Depth.").get().set(-2.5);
+  std::string page = r.expose() + "\nnot a sample\nx{unclosed=\"1} 2\ny 1 1700000000000\nz NaNo\n";
+  std::vector<std::string> seen;
+  for_each_sample(page, [&](const Sample& s) {
+    std::string v;
+    append_number(s.value, v);
+    seen.push_back(std::string(s.name) + "|" + std::string(s.labels) + "|" + v);
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "a_seconds_bucket|le=\"0.5\"|1",
+                      "a_seconds_bucket|le=\"+Inf\"|1",
+                      "a_seconds_sum||0.25",
+                      "a_seconds_count||1",
+                      "b_requests_total|code=\"200\",path=\"/a b} \\\"c\\\"\"|3",
+                      "c_depth||-2.5",
+                      "y||1",  // a timestamp after the value
+                  }));
+}
+
 TEST(Metrics, SameNameSameFamilyConflictThrows) {
   Registry r;
   auto& a = r.counter("x_total", "X.", {"l"});
