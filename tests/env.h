@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -55,15 +56,14 @@ bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(1
 // The value of a metric series ("name" or "name{labels}", labels as exposed) in Prometheus
 // text; -1 when absent.
 inline double metric(const std::string& text, const std::string& series) {
-  double found = -1;
-  bool done = false;
+  size_t brace = series.find('{');
+  std::string_view name = std::string_view(series).substr(0, brace);
+  std::string_view labels = brace == std::string::npos ? std::string_view() : std::string_view(series).substr(brace + 1, series.size() - brace - 2);
+  std::optional<double> found;
   core::metrics::for_each_sample(text, [&](const core::metrics::Sample& s) {
-    if (done) return;
-    std::string key(s.name);
-    if (!s.labels.empty()) key += "{" + std::string(s.labels) + "}";
-    if (key == series) found = s.value, done = true;
+    if (!found && s.name == name && s.labels == labels) found = s.value;
   });
-  return found;
+  return found.value_or(-1);
 }
 
 }  // namespace gantry::testing

@@ -51,8 +51,8 @@
 #include <boost/beast/http.hpp>
 
 #include "bus/nats/jetstream.h"
-#include "core/metrics.h"
 #include "bus/nats/publisher.h"
+#include "core/metrics.h"
 #include "store/postgres/pg.h"
 
 namespace asio = boost::asio;
