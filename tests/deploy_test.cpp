@@ -22,12 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kRepo = GANTRY_SOURCE_DIR;
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The metric names running roles expose: Telemetry's `gantry ingest` and `gantry aggregator`
 // (on a private nats-server and a fresh database) and Fleet's controller, agent and worker
@@ -117,7 +111,7 @@ TEST(Deploy, PrometheusRulesPassPromtoolAndQueryRealMetrics) {
     Child check({"promtool", "check", "rules", e.path().string()});
     EXPECT_EQ(check.wait(std::chrono::seconds(30)), 0) << check.out() << check.err();
     std::regex expr_line(R"(expr:\s*(.+))");
-    std::string text = read(e.path());
+    std::string text = read_file(e.path());
     for (std::sregex_iterator it(text.begin(), text.end(), expr_line), end; it != end; ++it)
       for (const std::string& m : metrics_in((*it)[1])) EXPECT_TRUE(known.count(m)) << e.path() << ": no such metric " << m;
   }
@@ -130,7 +124,7 @@ TEST(Deploy, GrafanaDashboardsAreValidAndQueryRealMetrics) {
   for (auto& e : fs::directory_iterator(kRepo / "deploy" / "grafana")) {
     ++files;
     boost::system::error_code ec;
-    auto v = boost::json::parse(read(e.path()), ec);
+    auto v = boost::json::parse(read_file(e.path()), ec);
     ASSERT_FALSE(ec) << e.path() << ": " << ec.message();
     ASSERT_TRUE(v.as_object().contains("panels"));
     int targets = 0;

@@ -3,9 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -15,6 +23,35 @@
 namespace gantry::testing {
 
 using core::Status;
+
+// The gantry binary the build wrote, which the tests start as processes.
+inline constexpr const char* kBin = GANTRY_BINARY;
+
+// A name no other run of the tests uses (streams, queues, keys, databases): prefix, pid and a
+// random number.
+inline std::string unique(const std::string& prefix) {
+  return prefix + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000);
+}
+
+// A file's whole content; empty when it cannot be read.
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Milliseconds since the Unix epoch, as telemetry events carry them.
+inline int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The i-th of a series of valid, distinct UUIDs (event ids).
+inline std::string uuid(int i) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
+  return buf;
+}
 
 // The value of a GANTRY_*_URL variable. Missing means the tests were run without servers,
 // which is a failure (never a skip): run them with `make test`, or after

@@ -27,8 +27,7 @@ using namespace std::chrono_literals;
 namespace http = core::http;
 namespace json = boost::json;
 
-constexpr const char* kBin = GANTRY_BINARY;
-using Env = std::map<std::string, std::string>;
+using EnvVars = std::map<std::string, std::string>;
 const http::Headers kAdmin = {{"Authorization", "Basic " + std::string("YWRtaW46cGFzc3dvcmQ=")}};  // admin:password
 const http::Headers kAgentBasic = {{"Authorization", "Basic " + std::string("YWdlbnQ6YWdlbnRwYXNz")}};  // agent:agentpass
 
@@ -153,8 +152,8 @@ struct Pair {
 };
 
 // The target a worker hits: HTML, and the headers of the last request (to see the proxy's Via).
-struct Target {
-  Target() {
+struct WorkerTarget {
+  WorkerTarget() {
     auto router = std::make_shared<http::Router>();
     router->get("/page", [this](const http::Request& q, http::Response& out) {
       {
@@ -194,7 +193,7 @@ TEST(FleetController, AcceptsTheUrlsTheOriginalAcceptedAndStoresThemEncoded) {
 }
 
 TEST(FleetController, RegistersAnswers200Then304AndServesBothIntervalSpellings) {
-  Controller c(Env{{"POLL_INTERVAL", "17"}});
+  Controller c(EnvVars{{"POLL_INTERVAL", "17"}});
   EXPECT_EQ(call(http::Method::kGet, c.url() + "/health").body, R"({"status":"healthy"})");
   Registered a = register_agent(c.url());
   ASSERT_FALSE(a.token.empty());
@@ -574,7 +573,7 @@ TEST(FleetWorker, HitsDirectlyAndThroughAProxy) {
   std::string proxy = server_url("GANTRY_PROXY_URL");
   ASSERT_FALSE(proxy.empty());
   auto [phost, pport] = host_port(proxy);
-  Target target;
+  WorkerTarget target;
   Role w("worker", {});
 
   auto none = call(http::Method::kPost, w.url() + "/hit");
@@ -627,7 +626,7 @@ TEST(FleetWorker, HitsDirectlyAndThroughAProxy) {
 }
 
 TEST(FleetAgent, FirstFetchReachesTheWorkerAndTokenLossReregisters) {
-  Controller c(Env{{"POLL_INTERVAL", "1"}});
+  Controller c(EnvVars{{"POLL_INTERVAL", "1"}});
   std::string etag = post_config(c.url(), "http://example.com/first");
   Pair p(c.url());
   // The original left the worker idle until the next change; ours gets the current version.
@@ -663,7 +662,7 @@ TEST(FleetAgent, FirstFetchReachesTheWorkerAndTokenLossReregisters) {
 }
 
 TEST(FleetAgent, ForwardingRetriesUntilTheWorkerIsUp) {
-  Controller c(Env{{"POLL_INTERVAL", "1"}});
+  Controller c(EnvVars{{"POLL_INTERVAL", "1"}});
   std::string etag = post_config(c.url(), "http://example.com/late-worker");
   uint16_t wport = http::testing::free_loopback_port();
   Role agent("agent",
@@ -754,7 +753,7 @@ TEST(FleetAgent, NewVersionsArriveByRedisPushByLongPollAndByFallbackPoll) {
   EXPECT_TRUE(eventually([&] { return pushes(p1) > before; }, 5s));
 
   // An agent that listens on Redis where nobody publishes still converges by its fallback poll.
-  Controller quiet(Env{{"POLL_INTERVAL", "20"}});
+  Controller quiet(EnvVars{{"POLL_INTERVAL", "20"}});
   auto fenv = redis_env;
   fenv["AGENT_FALLBACK_POLL_INTERVAL"] = "1s";
   Pair f(quiet.url(), fenv);

@@ -21,7 +21,6 @@ using bus::nats::PubAck;
 using bus::nats::StreamSpec;
 using core::Code;
 
-std::string unique(const std::string& p) { return p + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000); }
 
 TEST(JetStream, PublishAckDedupAndPullConsumer) {
   std::string url = server_url("GANTRY_NATS_URL");

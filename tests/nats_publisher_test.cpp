@@ -24,7 +24,6 @@ using bus::nats::PubAck;
 using bus::nats::StreamSpec;
 using core::Code;
 
-std::string unique(const std::string& p) { return p + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 100000); }
 
 // A publisher on its own io_context thread, the way a server worker runs it.
 struct Loop {

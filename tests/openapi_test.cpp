@@ -23,12 +23,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 const fs::path kApi = fs::path(GANTRY_SOURCE_DIR) / "api";
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Every HTTP role the platform ships. `hello` is left out on purpose: it is a fixture for
 // smoke tests, benchmarks and the demo, with routes that change with its flags, not an API.
@@ -128,7 +122,7 @@ TEST(OpenApi, EveryRunningRoleServesItsDocumentListingExactlyItsRoutes) {
     auto served = client.get(base + "/openapi.json");
     ASSERT_TRUE(served.is_ok()) << served.status().to_string();
     EXPECT_EQ(served->status, 200);
-    std::string file = read(kApi / (role + ".openapi.json"));
+    std::string file = read_file(kApi / (role + ".openapi.json"));
     EXPECT_EQ(served->body, file) << "what " << role << " serves differs from api/" << role << ".openapi.json";
     boost::system::error_code ec;
     boost::json::value doc = boost::json::parse(file, ec);

@@ -30,7 +30,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace http = core::http;
 namespace pg = store::postgres;
-constexpr const char* kBin = GANTRY_BINARY;
 const std::string kServers = std::string(GANTRY_SOURCE_DIR) + "/scripts/servers";
 
 std::string random_tag() {
@@ -40,7 +39,7 @@ std::string random_tag() {
   return buf;
 }
 
-Ran rabbitmqctl(std::vector<std::string> args) {
+Ran rabbitmqctl_run(std::vector<std::string> args) {
   std::vector<std::string> argv{"bash", kServers, "rabbitmqctl"};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, {}, 60s);
@@ -139,7 +138,7 @@ struct Orchestrator {
   std::unique_ptr<Child> proc;
 };
 
-http::ClientResponse call(http::Method m, const std::string& url, std::string body = {}, std::string user = "admin",
+http::ClientResponse api_call(http::Method m, const std::string& url, std::string body = {}, std::string user = "admin",
                           std::string password = "password") {
   static http::Client c;
   http::ClientRequest req;
@@ -154,7 +153,7 @@ http::ClientResponse call(http::Method m, const std::string& url, std::string bo
 }
 
 std::string create(const Orchestrator& o, const std::string& name, bool enabled = true) {
-  auto r = call(http::Method::kPost, o.url("/domains"),
+  auto r = api_call(http::Method::kPost, o.url("/domains"),
                 R"({"name":")" + name + R"(","companyname":"Acme","enabled":)" + (enabled ? "true" : "false") + "}");
   EXPECT_EQ(r.status, 201) << r.body;
   auto v = boost::json::parse(r.body);
@@ -173,25 +172,25 @@ TEST(Orchestrator, DeclaresTheScannersTopologyAndKicksOnceWithTheSpecsBody) {
   Deployment d;
   d.services = {"asmm8", "naabum8", "katanam8", "num8"};
   std::string vhost = "orch-" + d.tag;
-  ASSERT_EQ(rabbitmqctl({"add_vhost", vhost}).status, 0);
-  ASSERT_EQ(rabbitmqctl({"set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"}).status, 0);
+  ASSERT_EQ(rabbitmqctl_run({"add_vhost", vhost}).status, 0);
+  ASSERT_EQ(rabbitmqctl_run({"set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"}).status, 0);
   struct Drop {
     std::string vhost;
-    ~Drop() { rabbitmqctl({"delete_vhost", vhost}); }
+    ~Drop() { rabbitmqctl_run({"delete_vhost", vhost}); }
   } drop{vhost};
   std::string amqp = d.amqp_url + "/" + vhost;
   Orchestrator o(d, {}, amqp);
 
-  auto queues = rabbitmqctl({"list_queues", "-p", vhost, "name", "arguments", "durable", "--no-table-headers", "-q"});
+  auto queues = rabbitmqctl_run({"list_queues", "-p", vhost, "name", "arguments", "durable", "--no-table-headers", "-q"});
   ASSERT_EQ(queues.status, 0) << queues.err;
   for (auto& svc : d.services)
     EXPECT_NE(queues.out.find("q" + svc + "\t[{\"x-max-length\",1},{\"x-overflow\",\"reject-publish\"}]\ttrue"), std::string::npos)
         << queues.out;
-  auto exchanges = rabbitmqctl({"list_exchanges", "-p", vhost, "name", "type", "durable", "auto_delete", "internal",
+  auto exchanges = rabbitmqctl_run({"list_exchanges", "-p", vhost, "name", "type", "durable", "auto_delete", "internal",
                                 "--no-table-headers", "-q"});
   for (const char* ex : {"cptm8", "scheduler", "notification"})
     EXPECT_NE(exchanges.out.find(std::string(ex) + "\ttopic\ttrue\tfalse\tfalse"), std::string::npos) << exchanges.out;
-  auto bindings = rabbitmqctl({"list_bindings", "-p", vhost, "source_name", "destination_name", "routing_key",
+  auto bindings = rabbitmqctl_run({"list_bindings", "-p", vhost, "source_name", "destination_name", "routing_key",
                                "--no-table-headers", "-q"});
   for (auto& svc : d.services)
     EXPECT_NE(bindings.out.find("cptm8\tq" + svc + "\tcptm8." + svc + ".#"), std::string::npos) << bindings.out;
@@ -225,9 +224,9 @@ TEST(Orchestrator, KicksOnInsertOrEnableOnlyAndAgainAfterAllWereDisabled) {
   std::this_thread::sleep_for(500ms);
   EXPECT_FALSE(amqp_get(d.amqp_url, d.kick_queue()).has_value()) << "a disabled domain kicked";
 
-  EXPECT_EQ(call(http::Method::kPut, o.url("/domains/" + off), R"({"enabled":true})").status, 200);
+  EXPECT_EQ(api_call(http::Method::kPut, o.url("/domains/" + off), R"({"enabled":true})").status, 200);
   EXPECT_TRUE(await_message(d.amqp_url, d.kick_queue()).has_value()) << "enabling did not kick";
-  EXPECT_EQ(call(http::Method::kPut, o.url("/domains/" + off), R"({"companyname":"Other"})").status, 200);
+  EXPECT_EQ(api_call(http::Method::kPut, o.url("/domains/" + off), R"({"companyname":"Other"})").status, 200);
   std::this_thread::sleep_for(500ms);
   EXPECT_FALSE(amqp_get(d.amqp_url, d.kick_queue()).has_value()) << "a rename of an enabled domain kicked";
 
@@ -259,7 +258,7 @@ TEST(Orchestrator, ListenSessionTerminatedIsReplacedAndMissesNoChange) {
       << o.metrics();
   EXPECT_NE(o.proc->wait_for_output("listening again", 10s), "");
   // And notifications flow again.
-  EXPECT_EQ(call(http::Method::kPut, o.url("/domains/" + create(o, "later.example.com", false)), R"({"enabled":true})").status, 200);
+  EXPECT_EQ(api_call(http::Method::kPut, o.url("/domains/" + create(o, "later.example.com", false)), R"({"enabled":true})").status, 200);
   EXPECT_TRUE(await_message(d.amqp_url, d.kick_queue()).has_value());
 }
 
@@ -370,7 +369,7 @@ TEST(DomainApi, BadInputIsRefusedAndChangesNothing) {
   Deployment d;
   Orchestrator o(d);
   std::string id = create(o, "kept.example.com");
-  auto post = [&](const std::string& body) { return call(http::Method::kPost, o.url("/domains"), body); };
+  auto post = [&](const std::string& body) { return api_call(http::Method::kPost, o.url("/domains"), body); };
   auto r = post(R"({"companyname":"Acme"})");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("name is required"), std::string::npos) << r.body;
@@ -380,31 +379,31 @@ TEST(DomainApi, BadInputIsRefusedAndChangesNothing) {
   r = post(R"({"name":")" + std::string(201, 'n') + R"(","companyname":"Acme"})");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("at most 200"), std::string::npos) << r.body;
-  r = call(http::Method::kGet, o.url("/domains/not-a-uuid"));
+  r = api_call(http::Method::kGet, o.url("/domains/not-a-uuid"));
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("is not a UUID"), std::string::npos) << r.body;
-  EXPECT_EQ(call(http::Method::kPut, o.url("/domains/not-a-uuid"), R"({"enabled":false})").status, 400);
+  EXPECT_EQ(api_call(http::Method::kPut, o.url("/domains/not-a-uuid"), R"({"enabled":false})").status, 400);
   r = post(R"({"name":"kept.example.com","companyname":"Other"})");
   EXPECT_EQ(r.status, 409);
   EXPECT_NE(r.body.find("already exists"), std::string::npos) << r.body;
-  r = call(http::Method::kGet, o.url("/domains"), {}, "admin", "wrong");
+  r = api_call(http::Method::kGet, o.url("/domains"), {}, "admin", "wrong");
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(r.header("WWW-Authenticate").substr(0, 5), "Basic");
-  EXPECT_EQ(call(http::Method::kPost, o.url("/domains"), R"({"name":"y.example.com","companyname":"A"})", "").status, 401);
+  EXPECT_EQ(api_call(http::Method::kPost, o.url("/domains"), R"({"name":"y.example.com","companyname":"A"})", "").status, 401);
   EXPECT_EQ(rows(d), 1);
-  EXPECT_EQ(call(http::Method::kGet, o.url("/domains/00000000-0000-4000-8000-000000000000")).status, 404);
-  EXPECT_EQ(call(http::Method::kDelete, o.url("/domains/00000000-0000-4000-8000-000000000000")).status, 404);
+  EXPECT_EQ(api_call(http::Method::kGet, o.url("/domains/00000000-0000-4000-8000-000000000000")).status, 404);
+  EXPECT_EQ(api_call(http::Method::kDelete, o.url("/domains/00000000-0000-4000-8000-000000000000")).status, 404);
 
-  r = call(http::Method::kPut, o.url("/domains/" + id), R"({"name":"renamed.example.com","enabled":false})");
+  r = api_call(http::Method::kPut, o.url("/domains/" + id), R"({"name":"renamed.example.com","enabled":false})");
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find(R"("name":"renamed.example.com","companyname":"Acme","enabled":false)"), std::string::npos) << r.body;
-  r = call(http::Method::kGet, o.url("/domains"));
+  r = api_call(http::Method::kGet, o.url("/domains"));
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("renamed.example.com"), std::string::npos);
-  EXPECT_EQ(call(http::Method::kDelete, o.url("/domains/" + id)).status, 204);
+  EXPECT_EQ(api_call(http::Method::kDelete, o.url("/domains/" + id)).status, 204);
   EXPECT_EQ(rows(d), 0);
   EXPECT_GE(metric(o.metrics(), "orchestrator_db_query_duration_seconds_count{query=\"domains_create\"}"), 1);
-  auto health = call(http::Method::kGet, o.url("/health"), {}, "");
+  auto health = api_call(http::Method::kGet, o.url("/health"), {}, "");
   EXPECT_NE(health.body.find(R"("status":"healthy")"), std::string::npos);
   EXPECT_NE(health.body.find(R"("service":"orchestratorm8")"), std::string::npos);
 }
@@ -533,13 +532,13 @@ TEST(ScanBridge, ReconnectsAfterTheBrokerClosesItsConnection) {
   auto b = bridge(d, svc, scanner.url(), {"--next", "none"});
   amqp_publish(d.amqp_url, "cptm8." + svc + ".get.one", "{}");
   ASSERT_TRUE(eventually([&] { return scanner.count("/one") == 1; }));
-  auto conns = rabbitmqctl({"list_connections", "pid", "client_properties", "--no-table-headers", "-q"});
+  auto conns = rabbitmqctl_run({"list_connections", "pid", "client_properties", "--no-table-headers", "-q"});
   ASSERT_EQ(conns.status, 0) << conns.err;
   int closed = 0;
   std::istringstream lines(conns.out);
   for (std::string line; std::getline(lines, line);)
     if (line.find("gantry-scan-bridge-" + svc) != std::string::npos)
-      closed += rabbitmqctl({"close_connection", line.substr(0, line.find('\t')), "test: forced close"}).status == 0;
+      closed += rabbitmqctl_run({"close_connection", line.substr(0, line.find('\t')), "test: forced close"}).status == 0;
   ASSERT_GE(closed, 1) << conns.out;
   EXPECT_NE((*b)->wait_for_output("consumer connection lost", 10s), "");
   amqp_publish(d.amqp_url, "cptm8." + svc + ".get.two", "{}");

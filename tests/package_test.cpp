@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "env.h"
 #include "process.h"
 
 namespace gantry::testing {
@@ -20,12 +21,6 @@ using namespace std::chrono_literals;
 const std::vector<std::string> kServices = {"controller", "agent",        "worker",      "probe",  "ingest",
                                             "aggregator", "orchestrator", "scan-bridge", "trades", "cluster-serve"};
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Built once for the suite, by CPack from this build tree, into a directory of its own, and
 // extracted there with dpkg-deb.
@@ -112,8 +107,8 @@ TEST_F(Package, SystemdAcceptsTheUnitForEveryRoleAndItsStopTimeoutCoversTheShutd
 
   // SIGTERM starts a graceful stop of shutdown_timeout; the process cuts itself short 5 s later
   // (core/runtime.h). systemd must not SIGKILL before that.
-  std::string unit = read(root_ / "lib/systemd/system/gantry@.service");
-  std::string toml = read(root_ / "etc/gantry/gantry.toml");
+  std::string unit = read_file(root_ / "lib/systemd/system/gantry@.service");
+  std::string toml = read_file(root_ / "etc/gantry/gantry.toml");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(unit, m, std::regex(R"(\nTimeoutStopSec=([0-9]+)s\n)")));
   int stop_s = std::stoi(m[1]);

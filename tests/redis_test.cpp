@@ -16,7 +16,7 @@ namespace gantry::testing {
 namespace {
 
 using namespace std::chrono_literals;
-using bus::redis::Connection;
+using RedisConnection = bus::redis::Connection;  // postgres_test.cpp, in the same unity source, has a `Connection`
 using bus::redis::Endpoint;
 using bus::redis::Reply;
 using bus::redis::Subscriber;
@@ -43,7 +43,7 @@ TEST(Redis, CommandsAndPubSub) {
   ASSERT_FALSE(url.empty());
   auto ep = Endpoint::parse_url(url);
   ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
-  Connection c(*ep);
+  RedisConnection c(*ep);
   ASSERT_TRUE(c.ping().is_ok());
   std::string key = "gantry-test-" + std::to_string(::getpid());
   auto set = c.command({"SET", key, std::string("bin\0ary", 7)});
@@ -76,7 +76,7 @@ TEST(Redis, AnAclUserFromTheUrlIsUsed) {
   ASSERT_FALSE(url.empty());
   auto admin_ep = Endpoint::parse_url(url);
   ASSERT_TRUE(admin_ep.is_ok());
-  Connection admin(*admin_ep);
+  RedisConnection admin(*admin_ep);
   std::string user = "gantry-acl-" + std::to_string(::getpid());
   auto made = admin.command({"ACL", "SETUSER", user, "on", ">p@ss:word", "~*", "+@all"});
   ASSERT_TRUE(made.is_ok() && made->type == Reply::kStatus) << (made.is_ok() ? made->str : made.status().to_string());
@@ -86,7 +86,7 @@ TEST(Redis, AnAclUserFromTheUrlIsUsed) {
   ASSERT_TRUE(ep.is_ok()) << ep.status().to_string();
   EXPECT_EQ(ep->user, user);
   EXPECT_EQ(ep->password, "p@ss:word");
-  Connection c(*ep);
+  RedisConnection c(*ep);
   auto who = c.command({"ACL", "WHOAMI"});
   ASSERT_TRUE(who.is_ok()) << who.status().to_string();
   EXPECT_EQ(who->str, user);
@@ -143,7 +143,7 @@ TEST(Redis, PipelineResumesAfterARestartWithoutOperatorAction) {
   Endpoint ep;
   ep.port = port;
   ep.timeout = 500ms;
-  ASSERT_TRUE(eventually([&] { return Connection(ep).ping().is_ok(); }));
+  ASSERT_TRUE(eventually([&] { return RedisConnection(ep).ping().is_ok(); }));
   bus::redis::PipelineOptions o;
   o.breaker = "redis-test-restart";
   o.reconnect.base_delay = 50ms;
@@ -190,13 +190,13 @@ TEST(Redis, SubscriberReconnectsWhenTheServerComesBack) {
   auto redis = std::make_unique<Child>(argv);
   Endpoint ep;
   ep.port = port;
-  ASSERT_TRUE(eventually([&] { return Connection(ep).ping().is_ok(); }));
+  ASSERT_TRUE(eventually([&] { return RedisConnection(ep).ping().is_ok(); }));
 
   Inbox in;
   Subscriber sub(ep, {"config-updates"}, in.handlers());
   sub.start();
   ASSERT_TRUE(eventually([&] { return sub.connected(); }));
-  Connection pub(ep);
+  RedisConnection pub(ep);
   ASSERT_EQ(*pub.publish("config-updates", "v1"), 1);
   ASSERT_TRUE(eventually([&] { return in.size() == 1; }));
 
@@ -223,7 +223,7 @@ TEST(Redis, SubscriberNoticesASilentServer) {
   Endpoint ep;
   ep.port = port;
   ep.timeout = std::chrono::milliseconds(300);
-  ASSERT_TRUE(eventually([&] { return Connection(ep).ping().is_ok(); }));
+  ASSERT_TRUE(eventually([&] { return RedisConnection(ep).ping().is_ok(); }));
   Inbox in;
   Subscriber sub(ep, {"c"}, in.handlers(), Subscriber::reconnect_policy(), std::chrono::milliseconds(200));
   sub.start();

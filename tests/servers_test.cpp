@@ -15,10 +15,6 @@
 namespace gantry::testing {
 namespace {
 
-std::string unique(const std::string& prefix) {
-  return prefix + std::to_string(std::random_device{}()) + std::to_string(::getpid());
-}
-
 TEST(Servers, PostgresAnswersThroughLibpq) {
   std::string url = server_url("GANTRY_PG_URL");
   ASSERT_FALSE(url.empty());

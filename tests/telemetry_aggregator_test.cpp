@@ -21,7 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace http = core::http;
-constexpr const char* kBin = GANTRY_BINARY;
 constexpr int64_t kWindow = 60'000;
 
 struct Proc {
@@ -46,9 +45,6 @@ std::unique_ptr<Proc> aggregator(const PrivateNats& nats, const FreshDatabase& d
   return std::make_unique<Proc>("aggregator", args);
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 struct Ev {
   std::string id, client, target;
@@ -72,11 +68,6 @@ std::string json_of(const Ev& e) {
   return s + "}";
 }
 
-std::string uuid(int i) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
-  return buf;
-}
 
 // Straight to JetStream as ingest forwards an event, under a message id of the caller's (a new
 // id for an event_id stored before gets past JetStream's own dedup, as a resend after its

@@ -24,7 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace http = core::http;
-constexpr const char* kBin = GANTRY_BINARY;
 
 using Nats = PrivateNats;
 
@@ -41,7 +40,7 @@ struct Ingest {
   std::unique_ptr<Child> proc;
 };
 
-http::ClientResponse call(http::Method m, const std::string& url, std::string body = {}, std::string token = "tok-a") {
+http::ClientResponse ingest_call(http::Method m, const std::string& url, std::string body = {}, std::string token = "tok-a") {
   static http::Client c;
   http::ClientRequest req;
   req.method = m;
@@ -54,15 +53,7 @@ http::ClientResponse call(http::Method m, const std::string& url, std::string bo
   return r.is_ok() ? *r : http::ClientResponse{};
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
-std::string uuid(int i) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
-  return buf;
-}
 
 std::string event(int i, const std::string& client = "probe-1") {
   return R"({"event_id":")" + uuid(i) + R"(","client_id":")" + client + R"(","ts_ms":)" + std::to_string(now_ms()) +
@@ -86,33 +77,33 @@ std::map<std::string, int> drain(const std::string& nats) {
 TEST(TelemetryIngest, ChecksInTheSpecsOrderAndStoresOnceBeforeAnswering) {
   Nats nats;
   Ingest in(nats.url(), {"--rate-limit", "1000", "--rate-limit-burst", "1000"});
-  EXPECT_EQ(call(http::Method::kGet, in.url("/health"), "", "").body, R"({"status":"healthy","service":"ingest-api"})");
+  EXPECT_EQ(ingest_call(http::Method::kGet, in.url("/health"), "", "").body, R"({"status":"healthy","service":"ingest-api"})");
 
   // auth before method before validation
-  EXPECT_EQ(call(http::Method::kGet, in.url("/events"), "", "").status, 401);
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events"), "garbage", "wrong").status, 401);
-  auto m = call(http::Method::kGet, in.url("/events"));
+  EXPECT_EQ(ingest_call(http::Method::kGet, in.url("/events"), "", "").status, 401);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), "garbage", "wrong").status, 401);
+  auto m = ingest_call(http::Method::kGet, in.url("/events"));
   EXPECT_EQ(m.status, 405);
   EXPECT_EQ(m.header("Allow"), "POST");
-  auto bad = call(http::Method::kPost, in.url("/events"), R"({"event_id":"x"})");
+  auto bad = ingest_call(http::Method::kPost, in.url("/events"), R"({"event_id":"x"})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("event_id"), std::string::npos) << bad.body;
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events"), event(1).substr(0, event(1).size() - 1) + R"(,"extra":1})").status, 400);
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events"), std::string(70 * 1024, ' ') + event(1)).status, 413);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), event(1).substr(0, event(1).size() - 1) + R"(,"extra":1})").status, 400);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), std::string(70 * 1024, ' ') + event(1)).status, 413);
 
-  auto ok = call(http::Method::kPost, in.url("/events"), event(1));
+  auto ok = ingest_call(http::Method::kPost, in.url("/events"), event(1));
   EXPECT_EQ(ok.status, 202) << ok.body;
   EXPECT_EQ(ok.body, R"({"status":"accepted","event_id":")" + uuid(1) + R"("})");
-  EXPECT_EQ(call(http::Method::kPost, in.url("/api/v1/events"), event(2), "tok-b").status, 202);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/api/v1/events"), event(2), "tok-b").status, 202);
   // Resent: accepted again, stored once.
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events"), event(1)).status, 202);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), event(1)).status, 202);
 
   auto seen = drain(nats.url());
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[uuid(1)], 1);
   EXPECT_EQ(seen[uuid(2)], 1);
 
-  auto metrics = call(http::Method::kGet, in.url("/metrics"), "", "").body;
+  auto metrics = ingest_call(http::Method::kGet, in.url("/metrics"), "", "").body;
   EXPECT_NE(metrics.find("ingest_requests_total{status=\"202\"} 3"), std::string::npos);
   EXPECT_NE(metrics.find("ingest_auth_failures_total{reason=\"missing\"}"), std::string::npos);
   in.proc->signal(SIGTERM);
@@ -122,12 +113,12 @@ TEST(TelemetryIngest, ChecksInTheSpecsOrderAndStoresOnceBeforeAnswering) {
 TEST(TelemetryIngest, TokenBucketPerClientAnswers429WithRetryAfter) {
   Nats nats;
   Ingest in(nats.url(), {"--rate-limit", "1", "--rate-limit-burst", "3"});
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(call(http::Method::kPost, in.url("/events"), event(10 + i, "greedy")).status, 202);
-  auto limited = call(http::Method::kPost, in.url("/events"), event(20, "greedy"));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), event(10 + i, "greedy")).status, 202);
+  auto limited = ingest_call(http::Method::kPost, in.url("/events"), event(20, "greedy"));
   EXPECT_EQ(limited.status, 429);
   EXPECT_EQ(limited.header("Retry-After"), "1");
   // Another client has its own bucket.
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events"), event(21, "modest")).status, 202);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events"), event(21, "modest")).status, 202);
   auto seen = drain(nats.url());
   EXPECT_EQ(seen.count(uuid(20)), 0u);  // refused means not stored
   EXPECT_EQ(seen.size(), 4u);
@@ -150,7 +141,7 @@ TEST(TelemetryIngest, ActiveConnectionsCountsOpenConnections) {
     fds.push_back(fd);
   }
   auto value = [&] {
-    std::string body = call(http::Method::kGet, in.url("/metrics"), "", "").body;
+    std::string body = ingest_call(http::Method::kGet, in.url("/metrics"), "", "").body;
     auto at = body.find("\ningest_active_connections ");
     return at == std::string::npos ? -1 : std::stoi(body.substr(at + 27));
   };
@@ -164,14 +155,14 @@ TEST(TelemetryIngest, BatchAnswersEachEvent) {
   Nats nats;
   Ingest in(nats.url(), {"--rate-limit", "1000", "--rate-limit-burst", "1000"});
   std::string ndjson = event(31) + "\n" + R"({"event_id":"nope"})" + "\n" + event(32) + "\n";
-  auto r = call(http::Method::kPost, in.url("/events/batch"), ndjson);
+  auto r = ingest_call(http::Method::kPost, in.url("/events/batch"), ndjson);
   EXPECT_EQ(r.status, 207) << r.body;
   auto v = boost::json::parse(r.body);
   EXPECT_EQ(v.at("accepted").as_int64(), 2);
   EXPECT_EQ(v.at("results").at(1).at("status").as_int64(), 400);
-  auto all = call(http::Method::kPost, in.url("/events/batch"), "[" + event(33) + "," + event(34) + "]");
+  auto all = ingest_call(http::Method::kPost, in.url("/events/batch"), "[" + event(33) + "," + event(34) + "]");
   EXPECT_EQ(all.status, 202) << all.body;
-  EXPECT_EQ(call(http::Method::kPost, in.url("/events/batch"), "[]").status, 400);
+  EXPECT_EQ(ingest_call(http::Method::kPost, in.url("/events/batch"), "[]").status, 400);
   auto seen = drain(nats.url());
   EXPECT_EQ(seen.size(), 4u);
 }
@@ -187,7 +178,7 @@ TEST(TelemetryIngest, NatsDownMeans503NeverALost202) {
   std::atomic<int> unavailable{0}, other{0};
   std::thread poster([&] {
     for (int i = 1000; !stop; ++i) {
-      auto r = call(http::Method::kPost, in.url("/events"), event(i));
+      auto r = ingest_call(http::Method::kPost, in.url("/events"), event(i));
       if (r.status == 202) {
         std::lock_guard lk(mu);
         accepted.push_back(uuid(i));

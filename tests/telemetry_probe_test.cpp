@@ -17,11 +17,10 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace http = core::http;
-constexpr const char* kBin = GANTRY_BINARY;
 
 // A target page; with_file: it also serves the original's /fixed/1mb.bin (most sites do not).
-struct Target {
-  explicit Target(bool with_file = true) {
+struct ProbeTarget {
+  explicit ProbeTarget(bool with_file = true) {
     auto router = std::make_shared<http::Router>();
     router->get("/", [](const http::Request&, http::Response& out) { out.text(200, std::string(64 * 1024, 'p')); });
     if (with_file)
@@ -62,8 +61,8 @@ int decimals_of(const std::string& json, const std::string& key) {
   return dot == std::string::npos ? 0 : static_cast<int>(num.size() - dot - 1);
 }
 
-struct Ingest {
-  explicit Ingest(const std::string& nats_url, std::vector<std::string> extra = {}) {
+struct ProbedIngest {
+  explicit ProbedIngest(const std::string& nats_url, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv{kBin, "ingest", "--port", std::to_string(port), "--address", "127.0.0.1",
                                   "--nats-url", nats_url};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -77,7 +76,7 @@ struct Ingest {
 
 TEST(TelemetryProbe, MeasuresPhasesAndThroughputAndReportsFailedStages) {
   PrivateNats nats;
-  Target target;
+  ProbeTarget target;
   uint16_t iport = http::testing::free_loopback_port();
   Child ingest({kBin, "ingest", "--port", std::to_string(iport), "--address", "127.0.0.1", "--nats-url", nats.url()});
   ASSERT_NE(ingest.wait_for_output("listening", 15s), "");
@@ -137,7 +136,7 @@ TEST(TelemetryProbe, MeasuresPhasesAndThroughputAndReportsFailedStages) {
 }
 
 TEST(TelemetryProbe, OnceExitsNonZeroWhenIngestNeverAccepts) {
-  Target target;
+  ProbeTarget target;
   std::string out;
   std::string nowhere = "http://127.0.0.1:" + std::to_string(http::testing::free_loopback_port()) + "/events";
   int status = run_probe({"--target", target.url(), "--throughput=false", "--ingest-url", nowhere, "--timeout", "2s",
@@ -151,8 +150,8 @@ TEST(TelemetryProbe, OnceExitsNonZeroWhenIngestNeverAccepts) {
 // the refused events having left the queue).
 TEST(TelemetryProbe, OnceExitsNonZeroNamingTheRefusalWhenIngestRefuses) {
   PrivateNats nats;
-  Target target;
-  Ingest ingest(nats.url(), {"--api-tokens", "right-token"});
+  ProbeTarget target;
+  ProbedIngest ingest(nats.url(), {"--api-tokens", "right-token"});
   std::string out;
   int status = run_probe({"--target", target.url(), "--throughput=false", "--ingest-url", ingest.url(), "--api-token",
                           "wrong-token", "--client-id", "probe-test"},
@@ -172,8 +171,8 @@ TEST(TelemetryProbe, OnceExitsNonZeroNamingTheRefusalWhenIngestRefuses) {
 // is still one.
 TEST(TelemetryProbe, ASiteWithoutTheDownloadIsMeasuredFromItsPage) {
   PrivateNats nats;
-  Target site(/*with_file=*/false);
-  Ingest ingest(nats.url());
+  ProbeTarget site(/*with_file=*/false);
+  ProbedIngest ingest(nats.url());
   std::string out;
   ASSERT_EQ(run_probe({"--target", site.url(), "--ingest-url", ingest.url(), "--client-id", "probe-test"}, temp_home(), &out), 0)
       << out;

@@ -22,7 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace http = core::http;
-constexpr const char* kBin = GANTRY_BINARY;
 
 std::string tag() {
   std::random_device rd;

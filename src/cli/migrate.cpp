@@ -11,7 +11,7 @@ namespace {
 
 using core::Status;
 
-const core::log::Logger lg("migrate");
+const core::log::Logger migrate_log("migrate");
 
 // Each system keeps its own environment names for the database's parts (DB_* for Telemetry,
 // POSTGRESQL_* for the Orchestrator); db_url serves both.
@@ -39,7 +39,7 @@ class MigrateFactory final : public core::runtime::RoleFactory {
       GANTRY_ASSIGN(db, store::postgres::Connection::connect(conn));
       GANTRY_RETURN_IF_ERROR(apply(*db));
       GANTRY_ASSIGN(v, version(*db));
-      lg.info("schema migrated", {{"system", system}, {"version", static_cast<int64_t>(v)}});
+      migrate_log.info("schema migrated", {{"system", system}, {"version", static_cast<int64_t>(v)}});
       return {};
     }));
   }

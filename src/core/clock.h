@@ -17,6 +17,11 @@ using Duration = std::chrono::nanoseconds;
 using MonoTime = std::chrono::steady_clock::time_point;
 using WallTime = std::chrono::system_clock::time_point;
 
+// Milliseconds since the Unix epoch: the unit of the wire formats' and tables' timestamps.
+inline int64_t unix_ms(WallTime t) noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 class Clock {
  public:
   virtual ~Clock() = default;

@@ -1,8 +1,8 @@
 // Structured logging: one line per event, JSON (LOG_FORMAT=json) or human-readable console
 // text, with key/value fields:
 //
-//   log::Logger lg("controller");
-//   lg.info("config updated", {{"etag", etag}, {"agents", n}});
+//   const log::Logger controller_log("controller");
+//   controller_log.info("config updated", {{"etag", etag}, {"agents", n}});
 //   -> {"ts":"2026-11-22T10:00:00.123Z","level":"info","role":"controller","msg":"config updated","etag":"…","agents":3}
 //   -> 2026-11-22 10:00:00.123 info  [controller] config updated etag=… agents=3
 //
@@ -10,6 +10,10 @@
 // a queue push on the caller's thread, and never waits: when the queue is full (the output
 // cannot keep up, or stdout is a pipe nobody reads) the oldest queued line is dropped and
 // counted in log_lines_dropped_total. Secrets must never be passed as fields.
+//
+// A file's logger is named after the file (controller.cpp: controller_log), not `lg`: the
+// build compiles a library's sources together in unity batches, where two files' anonymous
+// namespaces are one.
 #pragma once
 
 #include <chrono>

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <thread>
 
 #include "core/http/openapi.h"
@@ -12,7 +13,7 @@
 namespace gantry::core::runtime {
 
 namespace {
-const log::Logger lg("runtime");
+const log::Logger runtime_log("runtime");
 }
 
 void add_admin_routes(http::Router& r, std::function<bool()> ready, std::string_view role) {
@@ -89,12 +90,12 @@ Status Runtime::start() {
   for (auto& r : roles_) {
     Status s = r->start();
     if (!s.is_ok()) {
-      lg.error("role failed to start", {{"failed", r->name()}, {"error", s.to_string()}});
+      runtime_log.error("role failed to start", {{"failed", r->name()}, {"error", s.to_string()}});
       stop(std::chrono::milliseconds(5000));
       return s;
     }
     ++started_;
-    lg.info("role started", {{"name", r->name()}});
+    runtime_log.info("role started", {{"name", r->name()}});
   }
   return {};
 }
@@ -106,7 +107,7 @@ void Runtime::stop(std::chrono::milliseconds deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     auto t0 = std::chrono::steady_clock::now();
     r->stop(std::max(left, std::chrono::milliseconds(0)));
-    lg.info("role stopped", {{"name", r->name()},
+    runtime_log.info("role stopped", {{"name", r->name()},
                              {"took_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()}});
   }
 }
@@ -117,7 +118,7 @@ std::atomic<int> g_exit_status{-1};
 
 Status Job::start() {
   Status s = run_();
-  if (!s.is_ok()) lg.error("job failed", {{"job", name_}, {"error", s.to_string()}});
+  if (!s.is_ok()) runtime_log.error("job failed", {{"job", name_}, {"error", s.to_string()}});
   request_exit(s.is_ok() ? 0 : 1);
   return {};
 }
@@ -141,7 +142,7 @@ int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
       break;
     }
   }
-  lg.info("shutting down", {{"signal", sig ? strsignal(sig) : "requested"},
+  runtime_log.info("shutting down", {{"signal", sig ? strsignal(sig) : "requested"},
                             {"deadline_ms", static_cast<long long>(deadline.count())}});
 
   // During the shutdown, a second signal means "now", and an overrun is cut short. The
@@ -152,12 +153,12 @@ int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
     while (!finished.load()) {
       timespec ts{0, 100'000'000};
       if (sigtimedwait(&set, nullptr, &ts) > 0) {
-        lg.warn("second signal: exiting without finishing shutdown");
+        runtime_log.warn("second signal: exiting without finishing shutdown");
         log::shutdown();
         _exit(130);
       }
       if (std::chrono::steady_clock::now() >= limit) {
-        lg.error("shutdown overran its deadline; exiting");
+        runtime_log.error("shutdown overran its deadline; exiting");
         log::shutdown();
         _exit(1);
       }
@@ -169,10 +170,10 @@ int Runtime::wait_and_stop(std::chrono::milliseconds deadline) {
   watchdog.join();
   int status = std::max(g_exit_status.load(), 0);
   if (status != 0) {
-    lg.info("stopped", {{"exit_status", static_cast<long long>(status)}});
+    runtime_log.info("stopped", {{"exit_status", static_cast<long long>(status)}});
     return status;
   }
-  lg.info("stopped cleanly");
+  runtime_log.info("stopped cleanly");
   return 0;
 }
 

@@ -10,7 +10,7 @@
 namespace gantry::core {
 
 namespace {
-log::Logger lg("thread_pool");
+log::Logger thread_pool_log("thread_pool");
 }
 
 ThreadPool::ThreadPool(int threads, std::string name, size_t max_queued)
@@ -91,11 +91,11 @@ void ThreadPool::loop() {
     } catch (const std::exception& e) {
       metrics::Registry::global().counter("thread_pool_job_failures_total", "Pool jobs that threw.", {"pool"})
           .with({name_}).inc();
-      lg.error("job threw; the pool goes on", {{"pool", name_}, {"error", e.what()}});
+      thread_pool_log.error("job threw; the pool goes on", {{"pool", name_}, {"error", e.what()}});
     } catch (...) {
       metrics::Registry::global().counter("thread_pool_job_failures_total", "Pool jobs that threw.", {"pool"})
           .with({name_}).inc();
-      lg.error("job threw; the pool goes on", {{"pool", name_}, {"error", "unknown exception"}});
+      thread_pool_log.error("job threw; the pool goes on", {{"pool", name_}, {"error", "unknown exception"}});
     }
   }
 }

@@ -13,7 +13,7 @@ using core::Code;
 namespace resilience = core::resilience;
 
 namespace {
-const core::log::Logger lg("amqp.pool");
+const core::log::Logger pool_log("amqp.pool");
 }
 
 struct Pool::Metrics {
@@ -245,7 +245,7 @@ void Pool::maintain() {
         cv_.notify_one();
       } else {
         --open_;
-        lg.warn("cannot refill the pool", {{"pool", o_.name}, {"error", ch.status().to_string()}});
+        pool_log.warn("cannot refill the pool", {{"pool", o_.name}, {"error", ch.status().to_string()}});
         break;
       }
     }

@@ -13,7 +13,7 @@ namespace gantry::bus::nats {
 using core::Code;
 
 namespace {
-const core::log::Logger lg("nats");
+const core::log::Logger jetstream_log("nats");
 
 Status from(natsStatus s, std::string_view where, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   if (s == NATS_OK) return {};
@@ -147,7 +147,7 @@ Result<std::vector<Message>> PullConsumer::fetch(int batch, std::chrono::millise
 void JetStream::on_reconnected(natsConnection*, void* closure) {
   auto* self = static_cast<JetStream*>(closure);
   ++self->reconnects_;
-  lg.info("reconnected", {{"reconnects", static_cast<long long>(self->reconnects_.load())}});
+  jetstream_log.info("reconnected", {{"reconnects", static_cast<long long>(self->reconnects_.load())}});
 }
 
 Result<std::unique_ptr<JetStream>> JetStream::connect(const std::string& url, Options o) {
@@ -202,7 +202,7 @@ Status JetStream::ensure_stream(const StreamSpec& spec) {
   natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
   if (s == NATS_OK) {
     jsStreamInfo_Destroy(si);
-    lg.info("stream created", {{"stream", spec.name}});
+    jetstream_log.info("stream created", {{"stream", spec.name}});
     return {};
   }
   if (jerr != JSStreamNameExistErr) return from(s, "nats.ensure_stream " + spec.name, jerr);

@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const core::log::Logger lg("nats");
+const core::log::Logger publisher_log("nats");
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kTick = std::chrono::milliseconds(100);
 
@@ -235,7 +235,7 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
     pending_.clear();
     live_ = 0;
     live_count_.store(0, std::memory_order_relaxed);
-    if (was && !closed_) lg.warn("connection lost", {{"server", eps_.empty() ? "" : eps_[cur_ % eps_.size()].text}, {"error", why}, {"failed_publishes", static_cast<long long>(failed.size())}});
+    if (was && !closed_) publisher_log.warn("connection lost", {{"server", eps_.empty() ? "" : eps_[cur_ % eps_.size()].text}, {"error", why}, {"failed_publishes", static_cast<long long>(failed.size())}});
     for (auto& d : failed) d(Status(Code::kUnavailable, "NATS connection lost before the ack: " + why, "nats.publish"));
     if (!closed_) schedule_reconnect();
   }
@@ -272,7 +272,7 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
         if (self->closed_ || self->connected_) return;
         if (!s.is_ok()) {
           if (self->failed_attempts_++ % 40 == 0)
-            lg.warn("reconnect failed; retrying", {{"error", s.to_string()}, {"attempts", static_cast<long long>(self->failed_attempts_)}});
+            publisher_log.warn("reconnect failed; retrying", {{"error", s.to_string()}, {"attempts", static_cast<long long>(self->failed_attempts_)}});
           self->schedule_reconnect();
         }
       });
@@ -371,7 +371,7 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
     pings_out_ = 0;
     next_ping_ = coarse_now_ + o_.ping_interval;
     connected_ = true;
-    if (failed_attempts_ > 0 || ever_connected_) lg.info("connected", {{"server", ep.text}});
+    if (failed_attempts_ > 0 || ever_connected_) publisher_log.info("connected", {{"server", ep.text}});
     failed_attempts_ = 0;
     ever_connected_ = true;
     --cur_;  // stay on this server for the next reconnection
@@ -495,7 +495,7 @@ class Publisher::Impl : public std::enable_shared_from_this<Impl> {
         } else if (line == "PONG") {
           pings_out_ = 0;
         } else if (line.starts_with("-ERR")) {
-          lg.warn("server error", {{"error", std::string(line.substr(4))}});
+          publisher_log.warn("server error", {{"error", std::string(line.substr(4))}});
         }  // +OK and INFO updates need nothing
       }
     }

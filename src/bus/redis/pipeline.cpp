@@ -16,7 +16,7 @@ using core::Code;
 namespace resilience = core::resilience;
 
 namespace {
-const core::log::Logger lg("redis.pipeline");
+const core::log::Logger pipeline_log("redis.pipeline");
 
 // exec_writes' reader functions: every reply is the same non-null token; an error reply's text
 // is kept in the tally (the reader's privdata).
@@ -97,13 +97,13 @@ Status Pipeline::ensure_connected() {
     if (!backoff_) backoff_.emplace(o_.reconnect, core::Clock::real(), core::Random::real());
     auto wait = backoff_->next(c.status());
     next_attempt_ = core::Clock::real().now() + (wait.is_ok() ? *wait : std::chrono::nanoseconds(o_.reconnect.max_delay));
-    if (backoff_->attempts() % 20 == 1) lg.warn("cannot reach Redis; retrying", {{"error", c.status().to_string()}});
+    if (backoff_->attempts() % 20 == 1) pipeline_log.warn("cannot reach Redis; retrying", {{"error", c.status().to_string()}});
     return c.status();
   }
   c_ = *c;
   if (ever_connected_) {
     ++reconnects_;
-    lg.info("reconnected", {{"redis", ep_.describe()}});
+    pipeline_log.info("reconnected", {{"redis", ep_.describe()}});
   }
   ever_connected_ = true;
   backoff_.reset();

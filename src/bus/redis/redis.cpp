@@ -14,7 +14,7 @@ namespace gantry::bus::redis {
 using core::Code;
 
 namespace {
-const core::log::Logger lg("redis");
+const core::log::Logger redis_log("redis");
 
 timeval to_timeval(std::chrono::milliseconds ms) {
   return {static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
@@ -164,7 +164,7 @@ void Subscriber::loop() {
     if (!b) b.emplace(backoff_, core::Clock::real(), core::Random::real());
     auto wait = b->next(Status(Code::kUnavailable, std::string(s.message())));
     auto d = wait.is_ok() ? *wait : std::chrono::duration_cast<core::Duration>(backoff_.max_delay);
-    lg.warn("subscriber disconnected; reconnecting", {{"endpoint", ep_.describe()}, {"error", s.to_string()},
+    redis_log.warn("subscriber disconnected; reconnecting", {{"endpoint", ep_.describe()}, {"error", s.to_string()},
                                                       {"retry_in_ms", std::chrono::duration<double, std::milli>(d).count()}});
     // Sleep in short steps so stop() is prompt.
     for (auto left = d; left > core::Duration::zero() && !stop_; left -= std::chrono::milliseconds(50))
@@ -229,7 +229,7 @@ Status Subscriber::session() {
     if (kind == "subscribe") {
       if (++confirmed == channels_.size()) {
         connected_ = true;
-        lg.info("subscribed", {{"endpoint", ep_.describe()}, {"channels", static_cast<long long>(channels_.size())}});
+        redis_log.info("subscribed", {{"endpoint", ep_.describe()}, {"channels", static_cast<long long>(channels_.size())}});
         if (h_.on_connected) h_.on_connected();
       }
     } else if (kind == "message" && h_.on_message) {

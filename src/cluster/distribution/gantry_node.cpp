@@ -14,11 +14,11 @@ namespace gantry::cluster {
 
 namespace {
 
-constexpr const char* kBin = "/opt/gantry/bin/gantry";
-constexpr const char* kUpload = "/opt/gantry/bin/gantry.upload";
+constexpr const char* kGantryBin = "/opt/gantry/bin/gantry";
+constexpr const char* kGantryUpload = "/opt/gantry/bin/gantry.upload";
 constexpr const char* kDir = "/var/lib/gantry-node";
 
-const core::log::Logger lg("cluster");
+const core::log::Logger gantry_node_log("cluster");
 
 std::string self_exe() {
   char buf[PATH_MAX];
@@ -34,7 +34,7 @@ class GantryNode final : public Distribution {
   std::string_view name() const override { return "gantry-node"; }
 
   std::vector<FileCopy> files(const NodeContext&) const override {
-    return {{o_.gantry_binary, kUpload, true, sha_}};
+    return {{o_.gantry_binary, kGantryUpload, true, sha_}};
   }
 
   Script install(const NodeContext& n) const override {
@@ -46,11 +46,11 @@ class GantryNode final : public Distribution {
          // Hashed once per install (the largest cost of a node's install in CPU), by OpenSSL
          // where the node has it (SHA extensions: ~3x coreutils' speed), else sha256sum.
          "sha() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r \"$1\"; else sha256sum \"$1\"; fi | cut -d' ' -f1; }\n"
-         "if [ -f " + std::string(kUpload) + " ]; then\n"
-         "  [ \"$(sha " + kUpload + ")\" = \"$SHA\" ] || { echo 'gantry binary: checksum mismatch after copy' >&2; exit 1; }\n"
-         "  mv -f " + kUpload + " " + kBin + "\n"
+         "if [ -f " + std::string(kGantryUpload) + " ]; then\n"
+         "  [ \"$(sha " + kGantryUpload + ")\" = \"$SHA\" ] || { echo 'gantry binary: checksum mismatch after copy' >&2; exit 1; }\n"
+         "  mv -f " + kGantryUpload + " " + kGantryBin + "\n"
          "else\n"
-         "  [ \"$(sha " + kBin + ")\" = \"$SHA\" ] || { echo 'gantry binary: missing or not the expected one' >&2; exit 1; }\n"
+         "  [ \"$(sha " + kGantryBin + ")\" = \"$SHA\" ] || { echo 'gantry binary: missing or not the expected one' >&2; exit 1; }\n"
          "fi\n"
          "echo 50 > \"$D/progress\"\n"
          "cat > \"$D/env\" <<'EOF'\n"
@@ -67,7 +67,7 @@ class GantryNode final : public Distribution {
          "if [ -d /run/systemd/system ]; then\n"
          "  cat > /etc/systemd/system/gantry-node.service <<EOF\n"
          "[Unit]\nDescription=gantry node (Fleet agent and worker)\nAfter=network-online.target\n"
-         "[Service]\nEnvironmentFile=$D/env\nExecStart=" + kBin + " up --roles agent,worker\nRestart=always\nRestartSec=1\n"
+         "[Service]\nEnvironmentFile=$D/env\nExecStart=" + kGantryBin + " up --roles agent,worker\nRestart=always\nRestartSec=1\n"
          "[Install]\nWantedBy=multi-user.target\nEOF\n"
          "  systemctl daemon-reload\n"
          "  systemctl enable --now gantry-node.service\n"
@@ -81,7 +81,7 @@ class GantryNode final : public Distribution {
          // Its own pid, which leads its session: setsid may fork, so $! would not be it.
          "echo \\$\\$ > $D/pid\n"
          "set -a; . $D/env; set +a\n"
-         "while :; do " + kBin + " up --roles agent,worker --set agent.port=\\$AGENT_PORT --set worker.port=\\$WORKER_PORT; sleep 1; done\n"
+         "while :; do " + kGantryBin + " up --roles agent,worker --set agent.port=\\$AGENT_PORT --set worker.port=\\$WORKER_PORT; sleep 1; done\n"
          "EOF\n"
          "    chmod 755 \"$D/run\"\n"
          "    setsid \"$D/run\" > \"$D/log\" 2>&1 < /dev/null 9>&- &\n"  // not holding the step lock
@@ -167,7 +167,7 @@ class GantryNode final : public Distribution {
         return left("DELETE /agents/" + aid + " answered " + std::to_string(del->status));
       ++removed;
     }
-    lg.info("node's agents removed from the controller", {{"node", n.node.name}, {"agents", static_cast<int64_t>(removed)}});
+    gantry_node_log.info("node's agents removed from the controller", {{"node", n.node.name}, {"agents", static_cast<int64_t>(removed)}});
     return {};
   }
 

@@ -4,8 +4,8 @@ namespace gantry::cluster {
 
 namespace {
 
-constexpr const char* kBin = "/usr/local/bin/k3s";
-constexpr const char* kUpload = "/usr/local/bin/k3s.upload";
+constexpr const char* kK3sBin = "/usr/local/bin/k3s";
+constexpr const char* kK3sUpload = "/usr/local/bin/k3s.upload";
 
 class K3s final : public Distribution {
  public:
@@ -15,7 +15,7 @@ class K3s final : public Distribution {
 
   std::vector<FileCopy> files(const NodeContext&) const override {
     if (o_.k3s_binary.empty()) return {};
-    return {{o_.k3s_binary, kUpload, true, sha_}};
+    return {{o_.k3s_binary, kK3sUpload, true, sha_}};
   }
 
   // The k3s command line of this node: cluster-init on the first HA server, joins elsewhere.
@@ -50,14 +50,14 @@ class K3s final : public Distribution {
         "echo 25 > \"$P\"\n";
     if (!o_.k3s_binary.empty()) {
       // Airgap: the copied binary, verified; nothing is downloaded.
-      s += "if [ -f " + std::string(kUpload) + " ]; then\n"
-           "  [ \"$(sha256sum " + kUpload + " | cut -d' ' -f1)\" = '" + sha_ + "' ] || { echo 'k3s binary: checksum mismatch after copy' >&2; exit 1; }\n"
-           "  mv -f " + kUpload + " " + kBin + "\n"
+      s += "if [ -f " + std::string(kK3sUpload) + " ]; then\n"
+           "  [ \"$(sha256sum " + kK3sUpload + " | cut -d' ' -f1)\" = '" + sha_ + "' ] || { echo 'k3s binary: checksum mismatch after copy' >&2; exit 1; }\n"
+           "  mv -f " + kK3sUpload + " " + kK3sBin + "\n"
            "fi\n"
-           "[ \"$(sha256sum " + kBin + " | cut -d' ' -f1)\" = '" + sha_ + "' ] || { echo 'k3s binary: missing or not the expected one' >&2; exit 1; }\n";
+           "[ \"$(sha256sum " + kK3sBin + " | cut -d' ' -f1)\" = '" + sha_ + "' ] || { echo 'k3s binary: missing or not the expected one' >&2; exit 1; }\n";
     } else {
       std::string version = n.cluster.spec.k3s_version.empty() ? "" : "INSTALL_K3S_VERSION=" + shell_quote(n.cluster.spec.k3s_version) + " ";
-      s += "[ -x " + std::string(kBin) + " ] || curl -sfL https://get.k3s.io | " + version +
+      s += "[ -x " + std::string(kK3sBin) + " ] || curl -sfL https://get.k3s.io | " + version +
            "INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true sh -\n";
     }
     s += "echo 50 > \"$P\"\n"
@@ -67,14 +67,14 @@ class K3s final : public Distribution {
          "if [ -d /run/systemd/system ]; then\n"
          "  cat > /etc/systemd/system/k3s.service <<'EOF'\n"
          "[Unit]\nDescription=k3s\nAfter=network-online.target\n"
-         "[Service]\nExecStart=" + kBin + " " + exec(n) + "\nRestart=always\nRestartSec=5\nKillMode=process\nDelegate=yes\n"
+         "[Service]\nExecStart=" + kK3sBin + " " + exec(n) + "\nRestart=always\nRestartSec=5\nKillMode=process\nDelegate=yes\n"
          "LimitNOFILE=1048576\n[Install]\nWantedBy=multi-user.target\nEOF\n"
          "  systemctl daemon-reload\n"
          "  systemctl enable --now k3s.service\n"
          "else\n"
          "  if [ -f /var/lib/rancher/k3s.pid ] && alive \"$(cat /var/lib/rancher/k3s.pid)\"; then :; else\n"
          // sh -c's own pid leads the session setsid made (setsid may fork, so $! would not be it).
-         "    setsid sh -c 'echo $$ > /var/lib/rancher/k3s.pid; exec " + kBin + " " + exec(n) + "' > /var/lib/rancher/k3s.log 2>&1 < /dev/null &\n"
+         "    setsid sh -c 'echo $$ > /var/lib/rancher/k3s.pid; exec " + kK3sBin + " " + exec(n) + "' > /var/lib/rancher/k3s.log 2>&1 < /dev/null &\n"
          "    i=0\n"
          "    while [ ! -s /var/lib/rancher/k3s.pid ] && [ \"$i\" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
          "  fi\n"
@@ -89,7 +89,7 @@ class K3s final : public Distribution {
         "P=/var/lib/rancher/k3s-install-progress\n"
         "i=0\n";
     if (n.node.role == "server")
-      s += "until " + std::string(kBin) + " kubectl get node " + shell_quote(n.node.name) +
+      s += "until " + std::string(kK3sBin) + " kubectl get node " + shell_quote(n.node.name) +
            " 2>/dev/null | grep -q ' Ready'; do\n";
     else
       s += "until [ -f /var/lib/rancher/k3s/agent/kubelet.kubeconfig ]; do\n";
@@ -119,7 +119,7 @@ class K3s final : public Distribution {
     Script s = stop(n);
     s.step = "uninstall";
     s.text += "if [ -d /run/systemd/system ]; then systemctl disable k3s.service 2>/dev/null || true; fi\n"
-              "rm -f /etc/systemd/system/k3s.service " + std::string(kBin) + "\n"
+              "rm -f /etc/systemd/system/k3s.service " + std::string(kK3sBin) + "\n"
               "rm -rf /etc/rancher/k3s /var/lib/rancher\n";
     return s;
   }

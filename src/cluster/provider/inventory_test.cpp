@@ -39,7 +39,9 @@ TEST(SshOptions, KeyValuePairsAreTakenAndAnythingElseRefused) {
   for (const char* bad : {"KexAlgorithms", "=x", "Kex=", "A=b,", "ProxyCommand=sh -c x", "A=b\n"}) {
     auto r = parse_ssh_options(bad);
     EXPECT_FALSE(r.is_ok()) << bad;
-    if (!r.is_ok()) EXPECT_NE(r.status().message().find("expected Key=Value"), std::string::npos) << bad;
+    if (!r.is_ok()) {
+      EXPECT_NE(r.status().message().find("expected Key=Value"), std::string::npos) << bad;
+    }
   }
 }
 

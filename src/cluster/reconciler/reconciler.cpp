@@ -19,7 +19,7 @@ using core::resilience::Deadline;
 using Clock = std::chrono::steady_clock;
 using ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("cluster");
+const core::log::Logger reconciler_log("cluster");
 
 ms since(Clock::time_point t) { return std::chrono::duration_cast<ms>(Clock::now() - t); }
 
@@ -29,7 +29,7 @@ std::string default_holder() {
   return std::string(host) + ":" + std::to_string(::getpid());
 }
 
-struct Metrics {
+struct ReconcilerMetrics {
   core::metrics::Family<core::metrics::Counter>& steps = core::metrics::Registry::global().counter(
       "cluster_node_steps_total", "Node steps run, by step and outcome (ok, failed).", {"step", "outcome"});
   core::metrics::Family<core::metrics::Counter>& retries = core::metrics::Registry::global().counter(
@@ -46,8 +46,8 @@ struct Metrics {
   core::metrics::Family<core::metrics::Gauge>& phase_seconds = core::metrics::Registry::global().gauge(
       "cluster_phase_duration_seconds", "How long each phase of the cluster's last pass took.", {"cluster", "phase"});
 };
-Metrics& metrics() {
-  static Metrics m;
+ReconcilerMetrics& metrics() {
+  static ReconcilerMetrics m;
   return m;
 }
 
@@ -230,7 +230,7 @@ bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& st
                        if (first_error_.empty()) first_error_ = name + ": " + step + ": " + std::string(s.message());
                      }
                      count_progress();
-                     if (Status w = save(); !w.is_ok()) lg.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
+                     if (Status w = save(); !w.is_ok()) reconciler_log.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
                      ++done;
                      emit(name, s);
                      return s;
@@ -247,7 +247,7 @@ bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& st
   slot_ms_ += wall * slots;
   critical_ms_ += std::max(longest, sum / slots);
   res_.phase_time[phase] += std::chrono::duration_cast<ms>(rep.wall);
-  lg.debug("[PARALLEL] step done", {{"cluster", c_.metadata.name}, {"step", step}, {"nodes", total},
+  reconciler_log.debug("[PARALLEL] step done", {{"cluster", c_.metadata.name}, {"step", step}, {"nodes", total},
                                    {"failed", rep.failed}, {"wall_ms", static_cast<int64_t>(wall)},
                                    {"efficiency", std::round(rep.efficiency * 1000) / 1000}});
   tried_nodes_ = total;
@@ -262,7 +262,7 @@ PassResult Reconciler::Pass::fail(const std::string& phase) {
     res_.phase = "Locked";
     res_.status = lease_lost_;
     metrics().passes.with({"locked"}).inc();
-    lg.warn("pass stopped: lease lost", {{"cluster", c_.metadata.name}, {"error", lease_lost_.to_string()}});
+    reconciler_log.warn("pass stopped: lease lost", {{"cluster", c_.metadata.name}, {"error", lease_lost_.to_string()}});
     return res_;
   }
   st_.phase = "Failed";
@@ -274,7 +274,7 @@ PassResult Reconciler::Pass::fail(const std::string& phase) {
   st_.conditions = {{"Ready", "False", phase + "Failed", st_.message, core::rfc3339(core::Clock::real().wall_now())}};
   (void)save();
   metrics().passes.with({"failed"}).inc();
-  lg.warn("[METRICS] pass failed", {{"cluster", c_.metadata.name}, {"reason", st_.message}});
+  reconciler_log.warn("[METRICS] pass failed", {{"cluster", c_.metadata.name}, {"reason", st_.message}});
   return res_;
 }
 
@@ -301,7 +301,7 @@ void Reconciler::Pass::record(const PassResult& r) {
     std::string b = provider_.breaker_for({i.id, i.private_ip, i.public_ip});
     o.breakers[b] = std::string(core::resilience::state_name(r_.breakers_.get(b).state()));
   }
-  if (Status w = save(); !w.is_ok()) lg.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
+  if (Status w = save(); !w.is_ok()) reconciler_log.error("status not written", {{"cluster", c_.metadata.name}, {"error", w.to_string()}});
 }
 
 PassResult Reconciler::Pass::run() {
@@ -325,7 +325,7 @@ PassResult Reconciler::Pass::run() {
         // Not a reason to keep the node: a controller that is down must not block a delete. A
         // simulated node registered nothing.
         if (Status f = provider_.simulated() ? Status{} : dist_.forget(context(n), d); !f.is_ok())
-          lg.warn("node removed; its agents may still be listed", {{"cluster", c_.metadata.name}, {"error", f.to_string()}});
+          reconciler_log.warn("node removed; its agents may still be listed", {{"cluster", c_.metadata.name}, {"error", f.to_string()}});
       }
       n.installed = n.joined = false;
       ProviderInstance pi{n.id, n.private_ip, n.public_ip};
@@ -480,7 +480,7 @@ PassResult Reconciler::Pass::run() {
   (void)save();
   metrics().passes.with({changed ? "progressing" : "converged"}).inc();
   if (changed)
-    lg.info("[METRICS] cluster converged", {{"cluster", name}, {"nodes", static_cast<int64_t>(st_.instances.size())},
+    reconciler_log.info("[METRICS] cluster converged", {{"cluster", name}, {"nodes", static_cast<int64_t>(st_.instances.size())},
                                             {"wall_ms", static_cast<int64_t>(since(began).count())},
                                             {"retries", res_.retries}, {"simulated", provider_.simulated()}});
   res_.requeue = ms(changed ? 30'000 : 120'000);

@@ -33,7 +33,7 @@ namespace http = core::http;
 using core::Status;
 using Clock = std::chrono::steady_clock;
 
-const core::log::Logger lg("cluster-serve");
+const core::log::Logger serve_log("cluster-serve");
 
 struct ServeSettings {
   Common common;
@@ -54,11 +54,11 @@ class Serve final : public core::runtime::HttpRole {
     GANTRY_RETURN_IF_ERROR(ctx_.open());
     ctx_.reconciler().on_progress([](const ProgressEvent& e) {
       if (!e.node.empty() && !e.status.is_ok())
-        lg.warn("node step failed", {{"cluster", e.cluster}, {"phase", e.phase}, {"node", e.node}, {"error", e.status.to_string()}});
+        serve_log.warn("node step failed", {{"cluster", e.cluster}, {"phase", e.phase}, {"node", e.node}, {"error", e.status.to_string()}});
       else if (e.node.empty() && e.done == 0)
-        lg.info("phase", {{"cluster", e.cluster}, {"phase", e.phase}, {"nodes", e.total}, {"simulated", e.simulated}});
+        serve_log.info("phase", {{"cluster", e.cluster}, {"phase", e.phase}, {"nodes", e.total}, {"simulated", e.simulated}});
     });
-    lg.info("reconciling", {{"store", ctx_.store().describe()}, {"interval_ms", st_.interval.count()}});
+    serve_log.info("reconciling", {{"store", ctx_.store().describe()}, {"interval_ms", st_.interval.count()}});
     thread_ = std::thread([this] { walk(); });
     return {};
   }
@@ -81,7 +81,7 @@ class Serve final : public core::runtime::HttpRole {
       lk.unlock();
       thread_.join();
     } else {
-      lg.warn("a pass is still running at the shutdown deadline; the next pass resumes it", {{"cluster", current_}});
+      serve_log.warn("a pass is still running at the shutdown deadline; the next pass resumes it", {{"cluster", current_}});
       thread_.detach();
     }
   }
@@ -101,7 +101,7 @@ class Serve final : public core::runtime::HttpRole {
       }
       auto names = ctx_.store().list();
       ready_ = names.is_ok();
-      if (!names.is_ok()) lg.warn("state store", {{"error", names.status().to_string()}});
+      if (!names.is_ok()) serve_log.warn("state store", {{"error", names.status().to_string()}});
       std::map<std::string, Due> still;  // forgets clusters that are gone
       for (auto& name : names.is_ok() ? *names : std::vector<std::string>{}) {
         if (stopped()) break;
@@ -139,13 +139,13 @@ class Serve final : public core::runtime::HttpRole {
         break;
       }
       if (!r.status.is_ok() || r.phase == "Failed") {
-        lg.warn("pass failed", {{"cluster", name}, {"error", r.status.to_string()}, {"retry_in_ms", r.requeue.count()}});
+        serve_log.warn("pass failed", {{"cluster", name}, {"error", r.status.to_string()}, {"retry_in_ms", r.requeue.count()}});
         d.at = Clock::now() + r.requeue;
         break;
       }
       if (r.deleted || r.phase == "Running" || r.phase == "Stopped" || r.steps_run == 0) {
         if (r.steps_run > 0 || r.deleted)
-          lg.info("converged", {{"cluster", name}, {"phase", r.deleted ? "Deleted" : r.phase}, {"steps", r.steps_run},
+          serve_log.info("converged", {{"cluster", name}, {"phase", r.deleted ? "Deleted" : r.phase}, {"steps", r.steps_run},
                                 {"retries", r.retries}, {"seconds", static_cast<double>(r.wall.count()) / 1000}});
         d.at = Clock::now() + st_.resync;
         break;
@@ -168,7 +168,7 @@ class Serve final : public core::runtime::HttpRole {
   std::atomic<bool> ready_{false};
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class ClusterServeFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     st_.common.bind(s, false);
@@ -193,7 +193,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo cluster_serve_role() {
   return {"cluster-serve", "Clusters: the reconciler as a service, with /health, /ready and /metrics (gantry cluster serve)",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<ClusterServeFactory>(); }};
 }
 
 }  // namespace gantry::cluster

@@ -5,7 +5,7 @@
 namespace gantry::core::resilience {
 
 namespace {
-const log::Logger lg("batch");
+const log::Logger batch_log("batch");
 }
 
 BatchReport run_batches(size_t n, const BatchOptions& o, const BatchFn& fn, const Clock& clock) {
@@ -38,7 +38,7 @@ BatchReport run_batches(size_t n, const BatchOptions& o, const BatchFn& fn, cons
   }
   for (auto& s : rep.items) (s.is_ok() ? rep.succeeded : rep.failed)++;
   rep.wall = pr.wall;
-  lg.info("[BATCH] finished", {{"name", o.name}, {"items", static_cast<long long>(n)},
+  batch_log.info("[BATCH] finished", {{"name", o.name}, {"items", static_cast<long long>(n)},
                                {"batches", static_cast<long long>(rep.batches)}, {"succeeded", rep.succeeded},
                                {"failed", rep.failed},
                                {"wall_ms", std::chrono::duration<double, std::milli>(rep.wall).count()}});

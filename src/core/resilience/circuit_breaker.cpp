@@ -12,7 +12,7 @@
 namespace gantry::core::resilience {
 
 namespace {
-const log::Logger lg("circuit");
+const log::Logger circuit_breaker_log("circuit");
 
 // Statistics are striped per CPU, so threads running on different CPUs never write the same
 // cache line. (Striping per thread collided: threads come and go, and a counter modulo the
@@ -155,8 +155,8 @@ void CircuitBreaker::transition(BreakerState from, BreakerState to) {
   log::Fields f = {{"service", name_}, {"from", state_name(from)}, {"to", state_name(to)},
                    {"failure_threshold", cfg_.failure_threshold},
                    {"recovery_timeout_ms", static_cast<long long>(cfg_.recovery_timeout.count())}};
-  if (to == BreakerState::kOpen) lg.warn("[CIRCUIT] opened", f);
-  else lg.info(to == BreakerState::kClosed ? "[CIRCUIT] closed" : "[CIRCUIT] half-open: trying again", f);
+  if (to == BreakerState::kOpen) circuit_breaker_log.warn("[CIRCUIT] opened", f);
+  else circuit_breaker_log.info(to == BreakerState::kClosed ? "[CIRCUIT] closed" : "[CIRCUIT] half-open: trying again", f);
 }
 
 BreakerState CircuitBreaker::state() const {

@@ -10,7 +10,7 @@
 namespace gantry::core::resilience {
 
 namespace {
-const log::Logger lg("parallel");
+const log::Logger parallel_log("parallel");
 }
 
 void bind(config::Schema& s, ParallelOptions* o) {
@@ -35,7 +35,7 @@ ParallelManager::ParallelManager(ParallelOptions o, const Clock& clock)
 void ParallelManager::set_concurrency(int n) {
   concurrency_.store(std::max(1, n));
   cv_.notify_all();
-  lg.info("[PARALLEL] concurrency limit changed", {{"manager", name_}, {"concurrency", concurrency_.load()}});
+  parallel_log.info("[PARALLEL] concurrency limit changed", {{"manager", name_}, {"concurrency", concurrency_.load()}});
 }
 
 int ParallelManager::in_flight() const {
@@ -104,7 +104,7 @@ ParallelReport ParallelManager::run(std::vector<Operation> ops, Deadline parent)
                                                               config::format(std::chrono::duration_cast<std::chrono::milliseconds>(now - r.started)),
                                  name_),
                           now - r.started};
-        lg.warn("[PARALLEL] operation timed out", {{"manager", name_}, {"operation", ops[i].name}});
+        parallel_log.warn("[PARALLEL] operation timed out", {{"manager", name_}, {"operation", ops[i].name}});
       } else {
         nearest = std::min(nearest, r.deadline.remaining(clock_));
       }
@@ -129,7 +129,7 @@ ParallelReport ParallelManager::run(std::vector<Operation> ops, Deadline parent)
                                                           "Operations run, by manager and result.", {"manager", "result"});
   total.with({name_, "success"}).inc(static_cast<uint64_t>(rep.succeeded));
   total.with({name_, "failure"}).inc(static_cast<uint64_t>(rep.failed));
-  lg.info("[PARALLEL] run finished",
+  parallel_log.info("[PARALLEL] run finished",
           {{"manager", name_}, {"operations", static_cast<long long>(n)}, {"succeeded", rep.succeeded},
            {"failed", rep.failed}, {"wall_ms", std::chrono::duration<double, std::milli>(rep.wall).count()},
            {"efficiency_pct", std::round(rep.efficiency * 1000) / 10}, {"concurrency", limit_at_start}});

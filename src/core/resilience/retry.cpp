@@ -105,7 +105,7 @@ Result<Duration> Backoff::next(const Status& failure) {
 namespace detail {
 
 namespace {
-const log::Logger lg("retry");
+const log::Logger retry_log("retry");
 metrics::Family<metrics::Counter>& retries() {
   static auto& f = metrics::Registry::global().counter("resilience_retries_total", "Retries made, by policy.", {"policy"});
   return f;
@@ -121,14 +121,14 @@ Step after_failure(Backoff& b, const RetryPolicy& p, const RetryOptions& o, cons
   Result<Duration> wait = b.next(failure);
   if (!wait.is_ok()) {
     give_ups().with({p.name}).inc();
-    lg.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
+    retry_log.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
                                   {"error", wait.status().to_string()}});
     // next() answers the failure itself when it is not worth retrying; keep the caller's result.
     bool same = wait.status().code() == failure.code() && wait.status().message() == failure.message();
     return {true, same, Duration::zero(), same ? Status() : wait.status()};
   }
   retries().with({p.name}).inc();
-  lg.info("[RETRY] attempt failed; retrying",
+  retry_log.info("[RETRY] attempt failed; retrying",
           {{"policy", p.name}, {"operation", o.operation}, {"attempt", b.attempts()},
            {"wait_ms", std::chrono::duration<double, std::milli>(*wait).count()}, {"error", failure.to_string()}});
   return {false, false, *wait, Status()};
@@ -137,7 +137,7 @@ Step after_failure(Backoff& b, const RetryPolicy& p, const RetryOptions& o, cons
 Status out_of_time(const Backoff& b, const RetryPolicy& p, const RetryOptions& o) {
   Status s(Code::kDeadlineExceeded, "no time left for attempt " + std::to_string(b.attempts() + 1), o.operation);
   give_ups().with({p.name}).inc();
-  lg.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
+  retry_log.warn("[RETRY] giving up", {{"policy", p.name}, {"operation", o.operation}, {"attempts", b.attempts()},
                                 {"error", s.to_string()}});
   return s;
 }

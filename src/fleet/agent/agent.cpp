@@ -39,7 +39,7 @@ namespace json = boost::json;
 using core::Status;
 using Ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("agent");
+const core::log::Logger agent_log("agent");
 
 struct Settings {
   Listen listen = Listen::on_port(8081);
@@ -124,7 +124,7 @@ class Agent final : public core::runtime::HttpRole {
               .on_message = [this](std::string_view, std::string_view m) { on_push(m); },
               .on_connected = [this] { wake(/*fetch=*/true); },  // catch up on what was missed
               .on_disconnected = [this](const Status& s) {
-                lg.warn("redis push lost; long-polling until it returns", {{"error", s.to_string()}});
+                agent_log.warn("redis push lost; long-polling until it returns", {{"error", s.to_string()}});
                 wake(/*fetch=*/false);
               }});
       subscriber_->start();
@@ -178,7 +178,7 @@ class Agent final : public core::runtime::HttpRole {
     pushes_.inc();
     auto m = parse_push(text);
     if (!m.is_ok()) {
-      lg.warn("ignoring malformed push message", {{"error", m.status().to_string()}});
+      agent_log.warn("ignoring malformed push message", {{"error", m.status().to_string()}});
       return;
     }
     std::lock_guard lk(mu_);
@@ -274,12 +274,12 @@ class Agent final : public core::runtime::HttpRole {
     if (s.is_ok()) {
       registrations_.inc();
       std::lock_guard lk(mu_);
-      lg.info("registered", {{"agent_id", agent_id_}, {"controller", st_.controller_url}});
+      agent_log.info("registered", {{"agent_id", agent_id_}, {"controller", st_.controller_url}});
       cv_.notify_all();
       return true;
     }
     if (!stopping()) {
-      lg.error("registration failed; giving up",
+      agent_log.error("registration failed; giving up",
                {{"controller", st_.controller_url}, {"error", s.to_string()},
                 {"retries", static_cast<int64_t>(st_.registration_max_retries)}});
       core::runtime::request_exit(1);
@@ -312,7 +312,7 @@ class Agent final : public core::runtime::HttpRole {
     if (!r.is_ok()) {
       if (r.status().code() != core::Code::kCancelled) {
         fetches_.with({"error"}).inc();
-        lg.warn("fetching configuration failed", {{"error", r.status().to_string()}});
+        agent_log.warn("fetching configuration failed", {{"error", r.status().to_string()}});
       }
       return Fetched::kFailed;
     }
@@ -322,7 +322,7 @@ class Agent final : public core::runtime::HttpRole {
       if (auto iv = r->header("X-Poll-Interval-Seconds"); !iv.empty()) {
         int n = std::atoi(std::string(iv).c_str());
         if (n > 0 && n != interval_s_) {
-          lg.info("poll interval changed", {{"seconds", static_cast<int64_t>(n)}});
+          agent_log.info("poll interval changed", {{"seconds", static_cast<int64_t>(n)}});
           interval_s_ = n;
         }
       }
@@ -333,20 +333,20 @@ class Agent final : public core::runtime::HttpRole {
     }
     if (r->status == 401) {
       fetches_.with({"401"}).inc();
-      lg.warn("token rejected; registering again", {{"body", r->body}});
+      agent_log.warn("token rejected; registering again", {{"body", r->body}});
       std::lock_guard lk(mu_);
       registered_ = false;
       return Fetched::kUnauthorized;
     }
     if (r->status != 200) {
       fetches_.with({"error"}).inc();
-      lg.warn("controller answered an error", {{"status", static_cast<int64_t>(r->status)}, {"body", r->body}});
+      agent_log.warn("controller answered an error", {{"status", static_cast<int64_t>(r->status)}, {"body", r->body}});
       return Fetched::kFailed;
     }
     fetches_.with({"200"}).inc();
     auto answer = parse_config_answer(r->body);
     if (!answer.is_ok()) {
-      lg.warn("controller sent a configuration without etag/config", {{"body", r->body.substr(0, 200)}});
+      agent_log.warn("controller sent a configuration without etag/config", {{"body", r->body.substr(0, 200)}});
       return Fetched::kFailed;
     }
     Version ver;
@@ -358,7 +358,7 @@ class Agent final : public core::runtime::HttpRole {
       etag_ = ver.etag;
       ver.correlation_id = push_correlation_.empty() ? uuid4() : push_correlation_;
       push_correlation_.clear();
-      lg.info("new configuration", {{"etag", ver.etag}, {"correlation_id", ver.correlation_id}});
+      agent_log.info("new configuration", {{"etag", ver.etag}, {"correlation_id", ver.correlation_id}});
       pending_ = std::move(ver);
     }
     cv_.notify_all();
@@ -460,7 +460,7 @@ class Agent final : public core::runtime::HttpRole {
           {.sleeper = &sleeper_, .operation = "agent.forward", .retryable = retryable});
       if (s.is_ok()) {
         forwards_.with({"ok"}).inc();
-        lg.info("worker updated", {{"etag", v.etag}, {"correlation_id", v.correlation_id}});
+        agent_log.info("worker updated", {{"etag", v.etag}, {"correlation_id", v.correlation_id}});
         {
           std::lock_guard lk(mu_);
           applied_etag_ = v.etag;
@@ -469,7 +469,7 @@ class Agent final : public core::runtime::HttpRole {
         cv_.notify_all();
       } else if (!stopping()) {
         forwards_.with({"failed"}).inc();
-        lg.error("could not hand the configuration to the worker",
+        agent_log.error("could not hand the configuration to the worker",
                  {{"etag", v.etag}, {"worker", st_.worker_url}, {"error", s.to_string()}});
         // Try this version again at the next fetch rather than never.
         std::lock_guard lk(mu_);
@@ -502,16 +502,16 @@ class Agent final : public core::runtime::HttpRole {
       auto r = client_.send(req);
       if (!r.is_ok()) {
         if (r.status().code() != core::Code::kCancelled)
-          lg.warn("heartbeat failed", {{"error", r.status().to_string()}});
+          agent_log.warn("heartbeat failed", {{"error", r.status().to_string()}});
         continue;
       }
       if (r->status == 401) {
-        lg.warn("heartbeat token rejected; registering again");
+        agent_log.warn("heartbeat token rejected; registering again");
         std::lock_guard lk(mu_);
         if (token_ == token) registered_ = false;
         cv_.notify_all();
       } else if (r->status != 200) {
-        lg.warn("heartbeat refused", {{"status", static_cast<int64_t>(r->status)}, {"body", r->body}});
+        agent_log.warn("heartbeat refused", {{"status", static_cast<int64_t>(r->status)}, {"body", r->body}});
       } else {
         std::lock_guard lk(mu_);
         last_contact_ = std::chrono::system_clock::now();
@@ -555,7 +555,7 @@ std::string local_hostname() {
   return buf;
 }
 
-class Factory final : public core::runtime::RoleFactory {
+class AgentFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     st_.hostname = local_hostname();
@@ -630,7 +630,7 @@ namespace gantry::fleet {
 
 core::runtime::RoleInfo agent_role() {
   return {"agent", "Fleet: registers with the controller, follows its configuration, forwards it to the worker",
-          [] { return std::make_unique<agent::Factory>(); }};
+          [] { return std::make_unique<agent::AgentFactory>(); }};
 }
 
 }  // namespace gantry::fleet

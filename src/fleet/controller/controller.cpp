@@ -37,7 +37,7 @@ namespace http = core::http;
 namespace json = boost::json;
 using core::Status;
 
-const core::log::Logger lg("controller");
+const core::log::Logger controller_log("controller");
 
 struct Settings {
   Listen listen = Listen::on_port(8080);
@@ -203,7 +203,7 @@ class Controller final : public core::runtime::HttpRole {
       ep.db = st_.redis_db;
       redis_ = std::make_unique<bus::redis::Connection>(ep);
       publisher_ = std::make_unique<core::ThreadPool>(1, "redis-push");
-      lg.info("redis push enabled", {{"redis", ep.describe()}});
+      controller_log.info("redis push enabled", {{"redis", ep.describe()}});
     }
     if (shared_store_) refresher_ = std::thread([this] { refresh_loop(); });
 
@@ -221,7 +221,7 @@ class Controller final : public core::runtime::HttpRole {
                          {"status"}, {status}, [this, status] { return static_cast<double>(census().by_status(status)); });
     reg.gauge_callback("fleet_agents_lagging", "agents whose last heartbeat reported a version other than the latest",
                        [this] { return static_cast<double>(census().lagging); });
-    lg.info("controller ready", {{"store", store_->describe()},
+    controller_log.info("controller ready", {{"store", store_->describe()},
                                  {"agents", static_cast<int64_t>(agents.size())},
                                  {"etag", latest_.load()->rec.etag}});
     return {};
@@ -373,7 +373,7 @@ class Controller final : public core::runtime::HttpRole {
       if (Status s = store_->insert_agent(a); !s.is_ok()) return store_failure(out, "registering agent", s);
     }
     remember(a);
-    lg.info("agent registered", {{"agent_id", a.agent_id}, {"hostname", hostname}, {"version", version}});
+    controller_log.info("agent registered", {{"agent_id", a.agent_id}, {"hostname", hostname}, {"version", version}});
     std::string res;
     core::json::Writer(res)
         .object()
@@ -414,7 +414,7 @@ class Controller final : public core::runtime::HttpRole {
     }
     auto snap = make_snapshot(std::move(rec));
     adopt(snap, /*push=*/true);
-    lg.info("configuration published", {{"etag", snap->rec.etag}, {"by", who}});
+    controller_log.info("configuration published", {{"etag", snap->rec.etag}, {"by", who}});
     return snap;
   }
 
@@ -430,7 +430,7 @@ class Controller final : public core::runtime::HttpRole {
           pushes_.with({"ok"}).inc();
         } else {
           pushes_.with({"failed"}).inc();
-          lg.warn("redis push failed; agents will learn by polling", {{"error", r.status().to_string()}});
+          controller_log.warn("redis push failed; agents will learn by polling", {{"error", r.status().to_string()}});
         }
       });
     }
@@ -638,7 +638,7 @@ class Controller final : public core::runtime::HttpRole {
       http::Response r;
       if (!s.is_ok()) {
         heartbeat_failures_.inc();
-        lg.error("heartbeat not persisted", {{"agent_id", agent->id}, {"error", s.to_string()}});
+        controller_log.error("heartbeat not persisted", {{"agent_id", agent->id}, {"error", s.to_string()}});
         r.error(503, "heartbeat not persisted: " + s.to_string());
         return resp.send(std::move(r));
       }
@@ -772,7 +772,7 @@ class Controller final : public core::runtime::HttpRole {
       std::lock_guard lk(a->mu);
       a->updated_at = now;
     }
-    lg.info("poll interval updated", {{"agent_id", a->id}, {"seconds", static_cast<int64_t>(seconds.value_or(0))}});
+    controller_log.info("poll interval updated", {{"agent_id", a->id}, {"seconds", static_cast<int64_t>(seconds.value_or(0))}});
     // Tell the agent now rather than at its next poll.
     if (publisher_) {
       PushMessage m{a->id, latest_.load()->rec.etag, uuid4()};
@@ -802,7 +802,7 @@ class Controller final : public core::runtime::HttpRole {
       a->updated_at = now;
       by_token_[hash] = a;
     }
-    lg.info("token rotated", {{"agent_id", a->id}});
+    controller_log.info("token rotated", {{"agent_id", a->id}});
     std::string body;
     core::json::Writer(body).object().field("agent_id", a->id).field("api_token", token).field("message", "token rotated").end();
     out.json(200, std::move(body));
@@ -823,7 +823,7 @@ class Controller final : public core::runtime::HttpRole {
       by_token_.erase(a->token_hash);
       by_id_.erase(a->id);
     }
-    lg.info("agent deleted", {{"agent_id", a->id}});
+    controller_log.info("agent deleted", {{"agent_id", a->id}});
     out.json_string(200, "agent deleted");
   }
 
@@ -866,7 +866,7 @@ class Controller final : public core::runtime::HttpRole {
   }
 
   void store_failure(http::Response& out, std::string_view what, const Status& s) {
-    lg.error("store write failed", {{"what", what}, {"error", s.to_string()}});
+    controller_log.error("store write failed", {{"what", what}, {"error", s.to_string()}});
     out.error(503, std::string(what) + " failed: " + s.to_string());
   }
 
@@ -881,7 +881,7 @@ class Controller final : public core::runtime::HttpRole {
         return store_->latest_config();
       }();
       if (r.is_ok() && *r && (*r)->id > latest_.load()->rec.id) {
-        lg.info("adopting a version published by another controller", {{"etag", (*r)->etag}});
+        controller_log.info("adopting a version published by another controller", {{"etag", (*r)->etag}});
         adopt(make_snapshot(std::move(**r)), /*push=*/false);
       }
       refresh_agents();
@@ -894,7 +894,7 @@ class Controller final : public core::runtime::HttpRole {
       return store_->agent_sync(agents_since_);
     }();
     if (!sync.is_ok()) {
-      lg.warn("cannot read agent changes; will retry", {{"error", sync.status().to_string()}});
+      controller_log.warn("cannot read agent changes; will retry", {{"error", sync.status().to_string()}});
       return;
     }
     for (const AgentRecord& rec : sync->changed) {
@@ -908,7 +908,7 @@ class Controller final : public core::runtime::HttpRole {
             by_token_.erase(a->token_hash);
             a->token_hash = rec.token_hash;
             by_token_[a->token_hash] = a;
-            lg.info("token rotated by another controller", {{"agent_id", a->id}});
+            controller_log.info("token rotated by another controller", {{"agent_id", a->id}});
           }
           a->interval = rec.poll_interval_seconds.value_or(0);
         }
@@ -939,7 +939,7 @@ class Controller final : public core::runtime::HttpRole {
         std::lock_guard al(it->second->mu);
         by_token_.erase(it->second->token_hash);
       }
-      lg.info("agent deleted by another controller", {{"agent_id", it->first}});
+      controller_log.info("agent deleted by another controller", {{"agent_id", it->first}});
       it = by_id_.erase(it);
     }
   }
@@ -975,7 +975,7 @@ class Controller final : public core::runtime::HttpRole {
   std::thread refresher_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class ControllerFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     fleet::bind(s, &st_.listen, "CONTROLLER");
@@ -1029,7 +1029,7 @@ namespace gantry::fleet {
 
 core::runtime::RoleInfo controller_role() {
   return {"controller", "Fleet: holds the versioned configuration; agents register, poll or are pushed new versions",
-          [] { return std::make_unique<controller::Factory>(); }};
+          [] { return std::make_unique<controller::ControllerFactory>(); }};
 }
 
 }  // namespace gantry::fleet

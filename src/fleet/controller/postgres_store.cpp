@@ -12,7 +12,7 @@ using store::postgres::Connection;
 using store::postgres::Param;
 using store::postgres::Rows;
 
-constexpr store::Migration kMigrations[] = {
+constexpr store::Migration kPostgresMigrations[] = {
     {1, "fleet controller tables", R"sql(
 CREATE TABLE agent_configs (
   id TEXT PRIMARY KEY,
@@ -78,7 +78,7 @@ class PostgresStore final : public Store {
  public:
   explicit PostgresStore(std::unique_ptr<Connection> c) : c_(std::move(c)) {}
 
-  Status migrate() override { return c_->migrate(kMigrations); }
+  Status migrate() override { return c_->migrate(kPostgresMigrations); }
 
   Result<std::vector<AgentRecord>> load_agents() override {
     GANTRY_ASSIGN(r, c_->query(std::string(kAgentSelect) + " ORDER BY c.created_at"));

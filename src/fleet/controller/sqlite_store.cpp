@@ -9,7 +9,7 @@ namespace {
 using store::sqlite::Db;
 using store::sqlite::Statement;
 
-constexpr store::Migration kMigrations[] = {
+constexpr store::Migration kSqliteMigrations[] = {
     {1, "fleet controller tables", R"sql(
 CREATE TABLE agent_configs (
   id TEXT PRIMARY KEY,
@@ -72,7 +72,7 @@ class SqliteStore final : public Store {
   explicit SqliteStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
   Status migrate() override {
-    GANTRY_RETURN_IF_ERROR(db_->migrate(kMigrations));
+    GANTRY_RETURN_IF_ERROR(db_->migrate(kSqliteMigrations));
     // Heartbeats are the one hot write; prepare it once.
     auto st = db_->prepare(
         "UPDATE agents SET last_heartbeat = ?, last_config_version = ?, status = ?, updated_at = ? "

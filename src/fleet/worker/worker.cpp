@@ -25,7 +25,7 @@ namespace http = core::http;
 namespace json = boost::json;
 using core::Status;
 
-const core::log::Logger lg("worker");
+const core::log::Logger worker_log("worker");
 
 struct Settings {
   Listen listen = Listen::on_port(8082);
@@ -99,7 +99,7 @@ class Worker final : public core::runtime::HttpRole {
         cfg_ = c;
         message = "Configuration updated";
         applied_.inc();
-        lg.info("configuration applied", {{"etag", c->etag},
+        worker_log.info("configuration applied", {{"etag", c->etag},
                                           {"url", c->url},
                                           {"proxy", c->proxy.empty() ? "none" : "set"},
                                           {"correlation_id", q.header("X-Correlation-ID")}});
@@ -181,7 +181,7 @@ class Worker final : public core::runtime::HttpRole {
   std::unique_ptr<core::ThreadPool> pool_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class WorkerFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     fleet::bind(s, &st_.listen, "WORKER");
@@ -206,7 +206,7 @@ namespace gantry::fleet {
 
 core::runtime::RoleInfo worker_role() {
   return {"worker", "Fleet: applies the configuration its agent forwards; performs hits against the target",
-          [] { return std::make_unique<worker::Factory>(); }};
+          [] { return std::make_unique<worker::WorkerFactory>(); }};
 }
 
 }  // namespace gantry::fleet

@@ -15,7 +15,7 @@ using core::Code;
 
 namespace {
 
-const core::log::Logger lg("orchestrator.api");
+const core::log::Logger domains_log("orchestrator.api");
 
 constexpr const char* kColumns = "id::text, name, coalesce(companyname, ''), enabled";
 
@@ -36,7 +36,7 @@ http::Response failure(const core::Status& s, const DomainChange* c) {
   else if (s.code() == Code::kInvalidArgument)
     out.error(400, std::string(s.message()));
   else {
-    lg.warn("domain statement failed", {{"error", s.to_string()}});
+    domains_log.warn("domain statement failed", {{"error", s.to_string()}});
     out.error(503, "database unavailable: " + std::string(core::code_name(s.code())));
   }
   return out;

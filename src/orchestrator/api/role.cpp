@@ -21,7 +21,7 @@ namespace http = core::http;
 namespace pg = store::postgres;
 using core::Status;
 
-const core::log::Logger lg("orchestrator");
+const core::log::Logger role_log("orchestrator");
 
 // FNV-1a of "gantry-orchestrator/<schema>": stable across versions and machines.
 int64_t lock_key_for(const std::string& schema) {
@@ -98,7 +98,7 @@ class Orchestrator final : public core::runtime::HttpRole {
     sched_ = std::make_unique<Scheduler>(ss, *db_, *amqp_);
     GANTRY_RETURN_IF_ERROR(sched_->start());
     db_raw_ = db_.get();
-    lg.info("orchestrator ready", {{"services", static_cast<int64_t>(st_.services.size())},
+    role_log.info("orchestrator ready", {{"services", static_cast<int64_t>(st_.services.size())},
                                    {"kick", scan_key(st_.services.front())},
                                    {"reconcile_interval_s", static_cast<int64_t>(st_.reconcile_interval.count() / 1000)}});
     return {};
@@ -120,7 +120,7 @@ class Orchestrator final : public core::runtime::HttpRole {
   std::unique_ptr<Scheduler> sched_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class DomainApiFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("ip", &st_.ip, "listen address").env("ORCHESTRATOR_IP");
@@ -162,7 +162,7 @@ class Factory final : public core::runtime::RoleFactory {
 core::runtime::RoleInfo orchestrator_role() {
   return {"orchestrator",
           "Orchestrator: domain changes (LISTEN/NOTIFY) become scan kicks on RabbitMQ; leader election, domain API (also: orchestrator launch)",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<DomainApiFactory>(); }};
 }
 
 store::postgres::MigrationTarget migration_target() {

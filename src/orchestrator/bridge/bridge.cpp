@@ -41,7 +41,7 @@ using core::Code;
 using core::Status;
 using Clock = std::chrono::steady_clock;
 
-const core::log::Logger lg("scan-bridge");
+const core::log::Logger bridge_log("scan-bridge");
 
 struct BridgeSettings {
   std::string address = "0.0.0.0";
@@ -64,12 +64,12 @@ struct BridgeSettings {
   }
 };
 
-struct Metrics {
+struct BridgeMetrics {
   core::metrics::Family<core::metrics::Counter>& deliveries;
   core::metrics::Family<core::metrics::Counter>& hops;
   core::metrics::Family<core::metrics::Histogram>& request;
-  static Metrics& get() {
-    static Metrics m{
+  static BridgeMetrics& get() {
+    static BridgeMetrics m{
         core::metrics::Registry::global().counter(
             "scan_bridge_deliveries_total", "Deliveries by outcome: acked, requeued, dead_lettered, abandoned (shutdown)",
             {"service", "outcome"}),
@@ -112,7 +112,7 @@ class Bridge final : public core::runtime::HttpRole {
     }));
     consumer_tag_ = "gantry-bridge-" + st_.service + "-" + std::to_string(::getpid());
     thread_ = std::thread([this] { consume_loop(); });
-    lg.info("scan bridge started", {{"service", st_.service},
+    bridge_log.info("scan bridge started", {{"service", st_.service},
                                     {"queue", queue_},
                                     {"scanner", st_.url},
                                     {"next", next_.empty() ? std::string("none") : scan_key(next_)},
@@ -154,7 +154,7 @@ class Bridge final : public core::runtime::HttpRole {
   }
 
   void consume_loop() {
-    auto& m = Metrics::get();
+    auto& m = BridgeMetrics::get();
     while (!stopping_) {
       if (!ch_) {
         consuming_ = false;
@@ -165,16 +165,16 @@ class Bridge final : public core::runtime::HttpRole {
           if (s.is_ok()) break;
           auto wait = backoff.next(s);
           if (!wait.is_ok()) wait = std::chrono::nanoseconds(policy_.max_delay);
-          if (backoff.attempts() % 20 == 1) lg.warn("cannot consume; retrying", {{"queue", queue_}, {"error", s.to_string()}});
+          if (backoff.attempts() % 20 == 1) bridge_log.warn("cannot consume; retrying", {{"queue", queue_}, {"error", s.to_string()}});
           if (!wait_serving(std::chrono::duration_cast<std::chrono::milliseconds>(*wait), nullptr)) return;
         }
         consuming_ = true;
         connected_gauge_.set(1);
-        lg.info("consuming", {{"queue", queue_}, {"prefetch", 1}});
+        bridge_log.info("consuming", {{"queue", queue_}, {"prefetch", 1}});
       }
       auto d = ch_->next(std::chrono::milliseconds(250));
       if (!d.is_ok()) {
-        lg.warn("consumer connection lost; reconnecting", {{"error", d.status().to_string()}});
+        bridge_log.warn("consumer connection lost; reconnecting", {{"error", d.status().to_string()}});
         ch_.reset();
         continue;
       }
@@ -192,7 +192,7 @@ class Bridge final : public core::runtime::HttpRole {
     double seconds = 0;
   };
 
-  void handle(const amqp::Delivery& d, Metrics& m) {
+  void handle(const amqp::Delivery& d, BridgeMetrics& m) {
     std::string key = d.routing_key + '\n' + std::to_string(std::hash<std::string>{}(d.body));
     auto route = parse_routing_key(d.routing_key, st_.service);
     if (!route.is_ok()) return dead_letter(d, route.status().to_string(), 0, m);
@@ -231,12 +231,12 @@ class Bridge final : public core::runtime::HttpRole {
       attempts_.erase(key);
       if (!ch_ || !ch_->ack(d.tag).is_ok()) {
         // The channel died under the request: the broker requeued the message already.
-        lg.warn("ack failed: the channel closed during the request; the message is redelivered", {{"route", what}});
+        bridge_log.warn("ack failed: the channel closed during the request; the message is redelivered", {{"route", what}});
         ch_.reset();
         return;
       }
       m.deliveries.with({st_.service, "acked"}).inc();
-      lg.info("hop", {{"service", st_.service}, {"route", what}, {"status", o.status}, {"latency_ms", std::round(o.seconds * 10000) / 10}});
+      bridge_log.info("hop", {{"service", st_.service}, {"route", what}, {"status", o.status}, {"latency_ms", std::round(o.seconds * 10000) / 10}});
       publish_next(o, m);
       return;
     }
@@ -253,7 +253,7 @@ class Bridge final : public core::runtime::HttpRole {
       return dead_letter(d, why, n, m);
     }
     auto delay = std::min<std::chrono::milliseconds>(st_.retry_delay * (1 << std::min(n - 1, 10)), std::chrono::seconds(60));
-    lg.warn("scan failed; requeueing", {{"service", st_.service}, {"error", why}, {"attempt", n}, {"budget", st_.retry_budget},
+    bridge_log.warn("scan failed; requeueing", {{"service", st_.service}, {"error", why}, {"attempt", n}, {"budget", st_.retry_budget},
                                        {"delay_ms", static_cast<int64_t>(delay.count())}});
     wait_serving(delay, ch_.get());
     if (attempts_.size() > 10'000) attempts_.clear();  // bounded: a forgotten count only allows more retries
@@ -261,23 +261,23 @@ class Bridge final : public core::runtime::HttpRole {
     else ch_.reset();
   }
 
-  void dead_letter(const amqp::Delivery& d, const std::string& why, int attempts, Metrics& m) {
+  void dead_letter(const amqp::Delivery& d, const std::string& why, int attempts, BridgeMetrics& m) {
     std::string b;
     core::json::Writer(b).object().field("service", st_.service).field("routing_key", d.routing_key).field("body", d.body)
         .field("reason", why).field("attempts", attempts).field("timestamp", core::rfc3339_nano(std::chrono::system_clock::now())).end();
     Status s = pub_->publish("", dlq_of(st_.service), b);
     if (!s.is_ok()) {
-      lg.error("dead-letter publish failed; requeueing", {{"error", s.to_string()}});
+      bridge_log.error("dead-letter publish failed; requeueing", {{"error", s.to_string()}});
       if (ch_) (void)ch_->nack(d.tag, true);
       wait_serving(std::chrono::seconds(1), ch_.get());
       return;
     }
     if (ch_) (void)ch_->ack(d.tag);
     m.deliveries.with({st_.service, "dead_lettered"}).inc();
-    lg.error("dead-lettered", {{"service", st_.service}, {"queue", dlq_of(st_.service)}, {"reason", why}, {"attempts", attempts}});
+    bridge_log.error("dead-lettered", {{"service", st_.service}, {"queue", dlq_of(st_.service)}, {"reason", why}, {"attempts", attempts}});
   }
 
-  void publish_next(const Outcome& o, Metrics& m) {
+  void publish_next(const Outcome& o, BridgeMetrics& m) {
     if (next_.empty()) return;
     // The scanner's own {status, message} when it gave one; else complete.
     std::string status = "complete", message = st_.service + " answered " + std::to_string(o.status);
@@ -301,13 +301,13 @@ class Bridge final : public core::runtime::HttpRole {
       }
       if (s.code() == Code::kResourceExhausted) {
         m.hops.with({st_.service, "already_pending"}).inc();
-        lg.info("next hop already pending", {{"queue", queue_of(next_)}});
+        bridge_log.info("next hop already pending", {{"queue", queue_of(next_)}});
         return;
       }
       auto wait = backoff.next(s);
       if (attempt >= 10 || !wait.is_ok() || stopping_) {
         m.hops.with({st_.service, "failed"}).inc();
-        lg.error("next hop not published; the orchestrator's next reconcile restarts the ring",
+        bridge_log.error("next hop not published; the orchestrator's next reconcile restarts the ring",
                  {{"routing_key", scan_key(next_)}, {"error", s.to_string()}});
         return;
       }
@@ -328,7 +328,7 @@ class Bridge final : public core::runtime::HttpRole {
   std::atomic<bool> stopping_{false}, consuming_{false};
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class ScanBridgeFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("service", &st_.service, "the scanner service this bridge serves (consumes q<service>)")
@@ -374,7 +374,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo scan_bridge_role() {
   return {"scan-bridge", "Orchestrator: consumes q<service>, calls an HTTP scanner, acks and publishes the next hop",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<ScanBridgeFactory>(); }};
 }
 
 }  // namespace gantry::orchestrator

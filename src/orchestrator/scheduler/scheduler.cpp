@@ -18,9 +18,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const core::log::Logger lg("orchestrator");
+const core::log::Logger scheduler_log("orchestrator");
 
-struct Metrics {
+struct SchedulerMetrics {
   core::metrics::Counter &publishes, &confirmed, &pending, &failed, &notifications, &bad_notifications;
   core::metrics::Family<core::metrics::Counter>& reconciles;
   core::metrics::Histogram& notify_to_confirm;
@@ -28,13 +28,13 @@ struct Metrics {
   core::metrics::Gauge &leader, &enabled;
   core::metrics::Counter& leader_changes;
 
-  static Metrics& get() {
-    static Metrics m = [] {
+  static SchedulerMetrics& get() {
+    static SchedulerMetrics m = [] {
       auto& r = core::metrics::Registry::global();
       auto& kicks = r.counter("orchestrator_kick_outcomes_total",
                               "Kick messages by the broker's answer: confirmed, already_pending (queue full), failed",
                               {"outcome"});
-      return Metrics{
+      return SchedulerMetrics{
           r.counter("orchestrator_publishes_total", "Kick messages published (each awaits its confirm)").get(),
           kicks.with({"confirmed"}),
           kicks.with({"already_pending"}),
@@ -66,7 +66,7 @@ int64_t now_us() {
 
 Scheduler::Scheduler(SchedulerSettings s, pg::Pool& db, bus::amqp::Pool& amqp)
     : s_(std::move(s)), db_(db), amqp_(amqp) {
-  Metrics::get();
+  SchedulerMetrics::get();
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -76,12 +76,12 @@ Status Scheduler::start() {
   h.on_notify = [this](std::string_view, std::string_view payload) {
     auto n = parse_notice(payload);
     if (!n.is_ok()) {
-      Metrics::get().bad_notifications.inc();
-      lg.warn("notification ignored", {{"error", n.status().to_string()}});
+      SchedulerMetrics::get().bad_notifications.inc();
+      scheduler_log.warn("notification ignored", {{"error", n.status().to_string()}});
       return;
     }
     if (!n->schema.empty() && n->schema != s_.schema) return;  // another deployment's table
-    Metrics::get().notifications.inc();
+    SchedulerMetrics::get().notifications.inc();
     std::lock_guard lk(mu_);
     if (events_.size() >= kMaxEvents) {
       events_.clear();  // nothing is lost: the full read that follows sees every change
@@ -92,7 +92,7 @@ Status Scheduler::start() {
     cv_.notify_one();
   };
   h.on_missed = [this](const Status& why) {
-    lg.warn("domain notifications may have been missed; re-reading", {{"reason", why.to_string()}});
+    scheduler_log.warn("domain notifications may have been missed; re-reading", {{"reason", why.to_string()}});
     std::lock_guard lk(mu_);
     missed_ = true;
     cv_.notify_one();
@@ -110,9 +110,9 @@ Status Scheduler::start() {
   lock_ = std::move(lock);
   lock_->on_session_lost([this](const Status& why, const std::set<int64_t>& locks) {
     if (!locks.count(s_.leader_lock_key) || !leader_.exchange(false)) return;
-    Metrics::get().leader.set(0);
-    Metrics::get().leader_changes.inc();
-    lg.error("leadership lost with the lock session; no longer publishing", {{"reason", why.to_string()}});
+    SchedulerMetrics::get().leader.set(0);
+    SchedulerMetrics::get().leader_changes.inc();
+    scheduler_log.error("leadership lost with the lock session; no longer publishing", {{"reason", why.to_string()}});
   });
   check_rabbitmq();
   thread_ = std::thread([this] { loop(); });
@@ -130,8 +130,8 @@ void Scheduler::stop() {
   if (listener_) listener_->stop();
   if (lock_ && leader_.exchange(false)) {
     (void)lock_->unlock(s_.leader_lock_key);  // the standby need not wait for the session to end
-    Metrics::get().leader.set(0);
-    lg.info("leadership released");
+    SchedulerMetrics::get().leader.set(0);
+    scheduler_log.info("leadership released");
   }
   lock_.reset();
 }
@@ -168,9 +168,9 @@ bool Scheduler::still_leader() {
   if (!leader_) return false;
   if (!lock_->holds(s_.leader_lock_key)) {
     if (leader_.exchange(false)) {
-      Metrics::get().leader.set(0);
-      Metrics::get().leader_changes.inc();
-      lg.error("leadership lost: the lock session ended; no longer publishing");
+      SchedulerMetrics::get().leader.set(0);
+      SchedulerMetrics::get().leader_changes.inc();
+      scheduler_log.error("leadership lost: the lock session ended; no longer publishing");
     }
     return false;
   }
@@ -196,15 +196,15 @@ void Scheduler::keep_leadership() {
   next_try_lock_ = now + s_.leader_retry;
   auto got = lock_->try_lock(s_.leader_lock_key);
   if (!got.is_ok()) {
-    lg.warn("cannot try the leader lock", {{"error", got.status().to_string()}});
+    scheduler_log.warn("cannot try the leader lock", {{"error", got.status().to_string()}});
     return;
   }
   if (!*got) return;
   leader_ = true;
   next_ping_ = now + std::chrono::seconds(1);
-  Metrics::get().leader.set(1);
-  Metrics::get().leader_changes.inc();
-  lg.info("leader: this instance now publishes kicks", {{"lock_key", s_.leader_lock_key}});
+  SchedulerMetrics::get().leader.set(1);
+  SchedulerMetrics::get().leader_changes.inc();
+  scheduler_log.info("leader: this instance now publishes kicks", {{"lock_key", s_.leader_lock_key}});
   reconcile(Full::kStart);  // a new leader starts as the original did: a non-empty set kicks
 }
 
@@ -219,12 +219,12 @@ void Scheduler::reconcile(Full how) {
     return ids;
   };
   auto ids = db_.run(job);
-  Metrics::get().reconcile_seconds.observe(std::chrono::duration<double>(Clock::now() - t0).count());
+  SchedulerMetrics::get().reconcile_seconds.observe(std::chrono::duration<double>(Clock::now() - t0).count());
   const char* reason = how == Full::kStart ? "start" : how == Full::kCatchUp ? "missed_notifications" : "interval";
-  Metrics::get().reconciles.with({reason}).inc();
+  SchedulerMetrics::get().reconciles.with({reason}).inc();
   if (!ids.is_ok()) {
     db_ok_ = false;
-    lg.warn("cannot read the enabled domains; retrying in 5 s", {{"error", ids.status().to_string()}});
+    scheduler_log.warn("cannot read the enabled domains; retrying in 5 s", {{"error", ids.status().to_string()}});
     next_reconcile_ = t0 + std::min<std::chrono::milliseconds>(s_.reconcile_interval, std::chrono::seconds(5));
     // What was to be caught up still is; a start read owed stays one (it kicks on success).
     if (how == Full::kStart || owed_ == Full::kNo) owed_ = how == Full::kNo ? Full::kCatchUp : how;
@@ -238,12 +238,12 @@ void Scheduler::reconcile(Full how) {
     if (!enabled_.count(id)) kick_now = true;  // enabled while nobody listened
   enabled_.swap(fresh);
   enabled_count_ = enabled_.size();
-  Metrics::get().enabled.set(static_cast<double>(enabled_.size()));
+  SchedulerMetrics::get().enabled.set(static_cast<double>(enabled_.size()));
   if (kick_now && leader_) {
     if (!want_kick_) want_since_us_ = 0;  // no trigger time: a read, not a notification
     want_kick_ = true;
   }
-  lg.info("enabled domains read", {{"reason", reason}, {"enabled", static_cast<int64_t>(enabled_.size())}, {"kick", kick_now && leader_.load()}});
+  scheduler_log.info("enabled domains read", {{"reason", reason}, {"enabled", static_cast<int64_t>(enabled_.size())}, {"kick", kick_now && leader_.load()}});
 }
 
 void Scheduler::apply(const Event& e) {
@@ -260,7 +260,7 @@ void Scheduler::apply(const Event& e) {
     enabled_.erase(n.id);
   }
   enabled_count_ = enabled_.size();
-  Metrics::get().enabled.set(static_cast<double>(enabled_.size()));
+  SchedulerMetrics::get().enabled.set(static_cast<double>(enabled_.size()));
 }
 
 void Scheduler::kick() {
@@ -268,7 +268,7 @@ void Scheduler::kick() {
     want_kick_ = false;
     return;
   }
-  auto& m = Metrics::get();
+  auto& m = SchedulerMetrics::get();
   const std::string& svc = s_.services.front();
   m.publishes.inc();
   Status s = amqp_.publish(kExchange, scan_key(svc), kick_body(svc, std::chrono::system_clock::now()));
@@ -277,9 +277,9 @@ void Scheduler::kick() {
     (pending ? m.pending : m.confirmed).inc();
     double latency = want_since_us_ ? std::max<double>(0, static_cast<double>(now_us() - want_since_us_) / 1e6) : -1;
     if (latency >= 0) m.notify_to_confirm.observe(latency);
-    if (pending) lg.info("kick already pending: the queue holds one", {{"queue", queue_of(svc)}});
-    else if (latency >= 0) lg.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", std::round(latency * 1e4) / 10}});
-    else lg.info("kick published", {{"routing_key", scan_key(svc)}, {"after", "a full read"}});
+    if (pending) scheduler_log.info("kick already pending: the queue holds one", {{"queue", queue_of(svc)}});
+    else if (latency >= 0) scheduler_log.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", std::round(latency * 1e4) / 10}});
+    else scheduler_log.info("kick published", {{"routing_key", scan_key(svc)}, {"after", "a full read"}});
     want_kick_ = false;
     kick_failures_ = 0;
     amqp_ok_ = true;
@@ -292,7 +292,7 @@ void Scheduler::kick() {
   auto wait = policy.nominal_delay(std::min(kick_failures_, 16));
   next_kick_try_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
   if (kick_failures_ == 1 || kick_failures_ % 20 == 0)
-    lg.warn("kick not published; retrying", {{"error", s.to_string()}, {"attempts", kick_failures_}});
+    scheduler_log.warn("kick not published; retrying", {{"error", s.to_string()}, {"attempts", kick_failures_}});
 }
 
 void Scheduler::check_rabbitmq() {

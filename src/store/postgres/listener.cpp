@@ -11,7 +11,7 @@
 namespace gantry::store::postgres {
 
 namespace {
-const core::log::Logger lg("pg.listener");
+const core::log::Logger listener_log("pg.listener");
 }
 
 Listener::Listener(std::string url, std::vector<std::string> channels, Handlers h, Settings s)
@@ -97,10 +97,10 @@ void Listener::loop() {
         if (s.is_ok()) break;
         auto wait = backoff.next(s);
         if (!wait.is_ok()) wait = std::chrono::nanoseconds(s_.reconnect.max_delay);
-        if (backoff.attempts() % 20 == 1) lg.warn("cannot listen again; retrying", {{"error", s.to_string()}});
+        if (backoff.attempts() % 20 == 1) listener_log.warn("cannot listen again; retrying", {{"error", s.to_string()}});
         if (!wait_backoff(*wait)) return;
       }
-      lg.info("listening again; notifications may have been missed", {{"reason", why.to_string()}});
+      listener_log.info("listening again; notifications may have been missed", {{"reason", why.to_string()}});
       lost_why_ = Status();
       if (h_.on_missed) h_.on_missed(why);
       next_ping = std::chrono::steady_clock::now() + s_.ping_interval;

@@ -14,7 +14,7 @@ using core::Code;
 
 namespace {
 
-const core::log::Logger lg("postgres");
+const core::log::Logger pg_log("postgres");
 
 // Migrations of every schema in this database take turns on this lock.
 constexpr int64_t kMigrationLock = 0x67616e7472790001;  // "gantry" + 1
@@ -88,7 +88,7 @@ void Connection::lose(const Status& why) {
   c_ = nullptr;
   std::set<int64_t> locks;
   locks.swap(locks_);
-  lg.warn("session lost", {{"generation", static_cast<long long>(generation_)},
+  pg_log.warn("session lost", {{"generation", static_cast<long long>(generation_)},
                            {"locks_lost", static_cast<long long>(locks.size())},
                            {"error", why.to_string()}});
   if (on_lost_) on_lost_(why, locks);

@@ -10,7 +10,7 @@ namespace gantry::store::postgres {
 using core::Code;
 
 namespace {
-const core::log::Logger lg("pg.pool");
+const core::log::Logger pool_log("pg.pool");
 }
 
 Pool::Pool(PoolOptions o) : o_(std::move(o)) {
@@ -93,9 +93,9 @@ void Pool::run_queries(Connection* c, const Status& why, std::vector<Queued>& ba
     try {
       batch[i].done(std::move(out[i]));
     } catch (const std::exception& e) {
-      lg.error("query callback threw", {{"pool", o_.name}, {"error", e.what()}});
+      pool_log.error("query callback threw", {{"pool", o_.name}, {"error", e.what()}});
     } catch (...) {
-      lg.error("query callback threw", {{"pool", o_.name}});
+      pool_log.error("query callback threw", {{"pool", o_.name}});
     }
   }
 }
@@ -154,16 +154,16 @@ void Pool::worker(Slot slot) {
         connected_now = true;
       } else {
         why = c.status();
-        lg.warn("cannot connect", {{"pool", o_.name}, {"error", why.to_string()}});
+        pool_log.warn("cannot connect", {{"pool", o_.name}, {"error", why.to_string()}});
       }
     }
     if (job) {
       try {
         job(slot.conn.get(), why);
       } catch (const std::exception& e) {
-        lg.error("job threw", {{"pool", o_.name}, {"error", e.what()}});
+        pool_log.error("job threw", {{"pool", o_.name}, {"error", e.what()}});
       } catch (...) {
-        lg.error("job threw", {{"pool", o_.name}});
+        pool_log.error("job threw", {{"pool", o_.name}});
       }
     } else {
       run_queries(slot.conn.get(), why, queries);

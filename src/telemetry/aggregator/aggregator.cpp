@@ -51,7 +51,7 @@ namespace pg = store::postgres;
 using core::Status;
 using Ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("aggregator");
+const core::log::Logger aggregator_log("aggregator");
 
 struct Settings {
   std::string address = "0.0.0.0";
@@ -68,9 +68,6 @@ struct Settings {
   http::ServerOptions http;
 };
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Aggregator final : public core::runtime::HttpRole {
  public:
@@ -147,7 +144,7 @@ class Aggregator final : public core::runtime::HttpRole {
       lane->fetcher = std::thread([this, l = lane.get()] { fetch_loop(*l); });
     }
     flusher_->start();
-    lg.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.flush.window_size.count())}});
+    aggregator_log.info("aggregator ready", {{"nats", st_.nats_url}, {"window_ms", static_cast<int64_t>(st_.flush.window_size.count())}});
     return {};
   }
 
@@ -162,7 +159,7 @@ class Aggregator final : public core::runtime::HttpRole {
       if (lane->fetcher.joinable()) lane->fetcher.join();
       if (lane->writer.joinable()) lane->writer.join();
     }
-    if (flusher_) lg.info("flushed at shutdown", {{"windows", static_cast<int64_t>(flusher_->stop_and_flush_all())}});
+    if (flusher_) aggregator_log.info("flushed at shutdown", {{"windows", static_cast<int64_t>(flusher_->stop_and_flush_all())}});
     running_ = false;
   }
 
@@ -216,7 +213,7 @@ class Aggregator final : public core::runtime::HttpRole {
       auto batch = lane.consumer->fetch(st_.fetch_batch, Ms(500));
       if (!batch.is_ok()) {
         if (batch.status().code() != core::Code::kDeadlineExceeded) {
-          lg.warn("fetch failed", {{"error", batch.status().to_string()}});
+          aggregator_log.warn("fetch failed", {{"error", batch.status().to_string()}});
           std::unique_lock lk(mu_);
           cv_.wait_for(lk, Ms(500), [&] { return stopping_; });
         }
@@ -251,7 +248,7 @@ class Aggregator final : public core::runtime::HttpRole {
       lane.up = lane.db->healthy();
       if (!s.is_ok()) {
         // Nothing acked: JetStream redelivers after ack_wait; nak now to retry sooner.
-        lg.error("batch not stored; it will be redelivered",
+        aggregator_log.error("batch not stored; it will be redelivered",
                  {{"error", s.to_string()}, {"messages", static_cast<int64_t>(p.valid.size())}});
         for (size_t i : p.valid) (void)p.msgs[i].nak(Ms(1000));
         std::unique_lock lk(mu_);
@@ -265,7 +262,7 @@ class Aggregator final : public core::runtime::HttpRole {
   Prepared prepare(std::vector<nats::Message> batch) {
     Prepared p;
     p.msgs = std::move(batch);
-    int64_t now = now_ms();
+    int64_t now = core::unix_ms(std::chrono::system_clock::now());
     int64_t wsize = st_.flush.window_size.count();
     p.late_before = now - wsize - st_.late_tolerance.count();
     p.valid.reserve(p.msgs.size());
@@ -348,7 +345,7 @@ class Aggregator final : public core::runtime::HttpRole {
     success_.inc(static_cast<uint64_t>(inserted));
     late_.inc(static_cast<uint64_t>(late));
     duplicate_.inc(static_cast<uint64_t>(p.valid.size() - static_cast<size_t>(inserted)));
-    double done = static_cast<double>(now_ms());
+    double done = static_cast<double>(core::unix_ms(std::chrono::system_clock::now()));
     for (int64_t t : p.event_ts) delay_.observe(std::max(0.0, (done - static_cast<double>(t)) / 1000.0));
     for (size_t i : p.valid) (void)p.msgs[i].ack_nowait();
     return {};
@@ -376,13 +373,13 @@ class Aggregator final : public core::runtime::HttpRole {
         .end();
     auto r = js_->publish(kDlqSubject, doc);
     if (!r.is_ok()) {
-      lg.error("could not move a poison message to the DLQ; it stays", {{"error", r.status().to_string()}});
+      aggregator_log.error("could not move a poison message to the DLQ; it stays", {{"error", r.status().to_string()}});
       (void)m.nak(Ms(5000));
       return;
     }
     dlq_.inc();
     error_.inc();
-    lg.warn("poison message moved to the DLQ", {{"reason", reason}, {"deliveries", static_cast<int64_t>(m.delivered())}});
+    aggregator_log.warn("poison message moved to the DLQ", {{"reason", reason}, {"deliveries", static_cast<int64_t>(m.delivered())}});
     (void)m.term();
   }
 
@@ -414,7 +411,7 @@ class Aggregator final : public core::runtime::HttpRole {
   std::atomic<bool> running_{false};
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class AggregatorFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("address", &st_.address, "listen address (health, ready, metrics)").env("AGGREGATOR_HOST");
@@ -464,7 +461,7 @@ namespace gantry::telemetry {
 
 core::runtime::RoleInfo aggregator_role() {
   return {"aggregator", "Telemetry: JetStream events -> exact per-minute statistics and diagnosis in PostgreSQL",
-          [] { return std::make_unique<aggregator::Factory>(); }};
+          [] { return std::make_unique<aggregator::AggregatorFactory>(); }};
 }
 
 }  // namespace gantry::telemetry

@@ -3,6 +3,7 @@
 #include <climits>
 #include <string>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace gantry::telemetry::aggregator {
@@ -12,11 +13,8 @@ namespace pg = store::postgres;
 using core::Status;
 using Ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("aggregator");
+const core::log::Logger flusher_log("aggregator");
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<Ms>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 Flusher::Flusher(FlushSettings s, std::unique_ptr<pg::Connection> db, std::function<void()> every_second)
@@ -85,7 +83,7 @@ void Flusher::loop() {
 // deletes so no transaction grows large.
 void Flusher::retention() {
   std::string events_before = std::to_string(st_.events_retention.count() / 1000);
-  std::string agg_before = std::to_string(now_ms() - st_.agg_retention.count());
+  std::string agg_before = std::to_string(core::unix_ms(std::chrono::system_clock::now()) - st_.agg_retention.count());
   int64_t deleted = 0;
   for (int i = 0; i < 1000; ++i) {
     auto r = db_->query(
@@ -97,7 +95,7 @@ void Flusher::retention() {
   }
   auto a = db_->query("DELETE FROM agg_1m WHERE window_start_ts < $1::bigint", {agg_before});
   if (a.is_ok()) deleted += a->affected();
-  if (deleted > 0) lg.info("retention removed old rows", {{"rows", deleted}});
+  if (deleted > 0) flusher_log.info("retention removed old rows", {{"rows", deleted}});
 }
 
 core::Result<int64_t> move_marks(pg::Connection& db) {
@@ -118,13 +116,13 @@ Status Flusher::move_marks() {
   up_ = db_->healthy();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_.with({"marks", r.is_ok() ? "ok" : "error"}).observe(secs);
-  if (!r.is_ok()) lg.error("moving window marks failed; will retry", {{"error", r.status().to_string()}});
+  if (!r.is_ok()) flusher_log.error("moving window marks failed; will retry", {{"error", r.status().to_string()}});
   return r.status();
 }
 
 core::Result<size_t> Flusher::flush(bool all) {
   auto t0 = std::chrono::steady_clock::now();
-  int64_t due = all ? INT64_MAX : now_ms() - st_.window_size.count() - st_.flush_delay.count();
+  int64_t due = all ? INT64_MAX : core::unix_ms(std::chrono::system_clock::now()) - st_.window_size.count() - st_.flush_delay.count();
   size_t n = 0;
   Status s = db_->transaction([&]() -> Status {
     GANTRY_ASSIGN(r, db_->query(kFlushWindows, {std::to_string(due), std::to_string(kFlushBatch),
@@ -142,7 +140,7 @@ core::Result<size_t> Flusher::flush(bool all) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   seconds_.with({"windows", s.is_ok() ? "ok" : "error"}).observe(secs);
   if (!s.is_ok()) {
-    lg.error("flush failed; will retry", {{"error", s.to_string()}});
+    flusher_log.error("flush failed; will retry", {{"error", s.to_string()}});
     return s;
   }
   return n;

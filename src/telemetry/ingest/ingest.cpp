@@ -39,7 +39,7 @@ namespace http = core::http;
 namespace nats = bus::nats;
 using core::Status;
 
-const core::log::Logger lg("ingest");
+const core::log::Logger ingest_log("ingest");
 
 struct Settings {
   std::string address = "0.0.0.0";
@@ -69,9 +69,6 @@ std::string client_hash(std::string_view client_id) {
   return out;
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Ingest final : public core::runtime::HttpRole {
  public:
@@ -121,7 +118,7 @@ class Ingest final : public core::runtime::HttpRole {
       GANTRY_RETURN_IF_ERROR(js->ensure_stream(events_stream()).within("creating stream " + std::string(kEventsStream)));
       GANTRY_RETURN_IF_ERROR(js->ensure_stream(dlq_stream()).within("creating stream " + std::string(kDlqStream)));
     }
-    lg.info("ingest ready", {{"nats", st_.nats_url},
+    ingest_log.info("ingest ready", {{"nats", st_.nats_url},
                              {"auth", st_.api_tokens.empty() ? "off (no tokens configured)" : "on"},
                              {"rate_limit", st_.rate_limit},
                              {"burst", st_.rate_limit_burst}});
@@ -219,11 +216,11 @@ class Ingest final : public core::runtime::HttpRole {
   };
 
   std::optional<Refusal> admit(std::string_view body, Event* e) {
-    auto parsed = parse_event(body, now_ms());
+    auto parsed = parse_event(body, core::unix_ms(std::chrono::system_clock::now()));
     if (!parsed.is_ok()) return Refusal{400, std::string(parsed.status().message())};
     *e = std::move(*parsed);
     if (e->schema_version != kKnownSchema)
-      lg.warn("unknown schema_version accepted", {{"schema_version", e->schema_version}, {"event_id", e->event_id}});
+      ingest_log.warn("unknown schema_version accepted", {{"schema_version", e->schema_version}, {"event_id", e->event_id}});
     auto d = limiter_.take(e->client_id);
     if (!d.allowed) {
       rate_hits_.with({client_hash(e->client_id)}).inc();
@@ -280,7 +277,7 @@ class Ingest final : public core::runtime::HttpRole {
     if (!pub) return done(503, "event store unavailable: no NATS connection on this thread");
     Status s = pub->publish(kEventsSubject, to_json(e), e.event_id, [done](core::Result<nats::PubAck> ack) {
       if (ack.is_ok()) return done(202, "");
-      lg.warn("event not stored", {{"error", ack.status().to_string()}});
+      ingest_log.warn("event not stored", {{"error", ack.status().to_string()}});
       done(503, "event not stored: " + ack.status().to_string());
     });
     if (!s.is_ok()) done(503, "event store unavailable: " + s.to_string());
@@ -383,7 +380,7 @@ class Ingest final : public core::runtime::HttpRole {
   std::vector<std::pair<boost::asio::io_context*, std::unique_ptr<nats::Publisher>>> pubs_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class IngestFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("address", &st_.address, "listen address").env("INGEST_HOST");
@@ -419,7 +416,7 @@ namespace gantry::telemetry {
 
 core::runtime::RoleInfo ingest_role() {
   return {"ingest", "Telemetry: validates and rate-limits probe events, appends them durably to NATS JetStream",
-          [] { return std::make_unique<ingest::Factory>(); }};
+          [] { return std::make_unique<ingest::IngestFactory>(); }};
 }
 
 }  // namespace gantry::telemetry

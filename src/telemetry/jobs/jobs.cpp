@@ -19,7 +19,7 @@ namespace {
 using core::Status;
 namespace pg = store::postgres;
 
-const core::log::Logger lg("telemetry");
+const core::log::Logger jobs_log("telemetry");
 
 // RFC 3339 or Unix milliseconds.
 std::optional<int64_t> parse_time(const std::string& t) {
@@ -69,7 +69,7 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
                                                     st.thresholds));
         counts[l.value_or("none")]++;
       }
-      lg.info("windows re-labelled", {{"windows", static_cast<int64_t>(rows.size())},
+      jobs_log.info("windows re-labelled", {{"windows", static_cast<int64_t>(rows.size())},
                                       {"dns_bound", counts["dns-bound"]},
                                       {"handshake_bound", counts["handshake-bound"]},
                                       {"server_bound", counts["server-bound"]},

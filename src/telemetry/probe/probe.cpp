@@ -33,7 +33,7 @@ using core::Status;
 using Ms = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-const core::log::Logger lg("probe");
+const core::log::Logger probe_log("probe");
 
 struct Settings {
   std::string address = "0.0.0.0";
@@ -91,7 +91,7 @@ std::string resolve_client_id(const std::string& given) {
   out << id << '\n';
   out.close();
   ::chmod(path.c_str(), 0600);
-  lg.info("new client id saved", {{"client_id", id}, {"file", path}});
+  probe_log.info("new client id saved", {{"client_id", id}, {"file", path}});
   return id;
 }
 
@@ -123,7 +123,7 @@ class Probe final : public core::runtime::HttpRole {
 
  protected:
   Status on_start() override {
-    lg.info("probe starting", {{"client_id", client_id_},
+    probe_log.info("probe starting", {{"client_id", client_id_},
                                {"targets", static_cast<int64_t>(st_.targets.size())},
                                {"ingest", st_.ingest_url},
                                {"once", st_.once}});
@@ -159,7 +159,7 @@ class Probe final : public core::runtime::HttpRole {
               measure_one(t);
               finished();
             })) {
-          lg.warn("measurement skipped: the measuring pool is full or stopping", {{"target", t}});
+          probe_log.warn("measurement skipped: the measuring pool is full or stopping", {{"target", t}});
           finished();
         }
       }
@@ -185,12 +185,12 @@ class Probe final : public core::runtime::HttpRole {
     if (m.throughput_from_page) {
       std::lock_guard lk(mu_);
       if (page_throughput_told_.insert(target).second)
-        lg.info("the target serves no /fixed/1mb.bin: its throughput is measured from its own page "
+        probe_log.info("the target serves no /fixed/1mb.bin: its throughput is measured from its own page "
                 "(give --throughput-url for a download of your choice)",
                 {{"target", target}, {"tried", tput.url}});
     }
     measurements_.with({m.error_stage ? "error" : "ok"}).inc();
-    if (m.error_stage) lg.info("measurement failed", {{"target", target}, {"stage", *m.error_stage}, {"error", m.error}});
+    if (m.error_stage) probe_log.info("measurement failed", {{"target", target}, {"stage", *m.error_stage}, {"error", m.error}});
     Event e;
     e.event_id = uuid4();
     e.client_id = client_id_;
@@ -267,7 +267,7 @@ class Probe final : public core::runtime::HttpRole {
       }
       if (status == 400 || status == 401 || status == 413) {  // resending will not help
         dropped_.with({"refused"}).inc();
-        lg.warn("ingest refused an event", {{"status", static_cast<int64_t>(status)}, {"body", r->body}});
+        probe_log.warn("ingest refused an event", {{"status", static_cast<int64_t>(status)}, {"body", r->body}});
         std::lock_guard lk(mu_);
         if (refused_++ == 0) first_refusal_ = "HTTP " + std::to_string(status) + ": " + r->body;
         continue;
@@ -279,7 +279,7 @@ class Probe final : public core::runtime::HttpRole {
         if (auto ra = r->header("Retry-After"); !ra.empty()) wait = std::max<core::Duration>(wait, std::chrono::seconds(std::atoi(std::string(ra).c_str())));
       }
       p.due = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
-      lg.debug("delivery will be retried", {{"event_id", p.event_id}, {"status", static_cast<int64_t>(status)},
+      probe_log.debug("delivery will be retried", {{"event_id", p.event_id}, {"status", static_cast<int64_t>(status)},
                                              {"error", r.is_ok() ? std::string() : r.status().to_string()}});
       std::lock_guard lk(mu_);
       queue_.push_back(std::move(p));
@@ -296,11 +296,11 @@ class Probe final : public core::runtime::HttpRole {
   // with mu_ held.
   void finish_once(bool all) {
     if (refused_ > 0)
-      lg.error("ingest refused events; they are not resent",
+      probe_log.error("ingest refused events; they are not resent",
                {{"refused", static_cast<int64_t>(refused_)}, {"first", first_refusal_}});
-    if (!all) lg.error("not every event was delivered", {{"undelivered", static_cast<int64_t>(queue_.size())}});
+    if (!all) probe_log.error("not every event was delivered", {{"undelivered", static_cast<int64_t>(queue_.size())}});
     bool ok = all && refused_ == 0;
-    if (ok) lg.info("all events delivered");
+    if (ok) probe_log.info("all events delivered");
     core::runtime::request_exit(ok ? 0 : 1);
   }
 
@@ -328,7 +328,7 @@ class Probe final : public core::runtime::HttpRole {
   std::thread sender_, scheduler_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class ProbeFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("address", &st_.address, "listen address (health, metrics)").env("PROBE_HOST");
@@ -387,7 +387,7 @@ namespace gantry::telemetry {
 
 core::runtime::RoleInfo probe_role() {
   return {"probe", "Telemetry: measures targets (DNS, TCP, TLS, TTFB, throughput) and delivers events to ingest",
-          [] { return std::make_unique<probe::Factory>(); }};
+          [] { return std::make_unique<probe::ProbeFactory>(); }};
 }
 
 }  // namespace gantry::telemetry

@@ -19,7 +19,7 @@ namespace http = core::http;
 namespace nats = bus::nats;
 using core::Status;
 
-const core::log::Logger lg("trades");
+const core::log::Logger api_log("trades");
 
 double mb(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 
@@ -297,7 +297,7 @@ void Service::gc(http::Response& out) {
       .key("after_mb").value_fixed(mb(after), 1)
       .key("freed_mb").value_fixed(before > after ? mb(before - after) : 0.0, 1)
       .end().end();
-  lg.info("memory purged", {{"before_mb", static_cast<int64_t>(before >> 20)}, {"after_mb", static_cast<int64_t>(after >> 20)}});
+  api_log.info("memory purged", {{"before_mb", static_cast<int64_t>(before >> 20)}, {"after_mb", static_cast<int64_t>(after >> 20)}});
   out.json(200, std::move(b));
 }
 
@@ -322,7 +322,7 @@ void Service::optimize(Mode m, http::Response& out) {
   flush_ms_ = flush;
   if (engine_) engine_->set_flush_interval(std::chrono::milliseconds(flush));
   fetch_batch_ = batch;
-  lg.info(what, {{"flush_interval_ms", flush}, {"fetch_batch", batch}});
+  api_log.info(what, {{"flush_interval_ms", flush}, {"fetch_batch", batch}});
   std::string b;
   core::json::Writer(b).object().field("status", "success")
       .field("message", what + ": flush interval " + std::to_string(flush) + " ms, fetch batch " + std::to_string(batch)).end();

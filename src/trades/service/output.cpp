@@ -9,7 +9,7 @@
 namespace gantry::trades {
 
 namespace {
-const core::log::Logger lg("trades");
+const core::log::Logger output_log("trades");
 
 // NATS subjects cannot hold '.', '*', '>' or whitespace in a token: such tokens are published
 // with those characters replaced by '_'.
@@ -67,7 +67,7 @@ void Output::stop(std::chrono::milliseconds deadline) {
       std::lock_guard lk(mu_);
       if (pending_.empty()) break;
       if (std::chrono::steady_clock::now() >= until) {
-        lg.warn("stopping with aggregates not written to Redis", {{"tokens", static_cast<int64_t>(pending_.size())}});
+        output_log.warn("stopping with aggregates not written to Redis", {{"tokens", static_cast<int64_t>(pending_.size())}});
         break;
       }
     }
@@ -171,7 +171,7 @@ bool Output::write_once(bool final) {
       redis_ok_.inc();
       if (res->errors) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
-        lg.warn("Redis refused writes", {{"errors", static_cast<int64_t>(res->errors)}, {"first", res->first_error}});
+        output_log.warn("Redis refused writes", {{"errors", static_cast<int64_t>(res->errors)}, {"first", res->first_error}});
       }
       return true;
     }
@@ -182,7 +182,7 @@ bool Output::write_once(bool final) {
       std::lock_guard lk(mu_);
       for (auto& [token, u] : batch) pending_.try_emplace(token, std::move(u));
       if (attempt > 0 || res.status().code() != core::Code::kCircuitOpen)
-        lg.warn("Redis write failed; kept for the next flush",
+        output_log.warn("Redis write failed; kept for the next flush",
                 {{"error", res.status().to_string()}, {"tokens", static_cast<int64_t>(pending_.size())}});
       return false;
     }

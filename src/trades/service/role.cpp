@@ -13,7 +13,7 @@ namespace nats = bus::nats;
 using core::Status;
 using Ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("trades");
+const core::log::Logger role_log("trades");
 
 bool log_this(uint64_t n) { return n <= 10 || (n & (n - 1)) == 0; }  // the first ten, then 16, 32, 64, …
 }  // namespace
@@ -51,7 +51,7 @@ std::string Service::publish_subject(std::string_view token) const {
 
 Status Service::on_start() {
   if (!set_decay_ms(10'000LL * st_.gc_target_percentage / 100))
-    lg.info("GC_TARGET_PERCENTAGE has no effect: not running on jemalloc");
+    role_log.info("GC_TARGET_PERCENTAGE has no effect: not running on jemalloc");
   GANTRY_RETURN_IF_ERROR(nats::Publisher::check_urls(st_.nats_url));
   GANTRY_ASSIGN(js, nats::JetStream::connect(st_.nats_url, {.name = "gantry-trades"}));
   js_ = std::move(js);
@@ -82,7 +82,7 @@ Status Service::on_start() {
       [this](std::string_view data, const Status& why) {
         uint64_t n = invalid_logged_.fetch_add(1) + 1;
         if (log_this(n))
-          lg.warn("invalid trade skipped", {{"error", std::string(why.message())},
+          role_log.warn("invalid trade skipped", {{"error", std::string(why.message())},
                                             {"message", std::string(data.substr(0, 200))},
                                             {"invalid_so_far", static_cast<int64_t>(n)}});
       },
@@ -92,7 +92,7 @@ Status Service::on_start() {
   register_metrics();
   consumer_ = std::thread([this] { consume(); });
   monitor_ = std::thread([this] { monitor(); });
-  lg.info("trades ready to consume", {{"nats", st_.nats_url},
+  role_log.info("trades ready to consume", {{"nats", st_.nats_url},
                                       {"stream", st_.stream},
                                       {"redis", ep.describe()},
                                       {"windows", st_.time_windows},
@@ -136,7 +136,7 @@ Status Service::replay() {
       if (!rb.data.empty()) engine_->submit_raw(std::move(rb));
     }
     engine_->wait_idle();
-    lg.info("state rebuilt from the stream",
+    role_log.info("state rebuilt from the stream",
             {{"messages", static_cast<int64_t>(replayed_messages_.load())},
              {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
              {"window", windows_.back().name}});
@@ -160,7 +160,7 @@ void Service::consume() {
       else s = c.status();
     }
     if (!consumer) {
-      lg.error("could not start consuming; retrying", {{"error", s.to_string()}});
+      role_log.error("could not start consuming; retrying", {{"error", s.to_string()}});
       std::unique_lock lk(mu_);
       cv_.wait_for(lk, Ms(2000), [&] { return stop_; });
     }
@@ -173,7 +173,7 @@ void Service::consume() {
     auto batch = consumer->fetch(fetch_batch_.load(), st_.fetch_wait);
     if (!batch.is_ok()) {
       fetch_errors_++;
-      lg.warn("fetch failed", {{"error", batch.status().to_string()}});
+      role_log.warn("fetch failed", {{"error", batch.status().to_string()}});
       std::unique_lock lk(mu_);
       cv_.wait_for(lk, Ms(500), [&] { return stop_; });
       continue;
@@ -210,10 +210,10 @@ void Service::monitor() {
       over_memory_ = over;
       engine_->set_over_memory_limit(over);
       if (over) {
-        lg.warn("over MEMORY_LIMIT_MB: new tokens are refused, idle ones evicted",
+        role_log.warn("over MEMORY_LIMIT_MB: new tokens are refused, idle ones evicted",
                 {{"used_mb", static_cast<int64_t>(used >> 20)}, {"limit_mb", st_.memory_limit_mb}});
       } else {
-        lg.info("back under MEMORY_LIMIT_MB", {{"used_mb", static_cast<int64_t>(used >> 20)}});
+        role_log.info("back under MEMORY_LIMIT_MB", {{"used_mb", static_cast<int64_t>(used >> 20)}});
       }
     }
     lk.lock();
@@ -251,7 +251,7 @@ void Service::on_stop(Ms deadline) {
 }
 
 namespace {
-class Factory final : public core::runtime::RoleFactory {
+class TradesFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override { trades::bind(s, &st_); }
   core::Result<std::unique_ptr<core::runtime::Role>> build() override {
@@ -267,7 +267,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo trades_role() {
   return {"trades", "Trades: per-token rolling-window statistics over a JetStream trade stream, into Redis and NATS",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<TradesFactory>(); }};
 }
 
 }  // namespace gantry::trades

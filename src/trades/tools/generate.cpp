@@ -22,7 +22,7 @@ namespace asio = boost::asio;
 using core::Status;
 using Ms = std::chrono::milliseconds;
 
-const core::log::Logger lg("trades-generate");
+const core::log::Logger generate_log("trades-generate");
 
 struct GenSettings {
   std::string nats_url = "nats://localhost:4222";
@@ -56,7 +56,7 @@ class Generator final : public core::runtime::Role {
     timer_ = std::make_unique<asio::steady_timer>(ioc_);
     tick();
     thread_ = std::thread([this] { ioc_.run(); });
-    lg.info("generating", {{"tokens", st_.tokens}, {"rate", st_.rate}, {"batch_ms", st_.batch_ms}});
+    generate_log.info("generating", {{"tokens", st_.tokens}, {"rate", st_.rate}, {"batch_ms", st_.batch_ms}});
     return {};
   }
 
@@ -116,12 +116,12 @@ class Generator final : public core::runtime::Role {
       Status s = pub_->publish(st_.subject_prefix + "." + tokens_[k], body, tokens_[k] + ":" + hash, [this](core::Result<nats::PubAck> r) {
         --in_flight_;
         if (r.is_ok()) ++stored_;
-        else if (++failed_ <= 5) lg.warn("trade not stored", {{"error", r.status().to_string()}});
+        else if (++failed_ <= 5) generate_log.warn("trade not stored", {{"error", r.status().to_string()}});
         if (stopping_ && in_flight_ == 0) finish();
       });
       if (!s.is_ok()) {
         --in_flight_;
-        if (++failed_ <= 5) lg.warn("trade not published", {{"error", s.to_string()}});
+        if (++failed_ <= 5) generate_log.warn("trade not published", {{"error", s.to_string()}});
       }
     }
     if (last) {
@@ -157,7 +157,7 @@ class Generator final : public core::runtime::Role {
   uint64_t published_ = 0, stored_ = 0, failed_ = 0, in_flight_ = 0;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class GenerateFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("nats_url", &st_.nats_url, "NATS server with JetStream").env("NATS_URL");
@@ -181,7 +181,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo generate_role() {
   return {"trades-generate", "Trades: synthetic random-walk trades into the stream (`gantry trades generate`)",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<GenerateFactory>(); }};
 }
 
 }  // namespace gantry::trades

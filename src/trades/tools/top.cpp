@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <cstdio>
+#include <thread>
 
 #include "core/http/client.h"
 #include "core/log.h"
@@ -111,7 +112,7 @@ class Top final : public core::runtime::Role {
   std::thread thread_;
 };
 
-class Factory final : public core::runtime::RoleFactory {
+class TopFactory final : public core::runtime::RoleFactory {
  public:
   void bind(core::config::Schema& s) override {
     s.add("url", &st_.url, "the trades role's HTTP address").env("TRADES_URL");
@@ -132,7 +133,7 @@ class Factory final : public core::runtime::RoleFactory {
 
 core::runtime::RoleInfo top_role() {
   return {"trades-top", "Trades: live view of the top tokens by volume (`gantry trades top`)",
-          [] { return std::make_unique<Factory>(); }};
+          [] { return std::make_unique<TopFactory>(); }};
 }
 
 }  // namespace gantry::trades
