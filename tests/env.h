@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
 
@@ -42,9 +43,7 @@ inline std::string read_file(const std::filesystem::path& p) {
 }
 
 // Milliseconds since the Unix epoch, as telemetry events carry them.
-inline int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+inline int64_t now_ms() { return core::unix_ms(std::chrono::system_clock::now()); }
 
 // The i-th of a series of valid, distinct UUIDs (event ids).
 inline std::string uuid(int i) {
