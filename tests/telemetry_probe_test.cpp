@@ -144,6 +144,11 @@ TEST(TelemetryProbe, OnceExitsNonZeroWhenIngestNeverAccepts) {
                          temp_home(), &out);
   EXPECT_EQ(status, 1) << out;
   EXPECT_NE(out.find("not every event was delivered"), std::string::npos);
+  // Why, in the final error and once (not per retry) as a warning when delivery starts failing.
+  EXPECT_NE(out.find("last_error=\"unavailable: http.client: Couldn't connect to server"), std::string::npos) << out;
+  auto warned = out.find("ingest does not accept events");
+  ASSERT_NE(warned, std::string::npos) << out;
+  EXPECT_EQ(out.find("ingest does not accept events", warned + 1), std::string::npos) << out;
 }
 
 // A wrong --api-token: ingest answers 401, and --once says so and exits 1 (it used to exit 0,

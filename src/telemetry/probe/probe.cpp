@@ -250,6 +250,8 @@ class Probe final : public core::runtime::HttpRole {
             break;
           }
           auto until = it == queue_.end() ? Clock::now() + Ms(1000) : it->due;
+          // --once gives up at its deadline, not at the next retry after it (up to max_backoff).
+          if (st_.once && measurements_done_) until = std::min(until, once_deadline());
           cv_.wait_until(lk, until);
         }
       }
@@ -263,6 +265,11 @@ class Probe final : public core::runtime::HttpRole {
       int status = r.is_ok() ? r->status : 0;
       if (status == 202) {
         delivered_.inc();
+        std::lock_guard lk(mu_);
+        if (!last_failure_.empty()) {
+          probe_log.info("ingest accepts events again", {{"after", last_failure_}});
+          last_failure_.clear();
+        }
         continue;
       }
       if (status == 400 || status == 401 || status == 413) {  // resending will not help
@@ -279,9 +286,15 @@ class Probe final : public core::runtime::HttpRole {
         if (auto ra = r->header("Retry-After"); !ra.empty()) wait = std::max<core::Duration>(wait, std::chrono::seconds(std::atoi(std::string(ra).c_str())));
       }
       p.due = Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
-      probe_log.debug("delivery will be retried", {{"event_id", p.event_id}, {"status", static_cast<int64_t>(status)},
-                                             {"error", r.is_ok() ? std::string() : r.status().to_string()}});
+      std::string failure = r.is_ok() ? "HTTP " + std::to_string(status) : r.status().to_string();
+      probe_log.debug("delivery will be retried", {{"event_id", p.event_id}, {"error", failure}});
       std::lock_guard lk(mu_);
+      // Warn once when delivery starts failing (a wrong --ingest-url, ingest down), not once per
+      // event: the events stay queued and are retried, and recovery is logged above.
+      if (last_failure_.empty())
+        probe_log.warn("ingest does not accept events; they are kept and retried",
+                       {{"ingest", st_.ingest_url}, {"error", failure}});
+      last_failure_ = std::move(failure);
       queue_.push_back(std::move(p));
     }
   }
@@ -298,17 +311,21 @@ class Probe final : public core::runtime::HttpRole {
     if (refused_ > 0)
       probe_log.error("ingest refused events; they are not resent",
                {{"refused", static_cast<int64_t>(refused_)}, {"first", first_refusal_}});
-    if (!all) probe_log.error("not every event was delivered", {{"undelivered", static_cast<int64_t>(queue_.size())}});
+    if (!all)
+      probe_log.error("not every event was delivered",
+                      {{"undelivered", static_cast<int64_t>(queue_.size())}, {"last_error", last_failure_}});
     bool ok = all && refused_ == 0;
     if (ok) probe_log.info("all events delivered");
     core::runtime::request_exit(ok ? 0 : 1);
   }
 
   Settings st_;
-  // Under mu_: events ingest refused, the first refusal's answer, and the targets already
-  // logged as measured from their page.
+  // Under mu_: events ingest refused, the first refusal's answer, the last failed delivery's
+  // error while deliveries fail (empty once one succeeds), and the targets already logged as
+  // measured from their page.
   int64_t refused_ = 0;
   std::string first_refusal_;
+  std::string last_failure_;
   std::set<std::string> page_throughput_told_;
   std::string client_id_;
   http::Client sender_client_;
