@@ -230,9 +230,11 @@ TEST(Trades, BadAndDuplicateTradesOnTheStreamNeverStopIt) {
   pub(trade(token, "hold", "1", "1", "b" + id));
   pub(trade(token, "sell", "2", "1", "c" + id));
   pub(trade(token, "sell", "2", "1", "c" + id));  // the same TxHash again: a redelivered trade
+  pub(trade(token, "sell", "2", "1", "d" + id, "2036-12-05T00:00:00Z"));  // a wrong year: ten years ahead
   ASSERT_TRUE(eventually([&] { return t.processed("applied") == 2 && t.processed("invalid") == 2; }, 10s))
       << t.get("/metrics").second;
   EXPECT_TRUE(eventually([&] { return t.processed("duplicate") == 1; }));
+  EXPECT_TRUE(eventually([&] { return t.processed("too_new") == 1; })) << t.get("/metrics").second;
   EXPECT_TRUE(eventually([&] { return t.stats(token).find("\"total_trades\":2") != std::string::npos; }));
   EXPECT_NE(t.proc->wait_for_output("invalid trade skipped", 5s), "");
 }
@@ -252,6 +254,8 @@ TEST(Trades, BadInputOverHttpIsRefusedNamingTheProblemAndNothingIsApplied) {
       {trade(token, "buy", "1", "abc", "x"), 400, "PriceUsd must be a non-negative decimal"},
       {trade(token, "buy", "1", "1", "x", "yesterday"), 400, "TransTime must be an RFC 3339 time"},
       {"[" + good + "," + trade(token, "buy", "", "1", "y") + "]", 400, "trade 1: NativeAmount is empty"},
+      {trade(token, "buy", "1", "1", "x", "2036-12-05T00:00:00Z"), 400, "s ahead of this server's clock (max_future 60 s)"},
+      {"[" + good + "," + trade(token, "buy", "1", "1", "y", "2036-12-05T00:00:00Z") + "]", 400, "trade 1: TransTime is"},
       {"[" + good + "," + good + "," + good + "," + good + "]", 413, "over 3 trades"},
       {"[" + std::string(5000, ' ') + "]", 413, ""},
   };

@@ -50,7 +50,7 @@ class Engine::Shard {
   }
 
   // Counters read by stats() from any thread.
-  std::atomic<uint64_t> applied{0}, duplicates{0}, too_old{0}, invalid{0}, refused{0};
+  std::atomic<uint64_t> applied{0}, duplicates{0}, too_old{0}, too_new{0}, invalid{0}, refused{0};
   std::atomic<uint64_t> evicted_idle{0}, evicted_limit{0}, evicted_memory{0}, tokens{0}, state_bytes{0};
   std::atomic<int64_t> busy_ns{0};
 
@@ -152,6 +152,7 @@ class Engine::Shard {
         break;
       case TokenWindows::Added::kDuplicate: bump(duplicates); break;
       case TokenWindows::Added::kTooOld: bump(too_old); break;
+      case TokenWindows::Added::kTooNew: bump(too_new); break;
     }
   }
 
@@ -165,7 +166,10 @@ class Engine::Shard {
     // stays). A shard with none goes over by one; a later flush of a shard that has tokens
     // claims the excess (a compare-and-swap, so two shards flushing at once cannot both take
     // the same excess and evict one token too many) and evicts its least recently active.
-    TokenWindows::Options o{.windows = &e_.o_.windows, .resolution_ms = e_.o_.resolution_ms, .dedup = e_.o_.dedup};
+    TokenWindows::Options o{.windows = &e_.o_.windows,
+                            .resolution_ms = e_.o_.resolution_ms,
+                            .dedup = e_.o_.dedup,
+                            .max_future_ms = e_.o_.max_future_ms};
     if (e_.live_tokens_.load(std::memory_order_relaxed) >= static_cast<int64_t>(e_.o_.max_tokens) && !map_.empty())
       evict_lru(now);
     else
@@ -322,6 +326,7 @@ EngineStats Engine::stats() const {
     s.applied += sh->applied.load(std::memory_order_relaxed);
     s.duplicates += sh->duplicates.load(std::memory_order_relaxed);
     s.too_old += sh->too_old.load(std::memory_order_relaxed);
+    s.too_new += sh->too_new.load(std::memory_order_relaxed);
     s.invalid += sh->invalid.load(std::memory_order_relaxed);
     s.refused += sh->refused.load(std::memory_order_relaxed);
     s.evicted_idle += sh->evicted_idle.load(std::memory_order_relaxed);

@@ -38,6 +38,7 @@ struct EngineOptions {
   std::vector<WindowSpec> windows;
   int64_t resolution_ms = 1000;
   bool dedup = true;
+  int64_t max_future_ms = 60'000;  // a trade further ahead of the clock is refused (too_new)
   int shards = 2;
   size_t max_tokens = 1000;          // MAX_TOKEN_PROCESSORS: beyond it the least recently active goes
   size_t max_queued_batches = 1000;  // PROCESSOR_CHANNEL_SIZE: raw batches waiting for a shard
@@ -62,7 +63,7 @@ struct TokenUpdate {
 };
 
 struct EngineStats {
-  uint64_t applied = 0, duplicates = 0, too_old = 0, invalid = 0, refused = 0;
+  uint64_t applied = 0, duplicates = 0, too_old = 0, too_new = 0, invalid = 0, refused = 0;
   uint64_t evicted_idle = 0, evicted_limit = 0, evicted_memory = 0;
   uint64_t tokens = 0, state_bytes = 0;
   double busy_seconds = 0;  // shard threads' time spent parsing and applying

@@ -54,6 +54,11 @@ void bind(core::config::Schema& s, Settings* st) {
   s.add("resolution", &st->resolution, "time step of the windows (trades of one step share a bucket)")
       .env("WINDOW_RESOLUTION")
       .range(1, 60'000);
+  s.add("max_future", &st->max_future,
+        "a trade whose TransTime is further ahead of this server's clock is refused (400 over HTTP, too_new on the "
+        "stream): it would stay in every window until the clock reached it")
+      .env("MAX_FUTURE")
+      .range(0, 86'400'000);
   s.add("dedup", &st->dedup, "ignore a TxHash already seen for its token within the longest window").env("DEDUP");
   s.add("max_workers", &st->max_workers, "shard threads (at most one per core)").env("MAX_WORKERS").range(1, 1024);
   s.add("max_token_processors", &st->max_token_processors, "live tokens; beyond it the least recently active is evicted")

@@ -39,6 +39,7 @@ struct Settings {
   std::string time_windows = "1min,5min,15min,30min,1hour";
   std::chrono::milliseconds resolution{1000};
   bool dedup = true;
+  std::chrono::milliseconds max_future{60'000};  // a trade further ahead of the clock is refused
   int max_workers = 100;  // shard threads, at most one per core
   int max_token_processors = 1000;
   int memory_limit_mb = 512;

@@ -177,6 +177,7 @@ TokenWindows::Added TokenWindows::add(const Trade& t, int64_t now_ms) {
   const auto& ws = *o_.windows;
   int64_t bt = floor_to(t.t_ms, o_.resolution_ms);
   if (bt < now_ms - ws.back().ms) return Added::kTooOld;
+  if (t.t_ms > now_ms + o_.max_future_ms) return Added::kTooNew;
   // First, so the seen set no longer holds what left the longest window (a no-op when a batch's
   // trades share their `now`, the common case: then nothing can have expired since).
   if (now_ms != advanced_to_) advance(now_ms);

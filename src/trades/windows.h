@@ -76,12 +76,16 @@ class TokenWindows {
     const std::vector<WindowSpec>* windows = nullptr;  // sorted ascending, outlives this
     int64_t resolution_ms = 1000;
     bool dedup = true;
+    // A trade further ahead of now_ms is refused: held, it would sit in every window (and be
+    // their close) until the clock reached it.
+    int64_t max_future_ms = 60'000;
   };
-  enum class Added { kApplied, kDuplicate, kTooOld };
+  enum class Added { kApplied, kDuplicate, kTooOld, kTooNew };
 
   explicit TokenWindows(Options o);
 
-  // Expires to `now_ms`, then applies the trade. Too old: before the longest window.
+  // Expires to `now_ms`, then applies the trade. Too old: before the longest window; too new:
+  // more than max_future_ms ahead of now_ms.
   Added add(const Trade& t, int64_t now_ms);
   // Expires what left the windows by now_ms; true when any window changed.
   bool advance(int64_t now_ms);

@@ -192,13 +192,21 @@ TEST(TokenWindows, DuplicateTxHashIgnoredWithinTheLongestWindowOnly) {
   EXPECT_EQ(tw.add(make(t0 + 301'000, 3, 1.0, false, 1, 1, 42), t0 + 301'000), TokenWindows::Added::kApplied);
 }
 
-TEST(TokenWindows, TooOldIsRefusedAndFutureIsHeld) {
+TEST(TokenWindows, TooOldIsRefusedAndFutureIsHeldUpToMaxFuture) {
   auto windows = *parse_windows("1min");
   TokenWindows tw({.windows = &windows});
   int64_t now = 1'700'000'000'000;
   EXPECT_EQ(tw.add(make(now - 60'001, 1, 1.0, false), now), TokenWindows::Added::kTooOld);
   EXPECT_EQ(tw.add(make(now + 5'000, 2, 1.0, false), now), TokenWindows::Added::kApplied);
-  EXPECT_EQ(tw.aggregate(0).total_trades, 1);
+  EXPECT_EQ(tw.add(make(now + 60'000, 3, 2.0, false), now), TokenWindows::Added::kApplied);  // the default 60 s
+  // Beyond it (a wrong year, say) it would be every window's close until the clock got there.
+  EXPECT_EQ(tw.add(make(now + 60'001, 4, 9.0, false), now), TokenWindows::Added::kTooNew);
+  EXPECT_EQ(tw.aggregate(0).total_trades, 2);
+  EXPECT_EQ(tw.aggregate(0).close_price, 2.0);
+
+  TokenWindows strict({.windows = &windows, .max_future_ms = 0});
+  EXPECT_EQ(strict.add(make(now, 1, 1.0, false), now), TokenWindows::Added::kApplied);
+  EXPECT_EQ(strict.add(make(now + 1, 2, 1.0, false), now), TokenWindows::Added::kTooNew);
 }
 
 TEST(TokenWindows, MemoryStaysBoundedByTheLongestWindow) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -83,6 +84,18 @@ void Service::post_trades(const http::Request& q, http::Responder resp) {
   }
   if (trades.size() > static_cast<size_t>(st_.trade_buffer_size)) {
     out.error(413, "over " + std::to_string(st_.trade_buffer_size) + " trades in one request (TRADE_BUFFER_SIZE)");
+    return resp.send(std::move(out));
+  }
+  // Refused here rather than stored and then dropped by the engine: the client learns of it.
+  int64_t now_ms = core::unix_ms(std::chrono::system_clock::now());
+  size_t lead = q.body().find_first_not_of(" \t\r\n");
+  bool array = lead != std::string_view::npos && q.body()[lead] == '[';
+  for (size_t i = 0; i < trades.size(); ++i) {
+    int64_t ahead_ms = trades[i].t_ms - now_ms;
+    if (ahead_ms <= st_.max_future.count()) continue;
+    out.error(400, (array ? "trade " + std::to_string(i) + ": " : std::string()) + "TransTime is " +
+                       std::to_string(ahead_ms / 1000) + " s ahead of this server's clock (max_future " +
+                       std::to_string(st_.max_future.count() / 1000) + " s)");
     return resp.send(std::move(out));
   }
   nats::Publisher* pub = nullptr;
@@ -212,6 +225,7 @@ void Service::metrics_json(http::Response& out) {
       .field("processed", static_cast<unsigned long long>(e.applied))
       .field("duplicates", static_cast<unsigned long long>(e.duplicates))
       .field("too_old", static_cast<unsigned long long>(e.too_old))
+      .field("too_new", static_cast<unsigned long long>(e.too_new))
       .field("invalid", static_cast<unsigned long long>(e.invalid))
       .field("refused", static_cast<unsigned long long>(e.refused))
       .field("fetched", static_cast<unsigned long long>(fetched_.load()))
@@ -334,10 +348,12 @@ void Service::register_metrics() {
   auto stat = [this](uint64_t EngineStats::*f) { return [this, f] { return engine_ ? static_cast<double>(engine_->stats().*f) : 0.0; }; };
   const char* processed = "realtime_aggregation_trades_processed_total";
   const char* processed_help =
-      "trades by outcome (applied, duplicate, too_old: before the longest window, invalid, refused: over a limit)";
+      "trades by outcome (applied, duplicate, too_old: before the longest window, too_new: further ahead of the clock "
+      "than max_future, invalid, refused: over a limit)";
   reg.counter_callback(processed, processed_help, {"status"}, {"applied"}, stat(&EngineStats::applied));
   reg.counter_callback(processed, processed_help, {"status"}, {"duplicate"}, stat(&EngineStats::duplicates));
   reg.counter_callback(processed, processed_help, {"status"}, {"too_old"}, stat(&EngineStats::too_old));
+  reg.counter_callback(processed, processed_help, {"status"}, {"too_new"}, stat(&EngineStats::too_new));
   reg.counter_callback(processed, processed_help, {"status"}, {"invalid"}, stat(&EngineStats::invalid));
   reg.counter_callback(processed, processed_help, {"status"}, {"refused"}, stat(&EngineStats::refused));
   const char* evicted = "realtime_aggregation_tokens_evicted_total";

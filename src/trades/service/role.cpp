@@ -68,6 +68,7 @@ Status Service::on_start() {
   eo.windows = windows_;
   eo.resolution_ms = st_.resolution.count();
   eo.dedup = st_.dedup;
+  eo.max_future_ms = st_.max_future.count();
   eo.shards = shards_;
   eo.max_tokens = static_cast<size_t>(st_.max_token_processors);
   eo.max_queued_batches = static_cast<size_t>(st_.processor_channel_size);
@@ -235,7 +236,7 @@ void Service::on_stop(Ms deadline) {
   if (engine_) engine_->stop();
   if (output_) output_->stop(deadline / 2);
   auto& reg = core::metrics::Registry::global();
-  for (const char* s : {"applied", "duplicate", "too_old", "invalid", "refused"})
+  for (const char* s : {"applied", "duplicate", "too_old", "too_new", "invalid", "refused"})
     reg.remove_callback("realtime_aggregation_trades_processed_total", {s});
   for (const char* r : {"idle", "limit", "memory"}) reg.remove_callback("realtime_aggregation_tokens_evicted_total", {r});
   for (const char* k : {"allocated", "active", "resident", "retained", "token_state"})
