@@ -231,6 +231,23 @@ void apply(const Listen& l, core::http::ServerOptions* o) {
   if (!l.addr.empty()) (void)split_listen_addr(l.addr, &o->address, &o->port);
 }
 
+bus::redis::Endpoint RedisPush::endpoint() const {
+  bus::redis::Endpoint ep;
+  ep.host = host;
+  ep.port = port;
+  ep.password = password;
+  ep.db = db;
+  return ep;
+}
+
+void bind(core::config::Schema& s, RedisPush* r, const std::string& enabled_help) {
+  s.add("redis_enabled", &r->enabled, enabled_help).env("REDIS_ENABLED");
+  s.add("redis_host", &r->host, "Redis host").env("REDIS_HOST");
+  s.add("redis_port", &r->port, "Redis port").env("REDIS_PORT").range(1, 65535);
+  s.add("redis_password", &r->password, "Redis password").env("REDIS_PASSWORD").secret();
+  s.add("redis_db", &r->db, "Redis database number").env("REDIS_DB").range(0, 15);
+}
+
 std::string random_hex(size_t bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   thread_local std::random_device rd;  // getrandom(2)

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "bus/redis/redis.h"
 #include "core/config.h"
 #include "core/http/server.h"
 #include "core/status.h"
@@ -111,6 +112,20 @@ struct Listen {
 void bind(core::config::Schema& s, Listen* l, const std::string& env_prefix);
 // The server's address and port from these settings.
 void apply(const Listen& l, core::http::ServerOptions* o);
+
+// Push over Redis: the controller publishes on kPushChannel, agents subscribe; both take the
+// same settings. Keys redis_enabled, redis_host, redis_port, redis_password, redis_db;
+// environment REDIS_ENABLED, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB.
+struct RedisPush {
+  bool enabled = false;
+  std::string host = "localhost";
+  int port = 6379;
+  std::string password;
+  int db = 0;
+  bus::redis::Endpoint endpoint() const;
+};
+// `enabled_help` says what the role does with it.
+void bind(core::config::Schema& s, RedisPush* r, const std::string& enabled_help);
 
 // Random identifiers from the system's entropy source.
 std::string random_hex(size_t bytes);

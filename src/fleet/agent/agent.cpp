@@ -61,11 +61,7 @@ struct Settings {
   int forward_max_retries = 5;
   Ms forward_initial_backoff{1'000};
   Ms forward_max_backoff{30'000};
-  bool redis_enabled = false;
-  std::string redis_host = "localhost";
-  int redis_port = 6379;
-  std::string redis_password;
-  int redis_db = 0;
+  RedisPush redis;
   http::ServerOptions http;
 };
 
@@ -112,14 +108,9 @@ class Agent final : public core::runtime::HttpRole {
 
  protected:
   Status on_start() override {
-    if (st_.redis_enabled) {
-      bus::redis::Endpoint ep;
-      ep.host = st_.redis_host;
-      ep.port = st_.redis_port;
-      ep.password = st_.redis_password;
-      ep.db = st_.redis_db;
+    if (st_.redis.enabled) {
       subscriber_ = std::make_unique<bus::redis::Subscriber>(
-          ep, std::vector<std::string>{std::string(kPushChannel)},
+          st_.redis.endpoint(), std::vector<std::string>{std::string(kPushChannel)},
           bus::redis::Subscriber::Handlers{
               .on_message = [this](std::string_view, std::string_view m) { on_push(m); },
               .on_connected = [this] { wake(/*fetch=*/true); },  // catch up on what was missed
@@ -601,11 +592,7 @@ class AgentFactory final : public core::runtime::RoleFactory {
     s.add("forward_max_retries", &st_.forward_max_retries, "retries handing a version to the worker").range(0, 1000);
     s.add("forward_initial_backoff", &st_.forward_initial_backoff, "first wait between those retries").range(1, 3'600'000);
     s.add("forward_max_backoff", &st_.forward_max_backoff, "longest wait between those retries").range(1, 3'600'000);
-    s.add("redis_enabled", &st_.redis_enabled, "subscribe to config-updates for push").env("REDIS_ENABLED");
-    s.add("redis_host", &st_.redis_host, "Redis host").env("REDIS_HOST");
-    s.add("redis_port", &st_.redis_port, "Redis port").env("REDIS_PORT").range(1, 65535);
-    s.add("redis_password", &st_.redis_password, "Redis password").env("REDIS_PASSWORD").secret();
-    s.add("redis_db", &st_.redis_db, "Redis database number").env("REDIS_DB").range(0, 15);
+    fleet::bind(s, &st_.redis, "subscribe to config-updates for push");
     http::bind(s, &st_.http);
   }
 

@@ -76,12 +76,8 @@ Status Controller::on_start() {
         return store_->write_heartbeats(rows);
       },
       static_cast<size_t>(st_.heartbeat_batch), [this](size_t n) { batch_size_.observe(static_cast<double>(n)); });
-  if (st_.redis_enabled) {
-    bus::redis::Endpoint ep;
-    ep.host = st_.redis_host;
-    ep.port = st_.redis_port;
-    ep.password = st_.redis_password;
-    ep.db = st_.redis_db;
+  if (st_.redis.enabled) {
+    bus::redis::Endpoint ep = st_.redis.endpoint();
     redis_ = std::make_unique<bus::redis::Connection>(ep);
     publisher_ = std::make_unique<core::ThreadPool>(1, "redis-push");
     controller_log.info("redis push enabled", {{"redis", ep.describe()}});
@@ -284,11 +280,7 @@ class ControllerFactory final : public core::runtime::RoleFactory {
     s.add("poll_interval", &st_.poll_interval, "default poll interval told to agents, seconds")
         .env("POLL_INTERVAL")
         .range(1, kMaxInterval);
-    s.add("redis_enabled", &st_.redis_enabled, "publish new versions on Redis channel config-updates").env("REDIS_ENABLED");
-    s.add("redis_host", &st_.redis_host, "Redis host").env("REDIS_HOST");
-    s.add("redis_port", &st_.redis_port, "Redis port").env("REDIS_PORT").range(1, 65535);
-    s.add("redis_password", &st_.redis_password, "Redis password").env("REDIS_PASSWORD").secret();
-    s.add("redis_db", &st_.redis_db, "Redis database number").env("REDIS_DB").range(0, 15);
+    fleet::bind(s, &st_.redis, "publish new versions on Redis channel config-updates");
     s.add("long_poll_max", &st_.long_poll_max, "longest GET /config?wait= hold").range(1000, 3'600'000);
     s.add("stale_after", &st_.stale_after, "an agent silent this long is shown stale").range(1000, 86'400'000);
     s.add("offline_after", &st_.offline_after, "an agent silent this long is shown offline").range(1000, 604'800'000);

@@ -48,11 +48,7 @@ struct Settings {
   std::string agent_user = "agent";
   std::string agent_password = "agentpass";
   int poll_interval = 5;  // the original's default
-  bool redis_enabled = false;
-  std::string redis_host = "localhost";
-  int redis_port = 6379;
-  std::string redis_password;
-  int redis_db = 0;
+  RedisPush redis;
   std::chrono::milliseconds long_poll_max{300'000};
   std::chrono::milliseconds stale_after{90'000};
   std::chrono::milliseconds offline_after{300'000};
