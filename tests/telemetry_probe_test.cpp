@@ -62,7 +62,8 @@ int decimals_of(const std::string& json, const std::string& key) {
 }
 
 struct ProbedIngest {
-  explicit ProbedIngest(const std::string& nats_url, std::vector<std::string> extra = {}) {
+  explicit ProbedIngest(const std::string& nats_url, std::vector<std::string> extra = {}, uint16_t on_port = 0) {
+    if (on_port) port = on_port;
     std::vector<std::string> argv{kBin, "ingest", "--port", std::to_string(port), "--address", "127.0.0.1",
                                   "--nats-url", nats_url};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -149,6 +150,30 @@ TEST(TelemetryProbe, OnceExitsNonZeroWhenIngestNeverAccepts) {
   auto warned = out.find("ingest does not accept events");
   ASSERT_NE(warned, std::string::npos) << out;
   EXPECT_EQ(out.find("ingest does not accept events", warned + 1), std::string::npos) << out;
+}
+
+// Running (not --once) while ingest is down: one warning naming the error, the events kept;
+// when ingest comes up they are delivered and the probe says so.
+TEST(TelemetryProbe, WarnsOnceWhileIngestIsDownAndSaysWhenItAcceptsAgain) {
+  PrivateNats nats;
+  ProbeTarget target;
+  uint16_t ingest_port = http::testing::free_loopback_port();
+  std::string ingest_url = "http://127.0.0.1:" + std::to_string(ingest_port) + "/events";
+  Child probe({kBin, "probe", "--port", "0", "--address", "127.0.0.1", "--target", target.url(), "--throughput=false",
+               "--ingest-url", ingest_url, "--interval", "1s", "--max-backoff", "1s", "--client-id", "probe-test"},
+              {{"HOME", temp_home()}, {"TELEMETRY_CLIENT_ID", ""}});
+  std::string out = probe.wait_for_output("ingest does not accept events", 15s);
+  ASSERT_NE(out, "") << probe.out() << probe.err();
+  EXPECT_NE(out.find("Couldn't connect to server"), std::string::npos) << out;
+  // Rounds go on and every event is retried while it is down, with no warning per attempt.
+  std::this_thread::sleep_for(2500ms);
+  auto warned = probe.out().find("ingest does not accept events");
+  EXPECT_EQ(probe.out().find("ingest does not accept events", warned + 1), std::string::npos) << probe.out();
+
+  ProbedIngest ingest(nats.url(), {}, ingest_port);
+  EXPECT_NE(probe.wait_for_output("ingest accepts events again", 15s), "") << probe.out() << probe.err();
+  probe.signal(SIGTERM);
+  EXPECT_EQ(probe.wait(15s), 0) << probe.out() << probe.err();
 }
 
 // A wrong --api-token: ingest answers 401, and --once says so and exits 1 (it used to exit 0,
