@@ -108,6 +108,23 @@ TEST(Cli, UnknownKeyOrTableInConfigFileExits2) {
   EXPECT_NE(up.err.find("unknown table [helo]"), std::string::npos) << up.err;
 }
 
+// Every schema reads the file (the shared settings and each role's), but its syntax error is
+// one problem and is listed once, with its line and column.
+TEST(Cli, ASyntaxErrorInTheConfigFileIsListedOnce) {
+  std::string file = ::testing::TempDir() + "/gantry_cli_syntax_" + std::to_string(::getpid()) + ".toml";
+  std::ofstream(file) << "port = [1\n";
+  auto r = run({kBin, "hello", "--config", file});
+  auto up = run({kBin, "up", "--roles", "hello,controller", "--config", file});
+  std::remove(file.c_str());
+  for (auto* x : {&r, &up}) {
+    EXPECT_EQ(x->status, 2);
+    std::string where = file + ":1:";
+    auto at = x->err.find(where);
+    ASSERT_NE(at, std::string::npos) << x->err;
+    EXPECT_EQ(x->err.find(where, at + 1), std::string::npos) << x->err;
+  }
+}
+
 TEST(Cli, UpRunsRolesServesMetricsThatPromtoolAcceptsAndStopsOnSigterm) {
   Child up({kBin, "up", "--roles", "hello", "--set", "hello.body=demo"}, {{"LOG_FORMAT", "json"}});
   std::string out = up.wait_for_output("http://", 10s);

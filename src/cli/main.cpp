@@ -69,6 +69,8 @@ struct FlagSet {
 
 int config_errors(std::string_view command, const std::vector<Status>& statuses) {
   bool any = false;
+  // Each schema reads the same file: a syntax error in it is reported by every one, but shown once.
+  std::set<std::string> shown;
   for (auto& s : statuses) {
     if (s.is_ok()) continue;
     if (!any) std::fprintf(stderr, "gantry %.*s: invalid configuration:\n", int(command.size()), command.data());
@@ -77,7 +79,8 @@ int config_errors(std::string_view command, const std::vector<Status>& statuses)
     size_t start = 0;
     while (start <= msg.size()) {
       size_t nl = msg.find('\n', start);
-      std::fprintf(stderr, "  - %s\n", msg.substr(start, nl - start).c_str());
+      std::string line = msg.substr(start, nl - start);
+      if (shown.insert(line).second) std::fprintf(stderr, "  - %s\n", line.c_str());
       if (nl == std::string::npos) break;
       start = nl + 1;
     }
