@@ -172,6 +172,19 @@ TEST(JetStream, ADurableConsumerFollowsItsNewSettings) {
   EXPECT_TRUE((*got)[0].ack().is_ok());
 }
 
+// Nothing listening: the error names the servers tried, never the credentials in the URL.
+TEST(JetStream, ConnectFailureNamesTheServersWithoutCredentials) {
+  std::string port = std::to_string(core::http::testing::free_loopback_port());
+  auto r = JetStream::connect("nats://alice:s3cret@127.0.0.1:" + port + ",nats://t0ken@127.0.0.1:" + port,
+                              {.timeout = 1s});
+  ASSERT_FALSE(r.is_ok());
+  std::string text = r.status().to_string();
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << text;
+  EXPECT_NE(text.find("(nats://127.0.0.1:" + port + ",nats://127.0.0.1:" + port + ")"), std::string::npos) << text;
+  EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+  EXPECT_EQ(text.find("t0ken"), std::string::npos) << text;
+}
+
 TEST(JetStream, ServerDownFailsLoudlyAndRecoversWithDataIntact) {
   namespace fs = std::filesystem;
   std::string dir = ::testing::TempDir() + "/" + unique("gantry_nats_");

@@ -40,6 +40,24 @@ Status from(natsStatus s, std::string_view where, jsErrCode jerr = static_cast<j
 }
 
 int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+
+// The server list as given, without credentials (user:password@ or token@), for errors.
+std::string without_credentials(const std::string& urls) {
+  std::string out;
+  size_t start = 0;
+  while (start <= urls.size()) {
+    size_t comma = urls.find(',', start);
+    std::string u = urls.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t scheme = u.find("://");
+    size_t host = scheme == std::string::npos ? 0 : scheme + 3;
+    size_t at = u.rfind('@', u.find('/', host));
+    if (at != std::string::npos && at >= host) u.erase(host, at + 1 - host);
+    out += (out.empty() ? "" : ",") + u;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 }  // namespace
 
 Message::~Message() {
@@ -167,7 +185,10 @@ Result<std::unique_ptr<JetStream>> JetStream::connect(const std::string& url, Op
   natsOptions_SetReconnectedCB(opts, &JetStream::on_reconnected, j.get());
   natsStatus s = natsConnection_Connect(&j->nc_, opts);
   natsOptions_Destroy(opts);
-  if (s != NATS_OK) return from(s, "nats.connect");
+  if (s != NATS_OK) {
+    Status st = from(s, "nats.connect");
+    return Status(st.code(), std::string(st.message()) + " (" + without_credentials(url) + ")", "nats.connect");
+  }
 
   jsOptions jo;
   jsOptions_Init(&jo);
