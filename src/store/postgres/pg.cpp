@@ -94,6 +94,19 @@ void Connection::lose(const Status& why) {
   if (on_lost_) on_lost_(why, locks);
 }
 
+namespace {
+// The server's notices (a migration's "does not exist, skipping", say) go to the log, not
+// straight to stderr as libpq's default receiver would print them, between structured lines.
+void log_notice(void*, const PGresult* r) {
+  const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char* message = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  std::string_view sev = severity ? severity : "NOTICE";
+  core::log::Fields f{{"severity", std::string(sev)}, {"message", message ? message : ""}};
+  if (sev == "WARNING") pg_log.warn("server notice", f);
+  else pg_log.debug("server notice", f);
+}
+}  // namespace
+
 Status Connection::ensure_connected() {
   if (c_ && PQstatus(c_) != CONNECTION_OK) {
     std::string msg = PQerrorMessage(c_);
@@ -119,6 +132,7 @@ Status Connection::ensure_connected() {
     // The URL may hold a password: name only where the failure happened, not the URL.
     return Status(Code::kUnavailable, msg, "postgres.connect");
   }
+  PQsetNoticeReceiver(c_, &log_notice, nullptr);
   PQsetnonblocking(c_, 1);
   ++generation_;
   return {};
