@@ -310,7 +310,8 @@ Status Schema::load(const Inputs& in) {
     }
     for (auto& rule : f->rules_) {
       if (auto err = rule()) {
-        errors.push_back(name + ": " + (f->secret_ ? "****" : f->format_()) + " " + *err +
+        std::string shown = f->secret_ ? "****" : f->format_();
+        errors.push_back(name + ": " + (shown.empty() ? "(empty)" : shown) + " " + *err +
                          (origin.empty() ? "" : " (from " + origin + ")"));
         break;
       }

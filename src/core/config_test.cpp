@@ -116,6 +116,14 @@ TEST_F(Fixture, EveryProblemReportedAtOnceAndNothingApplied) {
   EXPECT_EQ(st.port, 8080);
 }
 
+TEST_F(Fixture, AnEmptyValueThatARuleRefusesReadsAsEmpty) {
+  std::string mode;
+  schema.add("mode", &mode, "m").one_of({"fast", "safe"});
+  Status s = schema.load(inputs());
+  ASSERT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.message(), "svc.mode: (empty) must be one of fast,safe") << s.message();
+}
+
 TEST_F(Fixture, SecretsNeverShown) {
   env["SVC_PASSWORD"] = "hunter2";
   ASSERT_TRUE(schema.load(inputs()).is_ok());
