@@ -115,6 +115,14 @@ TEST(Log, LevelsAndBadSettings) {
   shutdown();
 }
 
+TEST(Log, DurationsAreLoggedInMillisecondsToATenth) {
+  using namespace std::chrono;
+  EXPECT_EQ(ms(nanoseconds(1'096'689'409)), 1096.7);
+  EXPECT_EQ(ms(milliseconds(250)), 250.0);
+  EXPECT_EQ(ms(duration<double>(0.0051)), 5.1);
+  EXPECT_EQ(ms(microseconds(40)), 0.0);
+}
+
 TEST(Log, JsonEscape) {
   std::string out;
   json_escape(std::string_view("a\"b\\c\x01\t", 7), out);

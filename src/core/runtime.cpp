@@ -108,7 +108,7 @@ void Runtime::stop(std::chrono::milliseconds deadline) {
     auto t0 = std::chrono::steady_clock::now();
     r->stop(std::max(left, std::chrono::milliseconds(0)));
     runtime_log.info("role stopped", {{"name", r->name()},
-                             {"took_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()}});
+                             {"took_ms", log::ms(std::chrono::steady_clock::now() - t0)}});
   }
 }
 

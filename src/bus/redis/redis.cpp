@@ -165,7 +165,7 @@ void Subscriber::loop() {
     auto wait = b->next(Status(Code::kUnavailable, std::string(s.message())));
     auto d = wait.is_ok() ? *wait : std::chrono::duration_cast<core::Duration>(backoff_.max_delay);
     redis_log.warn("subscriber disconnected; reconnecting", {{"endpoint", ep_.describe()}, {"error", s.to_string()},
-                                                      {"retry_in_ms", std::chrono::duration<double, std::milli>(d).count()}});
+                                                      {"retry_in_ms", core::log::ms(d)}});
     // Sleep in short steps so stop() is prompt.
     for (auto left = d; left > core::Duration::zero() && !stop_; left -= std::chrono::milliseconds(50))
       std::this_thread::sleep_for(std::min<core::Duration>(left, std::chrono::milliseconds(50)));

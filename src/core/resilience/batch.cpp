@@ -41,7 +41,7 @@ BatchReport run_batches(size_t n, const BatchOptions& o, const BatchFn& fn, cons
   batch_log.info("[BATCH] finished", {{"name", o.name}, {"items", static_cast<long long>(n)},
                                {"batches", static_cast<long long>(rep.batches)}, {"succeeded", rep.succeeded},
                                {"failed", rep.failed},
-                               {"wall_ms", std::chrono::duration<double, std::milli>(rep.wall).count()}});
+                               {"wall_ms", log::ms(rep.wall)}});
   return rep;
 }
 

@@ -131,7 +131,7 @@ ParallelReport ParallelManager::run(std::vector<Operation> ops, Deadline parent)
   total.with({name_, "failure"}).inc(static_cast<uint64_t>(rep.failed));
   parallel_log.info("[PARALLEL] run finished",
           {{"manager", name_}, {"operations", static_cast<long long>(n)}, {"succeeded", rep.succeeded},
-           {"failed", rep.failed}, {"wall_ms", std::chrono::duration<double, std::milli>(rep.wall).count()},
+           {"failed", rep.failed}, {"wall_ms", log::ms(rep.wall)},
            {"efficiency_pct", std::round(rep.efficiency * 1000) / 10}, {"concurrency", limit_at_start}});
   return rep;
 }

@@ -130,7 +130,7 @@ Step after_failure(Backoff& b, const RetryPolicy& p, const RetryOptions& o, cons
   retries().with({p.name}).inc();
   retry_log.info("[RETRY] attempt failed; retrying",
           {{"policy", p.name}, {"operation", o.operation}, {"attempt", b.attempts()},
-           {"wait_ms", std::chrono::duration<double, std::milli>(*wait).count()}, {"error", failure.to_string()}});
+           {"wait_ms", log::ms(*wait)}, {"error", failure.to_string()}});
   return {false, false, *wait, Status()};
 }
 

@@ -236,7 +236,7 @@ class Bridge final : public core::runtime::HttpRole {
         return;
       }
       m.deliveries.with({st_.service, "acked"}).inc();
-      bridge_log.info("hop", {{"service", st_.service}, {"route", what}, {"status", o.status}, {"latency_ms", std::round(o.seconds * 10000) / 10}});
+      bridge_log.info("hop", {{"service", st_.service}, {"route", what}, {"status", o.status}, {"latency_ms", core::log::ms(std::chrono::duration<double>(o.seconds))}});
       publish_next(o, m);
       return;
     }

@@ -278,7 +278,7 @@ void Scheduler::kick() {
     double latency = want_since_us_ ? std::max<double>(0, static_cast<double>(now_us() - want_since_us_) / 1e6) : -1;
     if (latency >= 0) m.notify_to_confirm.observe(latency);
     if (pending) scheduler_log.info("kick already pending: the queue holds one", {{"queue", queue_of(svc)}});
-    else if (latency >= 0) scheduler_log.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", std::round(latency * 1e4) / 10}});
+    else if (latency >= 0) scheduler_log.info("kick published", {{"routing_key", scan_key(svc)}, {"latency_ms", core::log::ms(std::chrono::duration<double>(latency))}});
     else scheduler_log.info("kick published", {{"routing_key", scan_key(svc)}, {"after", "a full read"}});
     want_kick_ = false;
     kick_failures_ = 0;
