@@ -58,8 +58,8 @@ TEST(Cli, OrchestratorTakesTheOriginalsFormAndListsEveryBadSetting) {
   EXPECT_NE(p.out.find("rabbitmq_hostname = \"mq.internal\"  # env; env RABBITMQ_HOSTNAME"), std::string::npos) << p.out;
   auto b = run({kBin, "scan-bridge"});
   EXPECT_EQ(b.status, 2);
-  EXPECT_NE(b.err.find("scan-bridge.service:  is required"), std::string::npos) << b.err;
-  EXPECT_NE(b.err.find("scan-bridge.url:  is required"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("scan-bridge.service: (empty) is required"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("scan-bridge.url: (empty) is required"), std::string::npos) << b.err;
   auto m = run({kBin, "migrate", "nosuch"});
   EXPECT_EQ(m.status, 2);
   EXPECT_NE(m.err.find("telemetry"), std::string::npos) << m.err;
