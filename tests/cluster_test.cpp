@@ -85,6 +85,10 @@ spec:
   Ran none = s.cluster({"status", "nope"});
   EXPECT_EQ(none.status, 2);
   EXPECT_NE(none.err.find("no cluster named 'nope'"), std::string::npos) << none.err;
+  // The role's own name, as `gantry --help` lists it, takes the same first argument.
+  Ran hyphen = run({GANTRY_BINARY, "cluster-status", "nope"}, s.env());
+  EXPECT_EQ(hyphen.status, 2);
+  EXPECT_NE(hyphen.err.find("no cluster named 'nope'"), std::string::npos) << hyphen.err;
 }
 
 TEST(Cluster, ASimClusterConvergesScalesAndIsDeletedAndSaysItIsSimulated) {

@@ -171,6 +171,10 @@ int main(int argc, char** argv) {
     }
     args[1] = "cluster-" + args[2];
     args.erase(args.begin() + 2);
+  }
+  // The role names (`gantry cluster-status NAME`, as --help lists them) take the same first
+  // argument as the spaced form.
+  if (args.size() > 1 && args[1].rfind("cluster-", 0) == 0) {
     if (args.size() > 2 && !args[2].empty() && args[2][0] != '-') args.insert(args.begin() + 2, "--name");
     for (auto& a : args)
       if (a == "-f") a = "--file";
