@@ -102,10 +102,32 @@ TEST(Cli, UnknownKeyOrTableInConfigFileExits2) {
   auto up = run({kBin, "up", "--roles", "hello", "--config", file});
   std::remove(file.c_str());
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("unknown key 'hello.prot'"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("unknown table [helo]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown key 'hello.prot' (did you mean port?)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown table [helo] (did you mean hello?)"), std::string::npos) << r.err;
   EXPECT_EQ(up.status, 2);
-  EXPECT_NE(up.err.find("unknown table [helo]"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("unknown table [helo] (did you mean hello?)"), std::string::npos) << up.err;
+}
+
+// A misspelt option, command or --set key is named with what was probably meant; CLI11's own
+// "The following arguments were not expected: 1 --prot" named neither the command nor the fix.
+TEST(Cli, AnUnknownOptionOrCommandNamesWhatWasProbablyMeant) {
+  auto typo = run({kBin, "hello", "--prot", "1"});
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_EQ(typo.err, "gantry hello: unknown option --prot (did you mean --port?)\n`gantry hello --help` lists its options\n");
+  // No option is a typo away: the ones of the same family are listed, the first ones in full.
+  auto family = run({kBin, "trades", "--redis-url=redis://127.0.0.1:1"});
+  EXPECT_EQ(family.status, 2);
+  EXPECT_NE(family.err.find("gantry trades: unknown option --redis-url (similar: --redis-addr, --redis-password,"),
+            std::string::npos) << family.err;
+  auto stray = run({kBin, "migrate", "telemetry", "now"});
+  EXPECT_EQ(stray.status, 2);
+  EXPECT_NE(stray.err.find("gantry migrate: unexpected argument 'now'"), std::string::npos) << stray.err;
+  auto command = run({kBin, "controler"});
+  EXPECT_EQ(command.status, 2);
+  EXPECT_NE(command.err.find("gantry: unknown command 'controler' (did you mean controller?)"), std::string::npos) << command.err;
+  auto set = run({kBin, "up", "--roles", "hello", "--set", "hello.prot=1"});
+  EXPECT_EQ(set.status, 2);
+  EXPECT_NE(set.err.find("role hello has no setting 'prot' (did you mean port?)"), std::string::npos) << set.err;
 }
 
 // Every schema reads the file (the shared settings and each role's), but its syntax error is

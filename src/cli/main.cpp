@@ -88,15 +88,53 @@ int config_errors(std::string_view command, const std::vector<Status>& statuses)
   return any ? kUsage : 0;
 }
 
+// CLI11 says only "The following arguments were not expected: 1 --prot", last word first and
+// without the command, or "A subcommand is required" for a misspelt one. Name the command, each
+// unknown word with what was probably meant, and where the choices are listed. Returns 0 when
+// there is nothing of that kind (CLI11's text is kept).
+int unknown_arguments(const CLI::App& app) {
+  const CLI::App* cmd = nullptr;
+  for (const CLI::App* sub : app.get_subcommands()) cmd = sub;
+  std::vector<std::string> extras = app.remaining(true);
+  if (!cmd && !extras.empty() && !extras.front().empty() && extras.front()[0] != '-') {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : const_cast<CLI::App&>(app).get_subcommands([](CLI::App*) { return true; }))
+      commands.push_back(sub->get_name());
+    std::fprintf(stderr, "gantry: unknown command '%s'%s\n`gantry --help` lists the commands\n", extras.front().c_str(),
+                 config::suggestion(extras.front(), commands).c_str());
+    return kUsage;
+  }
+  if (!cmd || extras.empty()) return 0;
+  std::vector<std::string> flags;
+  for (const CLI::Option* o : cmd->get_options())
+    for (auto& l : o->get_lnames()) flags.push_back("--" + l);
+  const std::string command = "gantry " + cmd->get_name();
+  bool value_of_unknown = false;  // `--prot 1`: the 1 is the unknown option's, not a stray word
+  for (auto& x : extras) {
+    if (x.size() > 1 && x[0] == '-') {
+      std::string opt = x.substr(0, x.find('='));
+      std::fprintf(stderr, "%s: unknown option %s%s\n", command.c_str(), opt.c_str(), config::suggestion(opt, flags).c_str());
+      value_of_unknown = x.find('=') == std::string::npos;
+    } else {
+      if (!value_of_unknown) std::fprintf(stderr, "%s: unexpected argument '%s'\n", command.c_str(), x.c_str());
+      value_of_unknown = false;
+    }
+  }
+  std::fprintf(stderr, "`%s --help` lists its options\n", command.c_str());
+  return kUsage;
+}
+
 // Every table of the file must be a role's: a misspelled [contoller] would otherwise be
 // silently ignored.
 Status check_sections(const std::string& file, const std::vector<runtime::RoleInfo>& catalog, const std::string& known) {
   if (file.empty()) return {};
   std::string bad;
+  std::vector<std::string> roles;
+  for (auto& i : catalog) roles.push_back(i.name);
   for (auto& sec : config::file_sections(file)) {
-    bool ok = false;
-    for (auto& i : catalog) ok |= i.name == sec;
-    if (!ok) bad += (bad.empty() ? "" : "\n") + file + ": unknown table [" + sec + "] (roles: " + known + ")";
+    if (std::find(roles.begin(), roles.end(), sec) != roles.end()) continue;
+    std::string hint = config::suggestion(sec, roles);
+    bad += (bad.empty() ? "" : "\n") + file + ": unknown table [" + sec + "]" + (hint.empty() ? " (roles: " + known + ")" : hint);
   }
   return bad.empty() ? Status() : invalid_argument(bad);
 }
@@ -244,6 +282,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) || dynamic_cast<const CLI::RequiredError*>(&e))
+      if (int rc = unknown_arguments(app)) return rc;
     int rc = app.exit(e);
     return rc == 0 ? 0 : kUsage;
   }
@@ -313,7 +353,8 @@ int main(int argc, char** argv) {
       if (s.substr(0, dot) != name) continue;
       std::string key = s.substr(dot + 1, eq - dot - 1);
       if (!schema->find(key)) {
-        statuses.push_back(invalid_argument("--set '" + s + "': role " + name + " has no setting '" + key + "'"));
+        statuses.push_back(invalid_argument("--set '" + s + "': role " + name + " has no setting '" + key + "'" +
+                                            config::suggestion(key, schema->keys())));
         continue;
       }
       in.flags[key] = s.substr(eq + 1);

@@ -150,6 +150,60 @@ std::vector<std::string> file_sections(const std::string& path) {
 
 std::string mask(std::string_view secret) { return secret.empty() ? std::string() : std::string("****"); }
 
+namespace {
+
+std::string comparable(std::string_view name) {
+  while (!name.empty() && name.front() == '-') name.remove_prefix(1);
+  std::string out(name);
+  for (char& c : out)
+    if (c == '-') c = '_';
+  return out;
+}
+
+// Optimal string alignment distance: edits, insertions, deletions and swaps of neighbours.
+size_t typo_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::string suggestion(std::string_view name, const std::vector<std::string>& candidates) {
+  const std::string want = comparable(name);
+  if (want.empty()) return {};
+  const size_t allowed = std::max<size_t>(1, want.size() / 5);
+  const std::string* best = nullptr;
+  size_t best_distance = allowed + 1;
+  for (auto& c : candidates)
+    if (size_t dist = typo_distance(want, comparable(c)); dist < best_distance) {
+      best = &c;
+      best_distance = dist;
+    }
+  if (best) return " (did you mean " + *best + "?)";
+  const std::string word = want.substr(0, want.find('_'));
+  if (word.size() == want.size()) return {};  // one word that is no typo of anything: nothing is similar
+  std::vector<const std::string*> similar;
+  for (auto& c : candidates) {
+    std::string other = comparable(c);
+    if (other.compare(0, word.size(), word) == 0 && (other.size() == word.size() || other[word.size()] == '_'))
+      similar.push_back(&c);
+  }
+  if (similar.empty()) return {};
+  constexpr size_t kShown = 4;
+  std::string out = " (similar: ";
+  for (size_t i = 0; i < similar.size() && i < kShown; ++i) out += (i ? ", " : "") + *similar[i];
+  if (similar.size() > kShown) out += " and " + std::to_string(similar.size() - kShown) + " more";
+  return out + ")";
+}
+
 Field& Field::range(double lo, double hi) {
   auto numeric = numeric_;
   rules_.push_back([numeric, lo, hi]() -> std::optional<std::string> {
@@ -190,6 +244,12 @@ const Field* Schema::find(std::string_view key) const {
   for (auto& f : fields_)
     if (f->key_ == key) return f.get();
   return nullptr;
+}
+
+std::vector<std::string> Schema::keys() const {
+  std::vector<std::string> out;
+  for (auto& f : fields_) out.push_back(f->key_);
+  return out;
 }
 
 namespace {
@@ -270,7 +330,8 @@ Status Schema::load(const Inputs& in) {
         }
         for (auto& [k, v] : all) {
           if (!find(k)) {
-            errors.push_back(where_file + ": unknown key '" + (section_.empty() ? k : section_ + "." + k) + "'");
+            errors.push_back(where_file + ": unknown key '" + (section_.empty() ? k : section_ + "." + k) + "'" +
+                             suggestion(k, keys()));
           } else {
             file_values[k] = v;
           }

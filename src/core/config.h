@@ -150,6 +150,7 @@ class Schema {
   const std::string& section() const { return section_; }
   const std::vector<std::unique_ptr<Field>>& fields() const { return fields_; }
   const Field* find(std::string_view key) const;
+  std::vector<std::string> keys() const;  // in the order they were added
 
  private:
   Field& new_field(std::string key, std::string help);
@@ -165,5 +166,13 @@ std::vector<std::string> file_sections(const std::string& path);
 
 // Masks a secret for display: "" stays "", anything else becomes "****".
 std::string mask(std::string_view secret);
+
+// What a person probably meant by a name nobody knows, for the end of its error message:
+// " (did you mean port?)" when a candidate is a typo away (one edit, insertion, deletion or
+// swap of neighbours per five characters, at least one); else " (similar: redis_addr,
+// redis_password, redis_db, redis_pool_size and 9 more)" for the candidates, in their order,
+// that share its first word (redis_url); else "". Leading dashes are ignored and '-' and '_'
+// compare alike, so flags (--redis-addr) and TOML keys (redis_addr) are matched the same way.
+std::string suggestion(std::string_view name, const std::vector<std::string>& candidates);
 
 }  // namespace gantry::core::config

@@ -185,5 +185,24 @@ TEST(ConfigParse, Integers) {
   EXPECT_EQ(v, 42);
 }
 
+// The hint after an unknown name: a typo is corrected, a wrong word of a known family lists
+// the family, anything else gets nothing rather than a guess.
+TEST(Suggestion, ATypoIsCorrectedAFamilyIsListedAndNothingIsGuessed) {
+  const std::vector<std::string> flags = {"--port", "--redis-addr", "--redis-password", "--redis-db",
+                                          "--redis-pool-size", "--redis-ttl", "--access-log"};
+  EXPECT_EQ(suggestion("--prot", flags), " (did you mean --port?)");         // neighbours swapped
+  EXPECT_EQ(suggestion("--acces-log", flags), " (did you mean --access-log?)");
+  EXPECT_EQ(suggestion("access_log", flags), " (did you mean --access-log?)");  // a TOML key finds its flag
+  // redis_ttl is two edits from redis_url: more than a typo at this length.
+  EXPECT_EQ(suggestion("--redis-url", flags),
+            " (similar: --redis-addr, --redis-password, --redis-db, --redis-pool-size and 1 more)");
+  EXPECT_EQ(suggestion("--redis", flags), "");  // one word, no typo of anything: no family guessed
+  EXPECT_EQ(suggestion("--nosuch", flags), "");
+  EXPECT_EQ(suggestion("--", flags), "");
+  EXPECT_EQ(suggestion("por", {"port", "pore"}), " (did you mean port?)");  // the first of equals
+  const std::vector<std::string> few = {"redis_addr", "redis_db"};
+  EXPECT_EQ(suggestion("redis_url", few), " (similar: redis_addr, redis_db)");
+}
+
 }  // namespace
 }  // namespace gantry::core::config
