@@ -182,11 +182,15 @@ std::string suggestion(std::string_view name, const std::vector<std::string>& ca
   const size_t allowed = std::max<size_t>(1, want.size() / 5);
   const std::string* best = nullptr;
   size_t best_distance = allowed + 1;
-  for (auto& c : candidates)
-    if (size_t dist = typo_distance(want, comparable(c)); dist < best_distance) {
+  for (auto& c : candidates) {
+    std::string other = comparable(c);
+    // The distance is at least the difference in length: a long key from a file costs nothing.
+    if (std::max(want.size(), other.size()) - std::min(want.size(), other.size()) > allowed) continue;
+    if (size_t dist = typo_distance(want, other); dist < best_distance) {
       best = &c;
       best_distance = dist;
     }
+  }
   if (best) return " (did you mean " + *best + "?)";
   const std::string word = want.substr(0, want.find('_'));
   if (word.size() == want.size()) return {};  // one word that is no typo of anything: nothing is similar
