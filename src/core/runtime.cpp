@@ -88,6 +88,9 @@ void Runtime::block_signals() {
 
 Status Runtime::start() {
   for (auto& r : roles_) {
+    // A job runs to its end inside start(): "started" afterwards would follow its outcome.
+    const bool job = dynamic_cast<Job*>(r.get()) != nullptr;
+    if (job) runtime_log.info("job started", {{"name", r->name()}});
     Status s = r->start();
     if (!s.is_ok()) {
       runtime_log.error("role failed to start", {{"failed", r->name()}, {"error", s.to_string()}});
@@ -95,7 +98,7 @@ Status Runtime::start() {
       return s;
     }
     ++started_;
-    runtime_log.info("role started", {{"name", r->name()}});
+    if (!job) runtime_log.info("role started", {{"name", r->name()}});
   }
   return {};
 }
@@ -117,8 +120,10 @@ std::atomic<int> g_exit_status{-1};
 }
 
 Status Job::start() {
+  auto t0 = std::chrono::steady_clock::now();
   Status s = run_();
   if (!s.is_ok()) runtime_log.error("job failed", {{"job", name_}, {"error", s.to_string()}});
+  else runtime_log.info("job finished", {{"job", name_}, {"took_ms", log::ms(std::chrono::steady_clock::now() - t0)}});
   request_exit(s.is_ok() ? 0 : 1);
   return {};
 }

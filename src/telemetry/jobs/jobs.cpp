@@ -31,6 +31,26 @@ std::optional<int64_t> parse_time(const std::string& t) {
   return std::nullopt;
 }
 
+// The diagnoser reads and relabels what the aggregator's migrations made. On a database that
+// lacks them it says what to run, instead of passing on "relation agg_1m does not exist"; it
+// only reads here (schema_version() would create the version table).
+Status require_schema(pg::Connection& db) {
+  const int wanted = std::rbegin(aggregator::kMigrations)->version;
+  GANTRY_ASSIGN(exists, db.query("SELECT to_regclass('schema_migrations') IS NOT NULL"));
+  int have = 0;
+  if (exists.get(0, 0) == "t") {
+    GANTRY_ASSIGN(v, db.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    have = static_cast<int>(v.int64(0, 0));
+  }
+  if (have >= wanted) return {};
+  return core::Status(core::Code::kFailedPrecondition,
+                      (have == 0 ? std::string("this database has no Telemetry schema")
+                                 : "this database has Telemetry's schema at version " + std::to_string(have) + " of " +
+                                       std::to_string(wanted)) +
+                          ": run `gantry migrate telemetry` with the same database settings, or start the aggregator "
+                          "(it migrates at start)");
+}
+
 struct DiagnoserSettings {
   DbSettings db;
   std::string from, to, client_id;
@@ -59,6 +79,7 @@ class DiagnoserFactory final : public core::runtime::RoleFactory {
     auto st = st_;
     return std::unique_ptr<core::runtime::Role>(std::make_unique<core::runtime::Job>("diagnoser", [st, from, to]() -> Status {
       GANTRY_ASSIGN(db, pg::Connection::connect(st.db.connection_string()));
+      GANTRY_RETURN_IF_ERROR(require_schema(*db));
       // Oldest first: a window's baseline is the windows before it.
       GANTRY_ASSIGN(rows, db->query("SELECT client_id, target, window_start_ts FROM agg_1m WHERE window_start_ts >= $1::bigint "
                                     "AND window_start_ts < $2::bigint AND ($3 = '' OR client_id = $3) ORDER BY window_start_ts",
