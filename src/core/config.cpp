@@ -192,13 +192,21 @@ std::string suggestion(std::string_view name, const std::vector<std::string>& ca
     }
   }
   if (best) return " (did you mean " + *best + "?)";
+  // redis_url: the redis_* family. A single word (port) has no family: the names holding it
+  // as one of their words (metrics_port, db_port).
   const std::string word = want.substr(0, want.find('_'));
-  if (word.size() == want.size()) return {};  // one word that is no typo of anything: nothing is similar
+  const bool one_word = word.size() == want.size();
+  auto has_word_at = [&word](const std::string& other, size_t at) {
+    return other.compare(at, word.size(), word) == 0 && (at == 0 || other[at - 1] == '_') &&
+           (at + word.size() == other.size() || other[at + word.size()] == '_');
+  };
   std::vector<const std::string*> similar;
   for (auto& c : candidates) {
     std::string other = comparable(c);
-    if (other.compare(0, word.size(), word) == 0 && (other.size() == word.size() || other[word.size()] == '_'))
-      similar.push_back(&c);
+    bool match = has_word_at(other, 0);
+    for (size_t at = other.find(word, 1); one_word && !match && at != std::string::npos; at = other.find(word, at + 1))
+      match = has_word_at(other, at);
+    if (match) similar.push_back(&c);
   }
   if (similar.empty()) return {};
   constexpr size_t kShown = 4;

@@ -196,7 +196,12 @@ TEST(Suggestion, ATypoIsCorrectedAFamilyIsListedAndNothingIsGuessed) {
   // redis_ttl is two edits from redis_url: more than a typo at this length.
   EXPECT_EQ(suggestion("--redis-url", flags),
             " (similar: --redis-addr, --redis-password, --redis-db, --redis-pool-size and 1 more)");
-  EXPECT_EQ(suggestion("--redis", flags), "");  // one word, no typo of anything: no family guessed
+  // One word: the names holding it as a word, wherever (not inside a word: pool_size is no "size" of "pool").
+  EXPECT_EQ(suggestion("--redis", flags),
+            " (similar: --redis-addr, --redis-password, --redis-db, --redis-pool-size and 1 more)");
+  EXPECT_EQ(suggestion("--size", flags), " (similar: --redis-pool-size)");
+  EXPECT_EQ(suggestion("--log", flags), " (similar: --access-log)");
+  EXPECT_EQ(suggestion("--pool", {"--redis-pool-size", "--whirlpool"}), " (similar: --redis-pool-size)");
   EXPECT_EQ(suggestion("--nosuch", flags), "");
   EXPECT_EQ(suggestion("--", flags), "");
   EXPECT_EQ(suggestion("por", {"port", "pore"}), " (did you mean port?)");  // the first of equals
