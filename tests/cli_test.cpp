@@ -128,6 +128,9 @@ TEST(Cli, AnUnknownOptionOrCommandNamesWhatWasProbablyMeant) {
   auto set = run({kBin, "up", "--roles", "hello", "--set", "hello.prot=1"});
   EXPECT_EQ(set.status, 2);
   EXPECT_NE(set.err.find("role hello has no setting 'prot' (did you mean port?)"), std::string::npos) << set.err;
+  auto role = run({kBin, "up", "--roles", "hello,controler"});
+  EXPECT_EQ(role.status, 2);
+  EXPECT_NE(role.err.find("--roles: unknown role 'controler' (did you mean controller?)"), std::string::npos) << role.err;
 }
 
 // Every schema reads the file (the shared settings and each role's), but its syntax error is

@@ -126,11 +126,9 @@ int unknown_arguments(const CLI::App& app) {
 
 // Every table of the file must be a role's: a misspelled [contoller] would otherwise be
 // silently ignored.
-Status check_sections(const std::string& file, const std::vector<runtime::RoleInfo>& catalog, const std::string& known) {
+Status check_sections(const std::string& file, const std::vector<std::string>& roles, const std::string& known) {
   if (file.empty()) return {};
   std::string bad;
-  std::vector<std::string> roles;
-  for (auto& i : catalog) roles.push_back(i.name);
   for (auto& sec : config::file_sections(file)) {
     if (std::find(roles.begin(), roles.end(), sec) != roles.end()) continue;
     std::string hint = config::suggestion(sec, roles);
@@ -270,7 +268,11 @@ int main(int argc, char** argv) {
   bool up_print = false;
   FlagSet up_globals;
   std::string known;
-  for (auto& info : catalog) known += (known.empty() ? "" : ", ") + info.name;
+  std::vector<std::string> role_names;
+  for (auto& info : catalog) {
+    known += (known.empty() ? "" : ", ") + info.name;
+    role_names.push_back(info.name);
+  }
   CLI::App* up = app.add_subcommand("up", "run several roles in one process; each gets a free port unless set");
   up->add_option("--roles", up_roles, "roles to run, comma-separated (" + known + ")")
       ->required()->delimiter(',');
@@ -294,7 +296,7 @@ int main(int argc, char** argv) {
   }
   for (auto& c : cmds) {
     if (!c->app->parsed()) continue;
-    Status sections = check_sections(c->file, catalog, known);
+    Status sections = check_sections(c->file, role_names, known);
     config::Inputs in;
     in.file = c->file;
     in.flags = c->global_flags.given();
@@ -325,14 +327,15 @@ int main(int argc, char** argv) {
   gin.file = up_file;
   gin.flags = up_globals.given();
   statuses.push_back(global_schema.load(gin));
-  statuses.push_back(check_sections(up_file, catalog, known));
+  statuses.push_back(check_sections(up_file, role_names, known));
   std::set<std::string> seen;
   for (auto& name : up_roles) {
     const runtime::RoleInfo* info = nullptr;
     for (auto& i : catalog)
       if (i.name == name) info = &i;
     if (!info) {
-      statuses.push_back(invalid_argument("--roles: unknown role '" + name + "' (known: " + known + ")"));
+      std::string hint = config::suggestion(name, role_names);
+      statuses.push_back(invalid_argument("--roles: unknown role '" + name + "'" + (hint.empty() ? " (known: " + known + ")" : hint)));
       continue;
     }
     if (!seen.insert(name).second) {
