@@ -193,21 +193,25 @@ std::string suggestion(std::string_view name, const std::vector<std::string>& ca
   }
   if (best) return " (did you mean " + *best + "?)";
   // redis_url: the redis_* family. A single word (port) has no family: the names holding it
-  // as one of their words (metrics_port, db_port).
-  const std::string word = want.substr(0, want.find('_'));
-  const bool one_word = word.size() == want.size();
-  auto has_word_at = [&word](const std::string& other, size_t at) {
-    return other.compare(at, word.size(), word) == 0 && (at == 0 || other[at - 1] == '_') &&
-           (at + word.size() == other.size() || other[at + word.size()] == '_');
+  // as one of their words (metrics_port, db_port). A first word nobody uses (nats_url where
+  // only url exists): the names holding the last word.
+  auto holding = [](const std::string& other, const std::string& word, bool anywhere) {
+    auto at_word = [&](size_t at) {
+      return (at == 0 || other[at - 1] == '_') && (at + word.size() == other.size() || other[at + word.size()] == '_');
+    };
+    if (other.compare(0, word.size(), word) == 0 && at_word(0)) return true;
+    for (size_t at = other.find(word, 1); anywhere && at != std::string::npos; at = other.find(word, at + 1))
+      if (at_word(at)) return true;
+    return false;
   };
+  const std::string first = want.substr(0, want.find('_')), last = want.substr(want.rfind('_') + 1);
+  const bool one_word = first.size() == want.size();
   std::vector<const std::string*> similar;
-  for (auto& c : candidates) {
-    std::string other = comparable(c);
-    bool match = has_word_at(other, 0);
-    for (size_t at = other.find(word, 1); one_word && !match && at != std::string::npos; at = other.find(word, at + 1))
-      match = has_word_at(other, at);
-    if (match) similar.push_back(&c);
-  }
+  for (auto& c : candidates)
+    if (holding(comparable(c), first, one_word)) similar.push_back(&c);
+  if (similar.empty() && !one_word && !last.empty())
+    for (auto& c : candidates)
+      if (holding(comparable(c), last, true)) similar.push_back(&c);
   if (similar.empty()) return {};
   constexpr size_t kShown = 4;
   std::string out = " (similar: ";

@@ -172,7 +172,8 @@ std::string mask(std::string_view secret);
 // swap of neighbours per five characters, at least one); else " (similar: redis_addr,
 // redis_password, redis_db, redis_pool_size and 9 more)" for the candidates, in their order,
 // that share its first word (redis_url), or for a one-word name those holding it as a word
-// (port: metrics_port, db_port); else "". Leading dashes are ignored and '-' and '_' compare
+// (port: metrics_port, db_port), or when no name shares the first word those holding the last
+// (nats_url: url); else "". Leading dashes are ignored and '-' and '_' compare
 // alike, so flags (--redis-addr) and TOML keys (redis_addr) are matched the same way.
 std::string suggestion(std::string_view name, const std::vector<std::string>& candidates);
 

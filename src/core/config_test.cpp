@@ -203,6 +203,9 @@ TEST(Suggestion, ATypoIsCorrectedAFamilyIsListedAndNothingIsGuessed) {
   EXPECT_EQ(suggestion("--log", flags), " (similar: --access-log)");
   EXPECT_EQ(suggestion("--pool", {"--redis-pool-size", "--whirlpool"}), " (similar: --redis-pool-size)");
   EXPECT_EQ(suggestion("--nosuch", flags), "");
+  // A first word nobody uses: the names holding the last word; a last word inside another is no match.
+  EXPECT_EQ(suggestion("--nats-url", {"--url", "--window", "--curly"}), " (similar: --url)");
+  EXPECT_EQ(suggestion("--nats-servers", flags), "");
   EXPECT_EQ(suggestion("--", flags), "");
   EXPECT_EQ(suggestion("por", {"port", "pore"}), " (did you mean port?)");  // the first of equals
   const std::vector<std::string> few = {"redis_addr", "redis_db"};
