@@ -396,6 +396,9 @@ TEST(Amqp, UnreachableBrokerIsUnavailable) {
   auto c = Channel::connect("amqp://guest:guest@127.0.0.1:1", 1s);
   ASSERT_FALSE(c.is_ok());
   EXPECT_EQ(c.status().code(), Code::kUnavailable);
+  // The reason, not only rabbitmq-c's "a socket error occurred".
+  EXPECT_NE(c.status().to_string().find("127.0.0.1:1: a socket error occurred: Connection refused"), std::string::npos)
+      << c.status().to_string();
   EXPECT_FALSE(Channel::connect("http://nope").is_ok());
 }
 

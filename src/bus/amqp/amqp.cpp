@@ -2,7 +2,15 @@
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <map>
 
@@ -21,6 +29,43 @@ amqp_bytes_t bytes(std::string_view s) { return {s.size(), const_cast<char*>(s.d
 
 timeval to_tv(std::chrono::milliseconds d) {
   return {static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
+
+// rabbitmq-c reports a failed TCP connect only as "a socket error occurred" (its errno is the
+// non-blocking connect's EINPROGRESS). On that failure path, connect once more to learn why:
+// "Connection refused" tells an operator where to look. Empty when this attempt succeeds.
+std::string tcp_connect_reason(const char* host, int port, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host, std::to_string(port).c_str(), &hints, &found); rc != 0) return gai_strerror(rc);
+  std::string reason;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      reason = std::strerror(errno);
+      continue;
+    }
+    int err = 0;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int ready = poll(&p, 1, static_cast<int>(timeout.count()));
+        socklen_t len = sizeof err;
+        if (ready == 0) err = ETIMEDOUT;
+        else if (ready < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      }
+    }
+    close(fd);
+    if (err == 0) {
+      reason.clear();
+      break;
+    }
+    reason = std::strerror(err);
+  }
+  freeaddrinfo(found);
+  return reason;
 }
 
 // The broker's reason for closing the channel or connection, when that is what happened.
@@ -78,7 +123,12 @@ Result<std::unique_ptr<Channel>> Channel::connect(const std::string& url, Channe
   timeval tv = to_tv(o.timeout);
   int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
   std::string where = std::string("amqp.connect ") + info.host + ":" + std::to_string(info.port);
-  if (rc != AMQP_STATUS_OK) return Status(Code::kUnavailable, amqp_error_string2(rc), where);
+  if (rc != AMQP_STATUS_OK) {
+    std::string what = amqp_error_string2(rc);
+    if (rc == AMQP_STATUS_SOCKET_ERROR)
+      if (std::string why = tcp_connect_reason(info.host, info.port, o.timeout); !why.empty()) what += ": " + why;
+    return Status(Code::kUnavailable, what, where);
+  }
   amqp_set_rpc_timeout(ch->s_->conn, &tv);
   amqp_table_entry_t name_entry;
   name_entry.key = amqp_cstring_bytes("connection_name");
