@@ -334,6 +334,28 @@ TEST(Trades, KilledAndRestartedEqualsUninterrupted) {
   for (auto& tok : ta) EXPECT_EQ(a.stats(tok), b.stats(tok)) << tok;
 }
 
+// A restart replays what the stream stored within the longest window. When the stream's last
+// trade is older than that, there is nothing to replay and no fetch waits to learn it (the
+// replay used to wait out its 2 s fetch timeout on every such start).
+TEST(Trades, AStreamWithNothingWithinTheLongestWindowIsNotReplayed) {
+  std::string id = tag();
+  Trades a(id, {"--time-windows", "2s"});
+  Child gen({kBin, "trades", "generate", "--nats-url", a.nats_url, "--subject-prefix", "t" + id, "--tokens", "2", "--rate",
+             "200", "--batch-ms", "50", "--duration", "500ms"});
+  EXPECT_EQ(gen.wait(30s), 0) << gen.err();
+  a.proc->signal(SIGTERM);
+  EXPECT_EQ(a.proc->wait(30s), 0) << a.proc->err();
+  std::string first = a.proc->out() + a.proc->err();
+  EXPECT_NE(first.find("no state to rebuild"), std::string::npos) << first;  // a new stream
+  std::this_thread::sleep_for(2500ms);                                        // every trade now older than 2 s
+  a.start({"--time-windows", "2s"});
+  ASSERT_TRUE(a.proc->wait_for_output("role started", 30s) != "") << a.proc->err();
+  std::string second = a.proc->out() + a.proc->err();
+  EXPECT_NE(second.find("no state to rebuild: nothing stored within the longest window window=2s"), std::string::npos) << second;
+  EXPECT_EQ(second.find("state rebuilt from the stream"), std::string::npos) << second;
+  EXPECT_EQ(metric(a.get("/metrics").second, "realtime_aggregation_replayed_messages_total"), 0);
+}
+
 // Redis stopped: processing goes on, the breaker shows in /metrics, and when Redis is back
 // every token is written with its latest statistics (nothing stale left behind).
 TEST(Trades, RedisOutageProcessingContinuesAndWritesResume) {

@@ -319,12 +319,13 @@ Result<std::unique_ptr<PullConsumer>> JetStream::replay_consumer(const std::stri
   return std::unique_ptr<PullConsumer>(new PullConsumer(sub));
 }
 
-Result<uint64_t> JetStream::last_sequence(const std::string& stream) {
+Result<JetStream::Last> JetStream::last_message(const std::string& stream) {
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, js_, stream.c_str(), nullptr, &jerr);
   if (s != NATS_OK) return from(s, "nats.stream_info " + stream, jerr);
-  uint64_t last = si->State.LastSeq;
+  Last last{si->State.LastSeq, std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                   std::chrono::nanoseconds(si->State.LastTime)))};
   jsStreamInfo_Destroy(si);
   return last;
 }

@@ -147,8 +147,13 @@ class JetStream {
   // from the stream; it goes when its subscription does.
   Result<std::unique_ptr<PullConsumer>> replay_consumer(const std::string& stream, const std::string& subject,
                                                         std::chrono::system_clock::time_point since);
-  // The stream's last sequence (0 when empty).
-  Result<uint64_t> last_sequence(const std::string& stream);
+  // The stream's last message: its sequence (0 when the stream is empty) and when the server
+  // stored it.
+  struct Last {
+    uint64_t sequence = 0;
+    std::chrono::system_clock::time_point stored;
+  };
+  Result<Last> last_message(const std::string& stream);
   // A core NATS publish (no JetStream, no ack; subscribers that are not listening miss it).
   // Fails at once while disconnected.
   Status publish_core(std::string_view subject, std::string_view data);

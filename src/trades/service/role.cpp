@@ -112,11 +112,14 @@ Status Service::on_worker(boost::asio::io_context& ioc) {
 // last one stored when the replay began. The durable consumer is then made to start right
 // after it, so nothing is applied twice and nothing between is missed.
 Status Service::replay() {
-  GANTRY_ASSIGN(last, js_->last_sequence(st_.stream));
+  GANTRY_ASSIGN(end, js_->last_message(st_.stream));
+  const uint64_t last = end.sequence;
   replay_last_ = last;
   uint64_t applied_to = 0;
-  if (last > 0) {
-    auto since = std::chrono::system_clock::now() - Ms(windows_.back().ms);
+  auto since = std::chrono::system_clock::now() - Ms(windows_.back().ms);
+  // Nothing stored within the longest window: no replay (its first fetch would wait out its
+  // timeout to learn that). The same test as the replay consumer's: the server's stored time.
+  if (last > 0 && end.stored >= since) {
     GANTRY_ASSIGN(rc, js_->replay_consumer(st_.stream, st_.subject, since));
     auto t0 = std::chrono::steady_clock::now();
     while (!stopping() && applied_to < last) {
@@ -139,8 +142,10 @@ Status Service::replay() {
     engine_->wait_idle();
     role_log.info("state rebuilt from the stream",
             {{"messages", static_cast<int64_t>(replayed_messages_.load())},
-             {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+             {"took_ms", core::log::ms(std::chrono::steady_clock::now() - t0)},
              {"window", windows_.back().name}});
+  } else {
+    role_log.info("no state to rebuild: nothing stored within the longest window", {{"window", windows_.back().name}});
   }
   return {};
 }
