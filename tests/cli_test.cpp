@@ -125,6 +125,13 @@ TEST(Cli, AnUnknownOptionOrCommandNamesWhatWasProbablyMeant) {
   auto command = run({kBin, "controler"});
   EXPECT_EQ(command.status, 2);
   EXPECT_NE(command.err.find("gantry: unknown command 'controler' (did you mean controller?)"), std::string::npos) << command.err;
+  // Before the command: gantry's own options, and a role's option put too early.
+  auto early = run({kBin, "--port=1", "hello"});
+  EXPECT_EQ(early.status, 2);
+  EXPECT_NE(early.err.find("gantry: --port is an option of hello: put it after the command"), std::string::npos) << early.err;
+  auto top = run({kBin, "--versoin"});
+  EXPECT_EQ(top.status, 2);
+  EXPECT_NE(top.err.find("gantry: unknown option --versoin (did you mean --version?)"), std::string::npos) << top.err;
   auto set = run({kBin, "up", "--roles", "hello", "--set", "hello.prot=1"});
   EXPECT_EQ(set.status, 2);
   EXPECT_NE(set.err.find("role hello has no setting 'prot' (did you mean port?)"), std::string::npos) << set.err;

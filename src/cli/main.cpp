@@ -95,24 +95,45 @@ int config_errors(std::string_view command, const std::vector<Status>& statuses)
 int unknown_arguments(const CLI::App& app) {
   const CLI::App* cmd = nullptr;
   for (const CLI::App* sub : app.get_subcommands()) cmd = sub;
-  std::vector<std::string> extras = app.remaining(true);
-  if (!cmd && !extras.empty() && !extras.front().empty() && extras.front()[0] != '-') {
-    std::vector<std::string> commands;
-    for (const CLI::App* sub : const_cast<CLI::App&>(app).get_subcommands([](CLI::App*) { return true; }))
-      commands.push_back(sub->get_name());
-    std::fprintf(stderr, "gantry: unknown command '%s'%s\n`gantry --help` lists the commands\n", extras.front().c_str(),
-                 config::suggestion(extras.front(), commands).c_str());
+  auto long_names = [](const CLI::App& a) {
+    std::vector<std::string> out;
+    for (const CLI::Option* o : a.get_options())
+      for (auto& l : o->get_lnames()) out.push_back("--" + l);
+    return out;
+  };
+  auto option_name = [](const std::string& word) { return word.substr(0, word.find('=')); };
+  // Words before the command are gantry's own: an unknown one, or a command's option too early.
+  std::vector<std::string> top = app.remaining(false);
+  if (!top.empty()) {
+    const std::string& first = top.front();
+    if (first.empty()) return 0;
+    if (first[0] != '-') {
+      std::vector<std::string> commands;
+      for (const CLI::App* sub : const_cast<CLI::App&>(app).get_subcommands([](CLI::App*) { return true; }))
+        commands.push_back(sub->get_name());
+      std::fprintf(stderr, "gantry: unknown command '%s'%s\n", first.c_str(), config::suggestion(first, commands).c_str());
+    } else {
+      std::string opt = option_name(first);
+      std::vector<std::string> own = cmd ? long_names(*cmd) : std::vector<std::string>{};
+      if (std::find(own.begin(), own.end(), opt) != own.end())
+        std::fprintf(stderr, "gantry: %s is an option of %s: put it after the command (gantry %s %s …)\n", opt.c_str(),
+                     cmd->get_name().c_str(), cmd->get_name().c_str(), opt.c_str());
+      else if (std::string hint = config::suggestion(opt, long_names(app)); !hint.empty())
+        std::fprintf(stderr, "gantry: unknown option %s%s\n", opt.c_str(), hint.c_str());
+      else
+        std::fprintf(stderr, "gantry: unknown option %s (a role's options go after its name: gantry ROLE %s)\n", opt.c_str(), opt.c_str());
+    }
+    std::fprintf(stderr, "`gantry --help` lists the commands\n");
     return kUsage;
   }
-  if (!cmd || extras.empty()) return 0;
-  std::vector<std::string> flags;
-  for (const CLI::Option* o : cmd->get_options())
-    for (auto& l : o->get_lnames()) flags.push_back("--" + l);
+  std::vector<std::string> extras = cmd ? cmd->remaining(true) : std::vector<std::string>{};
+  if (extras.empty()) return 0;
+  const std::vector<std::string> flags = long_names(*cmd);
   const std::string command = "gantry " + cmd->get_name();
   bool value_of_unknown = false;  // `--prot 1`: the 1 is the unknown option's, not a stray word
   for (auto& x : extras) {
     if (x.size() > 1 && x[0] == '-') {
-      std::string opt = x.substr(0, x.find('='));
+      std::string opt = option_name(x);
       std::fprintf(stderr, "%s: unknown option %s%s\n", command.c_str(), opt.c_str(), config::suggestion(opt, flags).c_str());
       value_of_unknown = x.find('=') == std::string::npos;
     } else {
