@@ -119,7 +119,14 @@ TEST(Cluster, ASimClusterConvergesScalesAndIsDeletedAndSaysItIsSimulated) {
 
   Ran scale = s.cluster({"scale", "edge", "--pool", "workers", "--count", "1", "--wait", "--sim-latency", "uninstall=1ms"});
   ASSERT_EQ(scale.status, 0) << scale.out << scale.err;
-  EXPECT_NE(scale.out.find("Updating edge-workers-2 done"), std::string::npos) << scale.out;
+  // A scale-down removes nodes: its lines say so (the status phase is still the spec's Updating).
+  EXPECT_NE(scale.out.find("Removing 2 node(s)"), std::string::npos) << scale.out;
+  EXPECT_NE(scale.out.find("Removing edge-workers-2 done"), std::string::npos) << scale.out;
+  Ran grow = s.cluster({"scale", "edge", "--pool", "workers", "--count", "2", "--wait", "--json"});
+  ASSERT_EQ(grow.status, 0) << grow.out << grow.err;
+  EXPECT_NE(grow.out.find("\"phase\":\"Provisioning\",\"step\":\"provision\",\"node\":\"edge-workers-1\""), std::string::npos)
+      << grow.out;
+  ASSERT_EQ(s.cluster({"scale", "edge", "--pool", "workers", "--count", "1", "--wait"}).status, 0);
   Ran list = s.cluster({"list", "--json"});
   EXPECT_NE(list.out.find("\"name\":\"edge\",\"phase\":\"Running\",\"ready\":2,\"nodes\":2"), std::string::npos) << list.out;
   // What the passes did, after the processes that ran them are gone.
@@ -258,6 +265,9 @@ TEST(Cluster, TheServiceConvergesWhatIsDeclaredFollowsChangesAndExposesItsFigure
   serve.signal(SIGTERM);
   EXPECT_EQ(serve.wait(10s), 0) << serve.err();
   EXPECT_NE((serve.out() + serve.err()).find("stopped cleanly"), std::string::npos) << serve.out() << serve.err();
+  // Each convergence is logged with its duration in the platform's took_ms form.
+  EXPECT_TRUE(std::regex_search(serve.out(), std::regex("converged cluster=edge phase=Deleted steps=[0-9]+ retries=0 took_ms=[0-9.]+")))
+      << serve.out();
 }
 
 }  // namespace

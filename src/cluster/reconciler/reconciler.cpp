@@ -202,7 +202,7 @@ bool Reconciler::Pass::run_nodes(const std::string& phase, const std::string& st
   int done = 0;
   auto emit = [&](const std::string& node, const Status& s) {
     if (!r_.progress_) return;
-    ProgressEvent e{c_.metadata.name, phase, node, done, total, since(began), s, provider_.simulated()};
+    ProgressEvent e{c_.metadata.name, phase, node, step, done, total, since(began), s, provider_.simulated()};
     r_.progress_(e);
   };
   emit("", {});

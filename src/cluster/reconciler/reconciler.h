@@ -50,6 +50,7 @@ using ProviderLookup = std::function<core::Result<Provider*>(const Cluster&)>;
 
 struct ProgressEvent {
   std::string cluster, phase, node;  // node empty: the phase began or ended
+  std::string step;                  // what is done to each node: provision, install, configure, uninstall, stop, start
   int done = 0, total = 0;
   std::chrono::milliseconds elapsed{0};  // since the phase began
   core::Status status;                   // the node's step outcome

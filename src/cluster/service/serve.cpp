@@ -146,7 +146,7 @@ class Serve final : public core::runtime::HttpRole {
       if (r.deleted || r.phase == "Running" || r.phase == "Stopped" || r.steps_run == 0) {
         if (r.steps_run > 0 || r.deleted)
           serve_log.info("converged", {{"cluster", name}, {"phase", r.deleted ? "Deleted" : r.phase}, {"steps", r.steps_run},
-                                {"retries", r.retries}, {"seconds", static_cast<double>(r.wall.count()) / 1000}});
+                                {"retries", r.retries}, {"took_ms", core::log::ms(r.wall)}});
         d.at = Clock::now() + st_.resync;
         break;
       }
