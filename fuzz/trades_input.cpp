@@ -1,11 +1,14 @@
 // What the Trades system reads from outside: trade bodies (the stream's messages and POST
-// /trades) and TIME_WINDOWS. Accepted trades are also applied to a token's windows, whose
-// statistics must stay sane whatever the trades were.
+// /trades), TIME_WINDOWS, and the query API's answer that `trades top` shows on a terminal.
+// Accepted trades are also applied to a token's windows, whose statistics must stay sane
+// whatever the trades were.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
+#include "core/text.h"
+#include "trades/tools/top.h"
 #include "trades/trade.h"
 #include "trades/windows.h"
 
@@ -13,6 +16,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
   using namespace gantry::trades;
+  if (data[0] % 8 == 7) {
+    // Whatever the answer, the screen is lines of text with nothing a terminal would act on.
+    std::string screen = top_screen(in, {.stamp = "2026-12-05T00:00:00Z", .url = "http://x", .window = "1min", .limit = 10});
+    if (screen.empty() || screen.back() != '\n') std::abort();
+    for (char c : screen)
+      if (c != '\n' && gantry::core::is_control(c)) std::abort();
+    return 0;
+  }
   if (data[0] % 4 == 3) {
     auto w = parse_windows(in);
     if (w.is_ok()) {
@@ -34,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   TokenWindows tw({.windows = &windows, .resolution_ms = 1000, .dedup = true});
   for (size_t i = 0; i < trades.size(); ++i) {
     const Trade& t = trades[i];
-    if (t.token().empty() || t.token().size() > kMaxTokenLength) std::abort();
+    if (t.token().empty() || t.token().size() > kMaxTokenLength || gantry::core::has_control(t.token())) std::abort();
     for (double v : {t.native_amount, t.token_amount, t.price_usd})
       if (!(v >= 0) || !std::isfinite(v)) std::abort();
     // The canonical form (what POST /trades stores) reads back as the same trade.

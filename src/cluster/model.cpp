@@ -6,6 +6,8 @@
 #include <charconv>
 #include <set>
 
+#include "core/text.h"
+
 namespace gantry::cluster {
 
 namespace {
@@ -85,7 +87,7 @@ class Checker {
   // No field of a cluster file has a reason to hold control characters, and a value that
   // does would not read back as written.
   static bool printable(const std::string& s) {
-    return std::none_of(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f; });
+    return std::none_of(s.begin(), s.end(), [](char c) { return c != '\t' && core::is_control(c); });
   }
   void boolean(const YAML::Node& map, const char* key, const std::string& path, bool* out) {
     YAML::Node n = map[key];

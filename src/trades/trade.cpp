@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/text.h"
 
 namespace gantry::trades {
 
@@ -113,6 +114,10 @@ struct Parser::Impl {
     }
     if (v[kToken].size() > kMaxTokenLength)
       return bad(where + "Token is longer than " + std::to_string(kMaxTokenLength) + " characters");
+    // A token becomes a Redis key, a NATS subject and a line on an operator's terminal (trades
+    // top), where an escape sequence would act, not show.
+    if (core::has_control(v[kToken]))
+      return bad(where + "Token must not hold control characters, got " + quoted(v[kToken]));
     std::string_view sb = v[kSellBuy];
     auto is = [&](std::string_view w) {
       if (sb.size() != w.size()) return false;

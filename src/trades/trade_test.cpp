@@ -71,6 +71,8 @@ TEST(ParseTrades, EachProblemNamesItsFieldAndNothingIsAppended) {
       {std::string(kWire) + "x", "invalid JSON"},
       {"[" + std::string(kWire) + "," + with("SellBuy", "\"\"") + "]", "trade 1: SellBuy is empty"},
       {with("Token", "\"" + std::string(200, 'a') + "\""), "Token is longer than 128"},
+      {with("Token", "\"ab\\u001b[2Jc\""), "Token must not hold control characters, got \"ab\\u001b[2Jc\""},
+      {with("Token", "\"ab\\u007f\""), "Token must not hold control characters"},
   };
   for (auto& c : cases) {
     std::vector<Trade> out;

@@ -2,15 +2,15 @@
 // refreshed in place on a terminal and as plain lines when piped.
 #include <unistd.h>
 
-#include <boost/json.hpp>
-
 #include <cstdio>
 #include <thread>
 
 #include "core/http/client.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "core/text.h"
 #include "trades/roles.h"
+#include "trades/tools/top.h"
 
 namespace gantry::trades {
 
@@ -25,15 +25,6 @@ struct TopSettings {
   Ms interval{1000};
   int count = 0;  // refreshes before exiting; 0 = until SIGTERM
 };
-
-double num(const boost::json::object& o, const char* k) {
-  auto* v = o.if_contains(k);
-  if (!v) return 0;
-  if (v->is_double()) return v->as_double();
-  if (v->is_int64()) return static_cast<double>(v->as_int64());
-  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
-  return 0;
-}
 
 class Top final : public core::runtime::Role {
  public:
@@ -61,9 +52,9 @@ class Top final : public core::runtime::Role {
       std::string screen;
       std::string stamp = core::rfc3339(std::chrono::system_clock::now());
       if (!r.is_ok() || r->status != 200) {
-        screen = stamp + "  " + (r.is_ok() ? "HTTP " + std::to_string(r->status) + " " + r->body.substr(0, 200) : r.status().to_string()) + "\n";
+        screen = stamp + "  " + (r.is_ok() ? "HTTP " + std::to_string(r->status) + " " + core::printable(r->body.substr(0, 200)) : r.status().to_string()) + "\n";
       } else {
-        screen = render(r->body, stamp);
+        screen = top_screen(r->body, {.stamp = stamp, .url = st_.url, .window = st_.window, .limit = st_.limit});
       }
       if (tty_) std::fputs("\033[H\033[2J", stdout);  // redraw in place
       std::fputs(screen.c_str(), stdout);
@@ -74,36 +65,6 @@ class Top final : public core::runtime::Role {
       }
       for (int64_t waited = 0; waited < st_.interval.count() && !stop_; waited += 50) std::this_thread::sleep_for(Ms(50));
     }
-  }
-
-  std::string render(const std::string& body, const std::string& stamp) {
-    boost::system::error_code ec;
-    auto doc = boost::json::parse(body, ec);
-    if (ec || !doc.is_object()) return stamp + "  unreadable answer\n";
-    auto* tokens = doc.as_object().if_contains("tokens");
-    char line[256];
-    std::string out;
-    std::snprintf(line, sizeof line, "%s  top %d tokens by %s volume (%s)\n", stamp.c_str(), st_.limit, st_.window.c_str(), st_.url.c_str());
-    out += line;
-    std::snprintf(line, sizeof line, "%-3s %-46s %14s %8s %14s %9s\n", "#", "token", "volume (SOL)", "trades", "close (USD)", "change");
-    out += line;
-    int i = 0;
-    if (tokens && tokens->is_array()) {
-      for (auto& t : tokens->as_array()) {
-        if (!t.is_object()) continue;
-        auto& o = t.as_object();
-        std::string token = o.contains("token") && o.at("token").is_string() ? std::string(o.at("token").as_string()) : "?";
-        const boost::json::object* w = nullptr;
-        if (auto* a = o.if_contains("aggregates"); a && a->is_object())
-          if (auto* x = a->as_object().if_contains(st_.window); x && x->is_object()) w = &x->as_object();
-        if (!w) continue;
-        std::snprintf(line, sizeof line, "%-3d %-46s %14.3f %8.0f %14.8g %+8.2f%%\n", ++i, token.c_str(), num(*w, "total_volume"),
-                      num(*w, "total_trades"), num(*w, "close_price"), num(*w, "price_change"));
-        out += line;
-      }
-    }
-    if (i == 0) out += "    (no token has traded in the last " + st_.window + ")\n";
-    return out;
   }
 
   TopSettings st_;
