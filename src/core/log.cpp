@@ -1,6 +1,7 @@
 #include "core/log.h"
 
 #include "core/json.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <atomic>
@@ -184,10 +185,12 @@ void json_escape(std::string_view s, std::string& out) { json::append_escaped(s,
 
 namespace {
 // A console field's value: bare, or quoted and escaped when it would not read back as one token.
+// Control characters are escaped too: a value from outside holding a newline would otherwise
+// forge a log line of its own, and an escape sequence would act on the reader's terminal.
 void append_value(const Value& v, std::string& out) {
   switch (v.kind()) {
     case Value::kStr:
-      if (v.str().empty() || v.str().find_first_of(" \"=") != std::string_view::npos) {
+      if (v.str().empty() || v.str().find_first_of(" \"=") != std::string_view::npos || has_control(v.str())) {
         json::append_string(v.str(), out);
       } else {
         out += v.str();

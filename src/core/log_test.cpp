@@ -123,6 +123,22 @@ TEST(Log, DurationsAreLoggedInMillisecondsToATenth) {
   EXPECT_EQ(ms(microseconds(40)), 0.0);
 }
 
+TEST(Log, AConsoleValueWithControlCharactersIsQuotedAndEscaped) {
+  std::string path = ::testing::TempDir() + "/gantry_log_console_" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  Settings s;
+  s.file = path;
+  ASSERT_TRUE(init(s).is_ok());
+  Logger lg("tester");
+  lg.info("bad message", {{"body", "x\nforged\x1b[2J"}, {"plain", "abc"}, {"tab", "a\tb"}});
+  ASSERT_TRUE(flush());
+  auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find(R"(body="x\nforged\u001b[2J" plain=abc tab="a\tb")"), std::string::npos) << lines[0];
+  shutdown();
+  std::remove(path.c_str());
+}
+
 TEST(Log, JsonEscape) {
   std::string out;
   json_escape(std::string_view("a\"b\\c\x01\t", 7), out);
