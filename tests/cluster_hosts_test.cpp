@@ -118,8 +118,8 @@ TEST(ClusterHosts, AGantryNodeClusterIsInstalledScaledResumedAfterKillAndDeleted
   // Scale down to one worker: the highest indices go, and their hosts are left clean.
   Ran down = e.cluster({"scale", "t", "--pool", "workers", "--count", "1", "--wait"});
   ASSERT_EQ(down.status, 0) << down.out << down.err;
-  EXPECT_LT(down.out.find("Updating t-workers-2"), std::string::npos);
-  EXPECT_NE(down.out.find("Updating t-workers-1"), std::string::npos) << down.out;
+  EXPECT_LT(down.out.find("Removing t-workers-2"), std::string::npos);
+  EXPECT_NE(down.out.find("Removing t-workers-1"), std::string::npos) << down.out;
   EXPECT_EQ(down.out.find("t-workers-0"), std::string::npos) << down.out;
   EXPECT_EQ(node_processes(), 2);
   EXPECT_EQ(e.installed_hosts(4), 2);

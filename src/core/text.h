@@ -23,4 +23,18 @@ inline std::string printable(std::string_view s) {
   return out;
 }
 
+// `s` on one line for a table or a progress line: each line break (\n, \r\n) becomes " | ",
+// trailing ones are dropped, and any other control byte is shown as '?'.
+inline std::string one_line(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
+    if (s[i] == '\n') out += " | ";
+    else out += is_control(s[i]) ? '?' : s[i];
+  }
+  return out;
+}
+
 }  // namespace gantry::core

@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/json.h"
 #include "core/resilience/parallel.h"
+#include "core/text.h"
 
 namespace gantry::cluster {
 
@@ -337,7 +338,9 @@ class Show final : public Verb {
     std::printf("cluster:      %s (generation %lld, observed %lld)%s\n", common_.name.c_str(),
                 static_cast<long long>(c->metadata.generation), static_cast<long long>(s->observed_generation),
                 c->spec.provider == "sim" ? "  [simulated provider]" : "");
-    std::printf("phase:        %s%s%s\n", s->phase.c_str(), s->message.empty() ? "" : ": ", s->message.c_str());
+    // A node's error ends with what its host printed (the last lines of a failed step): on one
+    // line here, so the table stays a table and nothing in it acts on the terminal.
+    std::printf("phase:        %s%s%s\n", s->phase.c_str(), s->message.empty() ? "" : ": ", core::one_line(s->message).c_str());
     std::printf("spec:         mode %s, provider %s, distribution %s, desired %s\n", c->spec.mode.c_str(), c->spec.provider.c_str(),
                 c->spec.distribution.c_str(), c->spec.desired_state.c_str());
     std::printf("progress:     provisioned %d/%d, installed %d/%d, joined %d/%d\n", s->provisioning.done, s->provisioning.total,
@@ -347,7 +350,7 @@ class Show final : public Verb {
     for (auto& i : s->instances) {
       std::string steps = std::string(i.provisioned ? "provisioned" : "-") + (i.installed ? ",installed" : "") + (i.joined ? ",joined" : "");
       std::printf("%-28s %-7s %-10s %-16s %-18s %s%s%s\n", i.name.c_str(), i.role.c_str(), i.state.c_str(), i.private_ip.c_str(),
-                  i.id.c_str(), steps.c_str(), i.error.empty() ? "" : "  error: ", i.error.c_str());
+                  i.id.c_str(), steps.c_str(), i.error.empty() ? "" : "  error: ", core::one_line(i.error).c_str());
     }
     return 0;
   }

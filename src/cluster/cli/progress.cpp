@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/json.h"
+#include "core/text.h"
 
 namespace gantry::cluster {
 
@@ -48,7 +49,7 @@ void ProgressDisplay::operator()(const ProgressEvent& e) {
   if (mode_ == OutputMode::kPlain) {
     if (!e.node.empty())
       std::fprintf(out_, "%s %s %s (%d/%d, %s)%s%s\n", what.c_str(), e.node.c_str(), e.status.is_ok() ? "done" : "FAILED",
-                   e.done, e.total, seconds(e.elapsed).c_str(), e.status.is_ok() ? "" : (": " + std::string(e.status.message())).c_str(),
+                   e.done, e.total, seconds(e.elapsed).c_str(), e.status.is_ok() ? "" : (": " + core::one_line(e.status.message())).c_str(),
                    sim.c_str());
     else if (e.done == 0)
       std::fprintf(out_, "%s %d node(s)%s\n", what.c_str(), e.total, sim.c_str());
@@ -57,7 +58,7 @@ void ProgressDisplay::operator()(const ProgressEvent& e) {
   }
   // Terminal: the phase's line redrawn as nodes finish; a failure gets its own line.
   if (!e.status.is_ok() && !e.node.empty()) {
-    std::fprintf(out_, "\r\033[K  %s: %s\n", e.node.c_str(), std::string(e.status.message()).c_str());
+    std::fprintf(out_, "\r\033[K  %s: %s\n", e.node.c_str(), core::one_line(e.status.message()).c_str());
   }
   std::string eta = "-";
   if (e.done > 0 && e.done < e.total)
