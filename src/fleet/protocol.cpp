@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/http/message.h"
 #include "core/json.h"
+#include "core/text.h"
 
 namespace gantry::fleet {
 
@@ -143,7 +144,7 @@ std::optional<std::string> check_target_url(std::string_view url, std::string* n
   std::string encoded;
   encoded.reserve(url.size());
   for (unsigned char ch : url) {
-    if (ch < 0x20 || ch == 0x7f) return "url contains a control character";
+    if (core::is_control(static_cast<char>(ch))) return "url contains a control character";
     if (ch >= 0x80 || ch == ' ' || ch == '"' || ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' ||
         ch == '{' || ch == '|' || ch == '}') {
       static constexpr char kHex[] = "0123456789ABCDEF";
