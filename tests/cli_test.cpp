@@ -65,6 +65,22 @@ TEST(Cli, OrchestratorTakesTheOriginalsFormAndListsEveryBadSetting) {
   EXPECT_NE(m.err.find("telemetry"), std::string::npos) << m.err;
 }
 
+// The original's REDIS_ADDR is host:port; a URL with a path, or no host, is named once, after
+// the value, as every other refused setting is.
+TEST(Cli, ABadRedisAddressSaysWhatIsWrongWithIt) {
+  auto r = run({kBin, "trades", "--redis-addr", "127.0.0.1:6379/0"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("trades.redis_addr: 127.0.0.1:6379/0 bad Redis port '6379/0' (host:port, or redis://host:port/db) "
+                       "(from flag --redis-addr)"),
+            std::string::npos)
+      << r.err;
+  auto h = run({kBin, "trades"}, {{"REDIS_ADDR", ":6379"}});
+  EXPECT_EQ(h.status, 2);
+  EXPECT_NE(h.err.find("trades.redis_addr: :6379 no Redis host (host:port, or redis://host:port/db) (from env REDIS_ADDR)"),
+            std::string::npos)
+      << h.err;
+}
+
 TEST(Cli, UnknownFlagOrSubcommandExits2) {
   auto r = run({kBin, "hello", "--no-such-flag"});
   EXPECT_EQ(r.status, 2);

@@ -20,10 +20,10 @@ core::Result<bus::redis::Endpoint> RedisSettings::endpoint() const {
       int p = 0;
       auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
       if (ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535)
-        return core::invalid_argument("REDIS_ADDR: bad port in \"" + addr + "\" (host:port)");
+        return core::invalid_argument("bad Redis port '" + port + "' (host:port, or redis://host:port/db)");
       e.port = p;
     }
-    if (e.host.empty()) return core::invalid_argument("REDIS_ADDR: no host in \"" + addr + "\" (host:port)");
+    if (e.host.empty()) return core::invalid_argument("no Redis host (host:port, or redis://host:port/db)");
     e.db = db;
   }
   if (!password.empty()) e.password = password;
