@@ -8,6 +8,8 @@ namespace gantry::trades {
 using core::Result;
 
 // ---- TIME_WINDOWS ----
+// Errors follow the value in a configuration message (`trades.time_windows: 1min,7x has "7x",
+// not a window …`), so they name the entry at fault, not the setting.
 
 std::string default_windows() { return "1min,5min,15min,30min,1hour"; }
 
@@ -20,7 +22,7 @@ Result<std::vector<WindowSpec>> parse_windows(std::string_view text) {
     start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item.empty()) return core::invalid_argument("TIME_WINDOWS: an empty entry");
+    if (item.empty()) return core::invalid_argument("has an empty entry");
     int64_t n = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), n);
     std::string_view unit(p, static_cast<size_t>(item.data() + item.size() - p));
@@ -31,11 +33,11 @@ Result<std::vector<WindowSpec>> parse_windows(std::string_view text) {
     else if (unit == "h" || unit == "hour" || unit == "hours") mult = 3'600'000;
     else if (unit == "d" || unit == "day") mult = 86'400'000;
     if (ec != std::errc() || mult == 0 || n <= 0)
-      return core::invalid_argument("TIME_WINDOWS: \"" + std::string(item) +
-                                    "\" is not a window (1min, 5min, 15min, 30min, 1hour, or a number with ms, s, m, h or d)");
-    if (n > 86'400'000 / mult) return core::invalid_argument("TIME_WINDOWS: \"" + std::string(item) + "\" is longer than 24 h");
+      return core::invalid_argument("has \"" + std::string(item) +
+                                    "\", not a window (1min, 5min, 15min, 30min, 1hour, or a number with ms, s, m, h or d)");
+    if (n > 86'400'000 / mult) return core::invalid_argument("has \"" + std::string(item) + "\", longer than 24 h");
     for (auto& w : out)
-      if (w.ms == n * mult) return core::invalid_argument("TIME_WINDOWS: \"" + std::string(item) + "\" repeats " + w.name);
+      if (w.ms == n * mult) return core::invalid_argument("has \"" + std::string(item) + "\", the same as " + w.name);
     out.push_back({std::string(item), n * mult});
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.ms < b.ms; });

@@ -230,12 +230,18 @@ TEST(ParseWindows, NamesAndDurations) {
   EXPECT_EQ((*w)[1].ms, 90'000);
   EXPECT_EQ((*w)[3].ms, 3'600'000);
   EXPECT_EQ(parse_windows(default_windows())->size(), 5u);
-  for (auto bad : {"", "1min,", "5 parsecs", "0s", "25h", "1min,60s", "-5m"}) {
-    auto r = parse_windows(bad);
-    EXPECT_FALSE(r.is_ok()) << bad;
-    if (!r.is_ok()) {
-      EXPECT_NE(r.status().message().find("TIME_WINDOWS"), std::string::npos);
-    }
+  // Each message follows the value in a configuration error, naming the entry at fault.
+  std::pair<const char*, const char*> bad[] = {{"", "has an empty entry"},
+                                               {"1min,", "has an empty entry"},
+                                               {"5 parsecs", "has \"5 parsecs\", not a window (1min, 5min"},
+                                               {"0s", "has \"0s\", not a window"},
+                                               {"25h", "has \"25h\", longer than 24 h"},
+                                               {"1min,60s", "has \"60s\", the same as 1min"},
+                                               {"-5m", "has \"-5m\", not a window"}};
+  for (auto [text, message] : bad) {
+    auto r = parse_windows(text);
+    ASSERT_FALSE(r.is_ok()) << text;
+    EXPECT_EQ(r.status().message().rfind(message, 0), 0u) << text << ": " << r.status().message();
   }
 }
 
