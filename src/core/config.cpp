@@ -120,6 +120,8 @@ std::string format(int v) { return std::to_string(v); }
 std::string format(int64_t v) { return std::to_string(v); }
 std::string format(uint16_t v) { return std::to_string(v); }
 std::string format(double v) {
+  // Whole numbers in full (1000000000, not 1e+09), as a user would type them.
+  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
   std::ostringstream o;
   o << v;
   return o.str();
@@ -222,14 +224,11 @@ std::string suggestion(std::string_view name, const std::vector<std::string>& ca
 
 Field& Field::range(double lo, double hi) {
   auto numeric = numeric_;
-  rules_.push_back([numeric, lo, hi]() -> std::optional<std::string> {
+  auto text = bound_text_;
+  rules_.push_back([numeric, text, lo, hi]() -> std::optional<std::string> {
     if (!numeric) return std::nullopt;
     double v = numeric();
-    if (v < lo || v > hi) {
-      std::ostringstream o;
-      o << "must be between " << lo << " and " << hi;
-      return o.str();
-    }
+    if (v < lo || v > hi) return "must be between " + text(lo) + " and " + text(hi);
     return std::nullopt;
   });
   return *this;

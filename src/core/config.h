@@ -105,6 +105,7 @@ class Field {
   std::function<std::optional<std::string>(std::string_view)> parse_;
   std::function<std::string()> format_;
   std::function<double()> numeric_;  // for range(); null for non-numeric types
+  std::function<std::string(double)> bound_text_;  // a range bound as the value is written (1s, not 1000)
   std::function<void()> save_, restore_;
   std::vector<std::function<std::optional<std::string>()>> rules_;
 };
@@ -134,8 +135,10 @@ class Schema {
     f.restore_ = [target, saved] { *target = *saved; };
     if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
       f.numeric_ = [target] { return static_cast<double>(*target); };
+      f.bound_text_ = [](double v) { return config::format(v); };
     } else if constexpr (std::is_same_v<T, std::chrono::milliseconds>) {
       f.numeric_ = [target] { return static_cast<double>(target->count()); };
+      f.bound_text_ = [](double v) { return config::format(std::chrono::milliseconds(static_cast<int64_t>(v))); };
     }
     return f;
   }

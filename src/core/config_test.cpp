@@ -116,6 +116,18 @@ TEST_F(Fixture, EveryProblemReportedAtOnceAndNothingApplied) {
   EXPECT_EQ(st.port, 8080);
 }
 
+// A range reads in the value's own terms: a duration's bounds as durations, whole numbers in
+// full (not 1000 for 1s, nor 1e+09).
+TEST_F(Fixture, ARangeIsWrittenAsTheValueIs) {
+  double big = 0;
+  schema.add("big", &big, "b").range(0.5, 1e9);
+  Status s = schema.load(inputs({{"timeout", "2m"}, {"big", "2e9"}}));
+  ASSERT_EQ(s.code(), Code::kInvalidArgument);
+  std::string m(s.message());
+  EXPECT_NE(m.find("svc.timeout: 2m must be between 1ms and 1m"), std::string::npos) << m;
+  EXPECT_NE(m.find("svc.big: 2000000000 must be between 0.5 and 1000000000"), std::string::npos) << m;
+}
+
 TEST_F(Fixture, AnEmptyValueThatARuleRefusesReadsAsEmpty) {
   std::string mode;
   schema.add("mode", &mode, "m").one_of({"fast", "safe"});
