@@ -81,6 +81,17 @@ TEST(Cli, ABadRedisAddressSaysWhatIsWrongWithIt) {
       << h.err;
 }
 
+// A job's log goes to stdout; its reason for failing also goes to stderr, as a role's failure
+// to start does.
+TEST(Cli, AFailedJobSaysWhyOnStderr) {
+  auto r = run({kBin, "migrate", "telemetry", "--db-url", "postgres://nobody@127.0.0.1:1/x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("gantry migrate: unavailable: postgres.connect: connection to server at \"127.0.0.1\", port 1 failed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("job failed"), std::string::npos) << r.out;
+}
+
 TEST(Cli, UnknownFlagOrSubcommandExits2) {
   auto r = run({kBin, "hello", "--no-such-flag"});
   EXPECT_EQ(r.status, 2);

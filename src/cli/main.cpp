@@ -196,6 +196,11 @@ int run_roles(std::vector<std::unique_ptr<runtime::RoleFactory>>& factories, con
   }
   int rc = rt.wait_and_stop(g.shutdown_timeout);
   log::shutdown();
+  // A failed job says why on stderr too, as a role that cannot start does: a script that keeps
+  // stdout (the log) apart still reads the reason.
+  for (auto& r : rt.roles())
+    if (auto* job = dynamic_cast<runtime::Job*>(r.get()); job && !job->failure().is_ok())
+      std::fprintf(stderr, "gantry %s: %s\n", std::string(job->name()).c_str(), job->failure().to_string().c_str());
   return rc;
 }
 

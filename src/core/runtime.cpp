@@ -122,6 +122,7 @@ std::atomic<int> g_exit_status{-1};
 Status Job::start() {
   auto t0 = std::chrono::steady_clock::now();
   Status s = run_();
+  failure_ = s;
   if (!s.is_ok()) runtime_log.error("job failed", {{"job", name_}, {"error", s.to_string()}});
   else runtime_log.info("job finished", {{"job", name_}, {"took_ms", log::ms(std::chrono::steady_clock::now() - t0)}});
   request_exit(s.is_ok() ? 0 : 1);

@@ -83,17 +83,20 @@ class HttpRole : public Role {
 };
 
 // A job run like a role (settings, logs, exit status) that ends by itself: run() inside
-// start(), then the process exits 0 on success or 1 with the failure logged.
+// start(), then the process exits 0 on success or 1 with the failure logged and kept in
+// failure() (the CLI prints it on stderr, as it does a role's failure to start).
 class Job final : public Role {
  public:
   Job(std::string name, std::function<Status()> run) : name_(std::move(name)), run_(std::move(run)) {}
   std::string_view name() const override { return name_; }
   Status start() override;
   void stop(std::chrono::milliseconds) override {}
+  const Status& failure() const { return failure_; }
 
  private:
   std::string name_;
   std::function<Status()> run_;
+  Status failure_;
 };
 
 class Runtime {
