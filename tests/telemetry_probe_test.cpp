@@ -229,7 +229,12 @@ TEST(TelemetryProbe, BadSettingsAreClearErrors) {
   EXPECT_EQ(run_probe({}, temp_home(), &out), 2);
   EXPECT_NE(out.find("no targets"), std::string::npos) << out;
   EXPECT_EQ(run_probe({"--target", "ftp://x/"}, temp_home(), &out), 2);
-  EXPECT_NE(out.find("not an http(s) URL"), std::string::npos) << out;
+  EXPECT_NE(out.find("probe.target: ftp://x/ has 'ftp://x/', not an http(s) URL (e.g. https://example.com/)"), std::string::npos)
+      << out;
+  // Listed with every other refused setting, each bad target named.
+  EXPECT_EQ(run_probe({"--target", "example.com,https://ok.example/", "--target", "x", "--interval", "1ms"}, temp_home(), &out), 2);
+  EXPECT_NE(out.find("has 'example.com' and 'x', not http(s) URLs"), std::string::npos) << out;
+  EXPECT_NE(out.find("probe.interval: 1ms must be between 100ms and 24h"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -346,11 +346,24 @@ class Probe final : public core::runtime::HttpRole {
 };
 
 class ProbeFactory final : public core::runtime::RoleFactory {
+  // Every target that is not an http(s) URL, after the value in a configuration message.
+  static std::optional<std::string> not_urls(const std::vector<std::string>& targets) {
+    std::vector<std::string> bad;
+    for (const std::string& t : targets)
+      if (t.rfind("http://", 0) != 0 && t.rfind("https://", 0) != 0) bad.push_back("'" + t + "'");
+    if (bad.empty()) return std::nullopt;
+    std::string list;
+    for (size_t i = 0; i < bad.size(); ++i) list += (i == 0 ? "" : i + 1 == bad.size() ? " and " : ", ") + bad[i];
+    return "has " + list + (bad.size() == 1 ? ", not an http(s) URL" : ", not http(s) URLs") + " (e.g. https://example.com/)";
+  }
+
  public:
   void bind(core::config::Schema& s) override {
     s.add("address", &st_.address, "listen address (health, metrics)").env("PROBE_HOST");
     s.add("port", &st_.port, "listen port for /health /metrics (0 = any free port)").env("PROBE_PORT");
-    s.add("target", &st_.targets, "URLs to measure (repeat the flag, or comma-separate)").env("PROBE_TARGETS");
+    s.add("target", &st_.targets, "URLs to measure (repeat the flag, or comma-separate)").env("PROBE_TARGETS").check([this] {
+      return not_urls(st_.targets);
+    });
     s.add("targets_file", &st_.targets_file, "file with one URL per line (adds to target)");
     s.add("max_concurrent", &st_.max_concurrent, "targets measured at once").range(1, 1000);
     s.add("interval", &st_.interval, "time between rounds of measurements").range(100, 86'400'000);
@@ -386,9 +399,7 @@ class ProbeFactory final : public core::runtime::RoleFactory {
       }
     }
     if (st_.targets.empty()) return core::invalid_argument("probe: no targets (use --target URL[,URL…] or --targets-file)");
-    for (const std::string& t : st_.targets)
-      if (t.rfind("http://", 0) != 0 && t.rfind("https://", 0) != 0)
-        return core::invalid_argument("probe.target: not an http(s) URL: " + t);
+    if (auto bad = not_urls(st_.targets)) return core::invalid_argument("probe.targets_file: " + st_.targets_file + " " + *bad);
     return std::unique_ptr<core::runtime::Role>(std::make_unique<Probe>(st_, resolve_client_id(st_.client_id)));
   }
 
