@@ -146,6 +146,9 @@ TEST(Cli, AnUnknownOptionOrCommandNamesWhatWasProbablyMeant) {
   EXPECT_EQ(family.status, 2);
   EXPECT_NE(family.err.find("gantry trades: unknown option --redis-url (similar: --redis-addr, --redis-password,"),
             std::string::npos) << family.err;
+  // A negative number after an unknown option is its value, not an option of its own.
+  auto negative = run({kBin, "hello", "--prot", "-5"});
+  EXPECT_EQ(negative.err, "gantry hello: unknown option --prot (did you mean --port?)\n`gantry hello --help` lists its options\n");
   auto stray = run({kBin, "migrate", "telemetry", "now"});
   EXPECT_EQ(stray.status, 2);
   EXPECT_NE(stray.err.find("gantry migrate: unexpected argument 'now'"), std::string::npos) << stray.err;

@@ -2,6 +2,7 @@
 //
 // Exit status: 0 success; 1 a role failed at run time; 2 bad usage or configuration (unknown
 // flag, bad value in a flag, the environment or the TOML file: every problem is listed).
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -132,7 +133,9 @@ int unknown_arguments(const CLI::App& app) {
   const std::string command = "gantry " + cmd->get_name();
   bool value_of_unknown = false;  // `--prot 1`: the 1 is the unknown option's, not a stray word
   for (auto& x : extras) {
-    if (x.size() > 1 && x[0] == '-') {
+    // `--poll-interval -5`: a negative number after an unknown option is its value, not an option.
+    bool negative_number = x.size() > 1 && x[0] == '-' && (std::isdigit(static_cast<unsigned char>(x[1])) || x[1] == '.');
+    if (x.size() > 1 && x[0] == '-' && !(value_of_unknown && negative_number)) {
       std::string opt = option_name(x);
       std::fprintf(stderr, "%s: unknown option %s%s\n", command.c_str(), opt.c_str(), config::suggestion(opt, flags).c_str());
       value_of_unknown = x.find('=') == std::string::npos;
