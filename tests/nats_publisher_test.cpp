@@ -174,7 +174,7 @@ TEST(NatsPublisher, FrozenServerTimesOutAcksThenTheDeadConnectionIsReplaced) {
   }
   Loop l({.urls = nats.url(), .connect_timeout = 500ms, .ack_timeout = 300ms, .reconnect_wait = 100ms, .ping_interval = 200ms});
   ASSERT_TRUE(l.connect_and_run().is_ok());
-  nats.proc->signal(SIGSTOP);
+  nats.proc->freeze();
   ASSERT_TRUE(l.publish("frozen.events", "{}", "f1").is_ok());
   ASSERT_TRUE(eventually([&] { return l.answered() == 1; }, 5s));
   {
@@ -222,7 +222,7 @@ TEST(NatsPublisher, WriteBufferIsBoundedWhileTheServerTakesNothing) {
   Loop l({.urls = nats.url(), .ack_timeout = 60s, .ping_interval = 60s, .max_in_flight = 1'000'000,
           .max_buffered_bytes = 1u << 20});
   ASSERT_TRUE(l.connect_and_run().is_ok());
-  nats.proc->signal(SIGSTOP);
+  nats.proc->freeze();
   std::string data(4096, 'x');
   Status refused;
   int accepted = 0;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -72,6 +74,26 @@ class Child {
 
   void signal(int sig) { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
+
+  // SIGSTOP, returning once every thread of the process has stopped (or after 2 s): kill()
+  // only queues the signal, and a thread running on the other core could still answer what a
+  // test sends right after (a frozen NATS server acked a publish that way).
+  void freeze() {
+    kill(pid_, SIGSTOP);
+    auto stopped = [this] {
+      std::error_code ec;
+      for (auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+        std::ifstream f(task.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        size_t paren = stat.rfind(')');
+        if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+        char state = stat[paren + 2];
+        if (state != 'T' && state != 't') return false;
+      }
+      return !ec;
+    };
+    for (int i = 0; i < 1000 && !stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 
   // Exit status (128+signal when killed), or -1 on timeout.
   int wait(std::chrono::milliseconds timeout) {

@@ -231,7 +231,7 @@ TEST(Redis, SubscriberNoticesASilentServer) {
   std::this_thread::sleep_for(600ms);  // several PING rounds answered: still connected
   EXPECT_TRUE(sub.connected());
   EXPECT_EQ(in.disconnects.load(), 0);
-  redis.signal(SIGSTOP);  // the socket stays open, the server says nothing
+  redis.freeze();  // the socket stays open, the server says nothing
   EXPECT_TRUE(eventually([&] { return !sub.connected(); }, 5s));
   EXPECT_TRUE(eventually([&] { return in.disconnects.load() == 1; }));
   redis.signal(SIGCONT);
