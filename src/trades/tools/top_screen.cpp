@@ -1,7 +1,8 @@
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 
-#include <cstdarg>
-#include <cstdio>
+#include <iterator>
 
 #include "core/text.h"
 #include "trades/tools/top.h"
@@ -16,22 +17,6 @@ double num(const boost::json::object& o, const char* k) {
   if (v->is_int64()) return static_cast<double>(v->as_int64());
   if (v->is_uint64()) return static_cast<double>(v->as_uint64());
   return 0;
-}
-
-// printf into `out`, however long the result (a figure of 1e300 printed %.3f is 300 digits).
-[[gnu::format(printf, 2, 3)]] void appendf(std::string& out, const char* fmt, ...) {
-  va_list a, b;
-  va_start(a, fmt);
-  va_copy(b, a);
-  int n = std::vsnprintf(nullptr, 0, fmt, a);
-  va_end(a);
-  if (n > 0) {
-    size_t at = out.size();
-    out.resize(at + static_cast<size_t>(n) + 1);
-    std::vsnprintf(out.data() + at, static_cast<size_t>(n) + 1, fmt, b);
-    out.resize(at + static_cast<size_t>(n));
-  }
-  va_end(b);
 }
 
 // The token column is 46 wide (a Solana address is 43-44): a longer token is cut there, at a
@@ -54,7 +39,10 @@ std::string top_screen(std::string_view body, const TopView& v) {
   std::string out;
   out += v.stamp + "  top " + std::to_string(v.limit) + " tokens by " + core::printable(v.window) + " volume (" +
          core::printable(v.url) + ")\n";
-  appendf(out, "%-3s %-46s %14s %8s %14s %9s\n", "#", "token", "volume (SOL)", "trades", "close (USD)", "change");
+  // fmt, not printf: a figure of any size fits (1e300 at .3f is 300 digits), and widths count
+  // characters, so a token cut with "…" keeps the columns.
+  auto line = std::back_inserter(out);
+  fmt::format_to(line, "{:<3} {:<46} {:>14} {:>8} {:>14} {:>9}\n", "#", "token", "volume (SOL)", "trades", "close (USD)", "change");
   int i = 0;
   if (tokens && tokens->is_array()) {
     for (auto& t : tokens->as_array()) {
@@ -65,8 +53,8 @@ std::string top_screen(std::string_view body, const TopView& v) {
       if (auto* a = o.if_contains("aggregates"); a && a->is_object())
         if (auto* x = a->as_object().if_contains(v.window); x && x->is_object()) w = &x->as_object();
       if (!w) continue;
-      appendf(out, "%-3d %-46s %14.3f %8.0f %14.8g %+8.2f%%\n", ++i, token.c_str(), num(*w, "total_volume"), num(*w, "total_trades"),
-              num(*w, "close_price"), num(*w, "price_change"));
+      fmt::format_to(line, "{:<3} {:<46} {:>14.3f} {:>8.0f} {:>14.8g} {:>+8.2f}%\n", ++i, token, num(*w, "total_volume"),
+                     num(*w, "total_trades"), num(*w, "close_price"), num(*w, "price_change"));
     }
   }
   if (i == 0) out += "    (no token has traded in the last " + core::printable(v.window) + ")\n";
